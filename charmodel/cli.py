@@ -1,0 +1,173 @@
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells} ...
+
+A user mistake prints one line on stderr and exits with status 2; programming errors still crash
+with a traceback, because those are bugs to fix.
+"""
+
+import argparse
+import json
+import sys
+
+from .corpus import MAX_BYTES
+from .errors import CharModelError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, status 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .train import DEFAULTS as D
+
+    p = _Parser(prog="python -m charmodel", description="Train a character-level LSTM and see what its cells learned.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a run (or continue one with --resume)")
+    t.add_argument("--text", help="UTF-8 corpus file (required for a new run)")
+    t.add_argument("--run", required=True, help="run folder, for example weights/alice")
+    t.add_argument("--resume", action="store_true", help="continue the run after its last finished epoch")
+    t.add_argument("--layers", type=int, help=f"LSTM layers (default {D['layers']})")
+    t.add_argument("--units", type=int, help=f"cells per layer (default {D['units']})")
+    t.add_argument("--dropout", type=float, help=f"dropout after each LSTM (default {D['dropout']})")
+    t.add_argument("--embedding", type=int, help=f"embedding size (default {D['embedding']})")
+    t.add_argument("--seq-len", type=int, help=f"characters per training chunk (default {D['seq_len']})")
+    t.add_argument("--batch-size", type=int, help=f"chunks per batch (default {D['batch_size']})")
+    t.add_argument("--epochs", type=int, help=f"total epochs (default {D['epochs']})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate (default {D['lr']})")
+    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this after each epoch (default 1.0)")
+    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss (default 0: off)")
+    t.add_argument("--seed", type=int, help=f"random seed (default {D['seed']})")
+    t.add_argument("--jit", dest="jit_compile", action="store_const", const=True, help="compile with XLA")
+    t.add_argument("--keep-spaces", dest="collapse_spaces", action="store_const", const=False,
+                   help="do not collapse runs of spaces")
+    t.add_argument("--val-fraction", type=float, help="last fraction of the text used for validation (default 0.1)")
+    t.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20, help="refuse corpus files larger than this (default 50)")
+
+    g = sub.add_parser("generate", help="sample text from a run")
+    g.add_argument("--run", required=True)
+    g.add_argument("--checkpoint", default=None, help="best, latest, or a kept epoch number (default: best)")
+    g.add_argument("--length", type=int, default=300, help="new characters per sample")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more random")
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    g.add_argument("--samples", type=int, default=1, help="how many samples, generated as one batch")
+    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+
+    e = sub.add_parser("evaluate", help="bits per character on the validation split or a given text")
+    e.add_argument("--run", required=True)
+    e.add_argument("--checkpoint", default=None)
+    e.add_argument("--text", help="a UTF-8 file to score instead of the validation split")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    i = sub.add_parser("inspect", help="per-character values of one cell (or all of a layer) for a text")
+    i.add_argument("--run", required=True)
+    i.add_argument("--checkpoint", default=None)
+    src = i.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="the text itself")
+    src.add_argument("--text-file", help="a UTF-8 file holding the text")
+    i.add_argument("--layer", type=int, default=1, help="layer, counted from 1 (default 1)")
+    i.add_argument("--cell", type=int, default=None, help="cell index (default: all cells of the layer)")
+    i.add_argument("--kind", choices=["h", "c", "i", "f", "g", "o"], default="h",
+                   help="h output, c cell state, or gate i, f, g (candidate), o")
+    i.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("cells", help="rank cells by how well they track a feature of the text")
+    c.add_argument("--run", required=True)
+    c.add_argument("--checkpoint", default=None)
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("--feature", help="a built-in hypothesis; 'list' prints the names")
+    what.add_argument("--regex", help="characters matched by this regular expression are 1")
+    c.add_argument("--text-file", help="rank over this text instead of the validation split")
+    c.add_argument("--top", type=int, default=5)
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CharModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(args) -> int:
+    from .train import DEFAULTS, train
+
+    settings = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
+    if args.max_mb <= 0:
+        raise CharModelError(f"--max-mb must be positive, not {args.max_mb}.")
+    train(args.run, args.text, resume=args.resume, progress=True, max_bytes=int(args.max_mb * 2**20), **settings)
+    return 0
+
+
+def _engine(args):
+    from . import run as runfs
+    from .engine import Engine
+
+    return Engine.load(args.run, args.checkpoint or runfs.default_checkpoint(args.run))
+
+
+def _generate(args) -> int:
+    from .sample import generate
+
+    texts = generate(_engine(args), args.prime, args.length, args.temperature, args.seed, args.top_k, args.samples)
+    for n, text in enumerate(texts):
+        if n:
+            print("\n" + "-" * 40)
+        print(args.prime + text)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    result = evaluate(args.run, args.text, args.checkpoint)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['bpc']:.4f} bits per character over {result['chars']} characters ({result['source']})")
+        for name, bpc in result["baselines"].items():
+            print(f"  {name:5s} {bpc:.4f}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from .corpus import read_text
+    from .engine import inspect
+
+    engine = _engine(args)
+    text = args.text if args.text is not None else read_text(args.text_file)
+    if not text:
+        raise CharModelError("the text is empty; give at least one character.")
+    if not 1 <= args.layer <= engine.layers:
+        raise CharModelError(f"--layer {args.layer} is out of range; this run has layers 1 to {engine.layers}.")
+    if args.cell is not None and not 0 <= args.cell < engine.units:
+        raise CharModelError(f"--cell {args.cell} is out of range; this run has cells 0 to {engine.units - 1}.")
+    layer = args.layer - 1
+    values = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)  # (T, units)
+    if args.cell is not None:
+        values = values[:, args.cell]
+    if args.json:
+        print(json.dumps({"layer": args.layer, "cell": args.cell, "kind": args.kind, "chars": list(text),
+                          "values": values.round(6).tolist()}))
+    else:
+        for ch, v in zip(text, values):
+            shown = f"{v:+.4f}" if args.cell is not None else " ".join(f"{x:+.3f}" for x in v)
+            print(f"{ch!r}\t{shown}")
+    return 0
+
+
+def _cells(args) -> int:
+    from .cells import cells_command
+
+    return cells_command(args)
+
+
+COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells}

@@ -1,0 +1,241 @@
+"""The NumPy engine: Keras' LSTM math, stateful, with every internal state exposed.
+
+Keras stores an LSTM's gates in the order i, f, g (candidate), o. One step is
+
+    z = x @ K + h @ R + b
+    i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
+    c = f * c + i * g
+    h = o * tanh(c)
+
+Two tricks keep it fast without changing the maths:
+  * sigmoid(x) = 0.5 + 0.5 * tanh(x / 2), so the columns of the sigmoid gates are pre-scaled by
+    1/2 and one tanh call covers all four gates;
+  * the first layer's input projection is folded into the embedding table: x @ K + b becomes a row
+    lookup, (vocab, 4 * units).
+
+No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import run as runfs
+from .corpus import Vocab
+from .errors import CharModelError
+
+KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
+GATES = ("i", "f", "g", "o")
+
+
+def weight_names(layers: int) -> list[str]:
+    names = ["embedding"]
+    for l in range(layers):
+        names += [f"lstm{l}_kernel", f"lstm{l}_recurrent", f"lstm{l}_bias"]
+    return names + ["dense_kernel", "dense_bias"]
+
+
+@dataclass
+class State:
+    """Per-layer (h, c), each (B, units). Carry it between calls to stay stateful."""
+
+    h: list
+    c: list
+
+    def copy(self) -> "State":
+        return State([x.copy() for x in self.h], [x.copy() for x in self.c])
+
+
+class Engine:
+    def __init__(self, weights: dict, vocab: Vocab):
+        self.vocab = vocab
+        self.layers = sum(1 for k in weights if k.endswith("_recurrent"))
+        emb = weights["embedding"]  # (V, E)
+        self.units = weights["lstm0_recurrent"].shape[0]
+        U = self.units
+        if emb.shape[0] != len(vocab) or weights["dense_kernel"].shape[1] != len(vocab):
+            raise CharModelError(
+                f"weights are for a vocabulary of {emb.shape[0]} characters but the config lists "
+                f"{len(vocab)}; the run folder is inconsistent."
+            )
+        scale = np.ones(4 * U, np.float32)
+        scale[: 2 * U] = 0.5  # i, f
+        scale[3 * U :] = 0.5  # o
+        self.K, self.R, self.b = [], [], []
+        for l in range(self.layers):
+            self.K.append(np.ascontiguousarray(weights[f"lstm{l}_kernel"] * scale))
+            self.R.append(np.ascontiguousarray(weights[f"lstm{l}_recurrent"] * scale))
+            self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"] * scale))
+        self.table0 = np.ascontiguousarray(emb @ self.K[0] + self.b[0])  # (V, 4U), input folded in
+        self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V)
+        self.bd = np.ascontiguousarray(weights["dense_bias"])  # (V,)
+
+    @classmethod
+    def load(cls, run, checkpoint: str = "best") -> "Engine":
+        config = runfs.read_config(run)
+        weights = runfs.load_weights_npz(runfs.checkpoint_path(run, checkpoint))
+        arch = config["architecture"]
+        missing = [k for k in weight_names(arch["layers"]) if k not in weights]
+        if missing:
+            raise CharModelError(
+                f"checkpoint {checkpoint} of {run} lacks {', '.join(missing)}; the run folder is damaged."
+            )
+        engine = cls(weights, runfs.vocab_of(config))
+        if engine.layers != arch["layers"] or engine.units != arch["units"]:
+            raise CharModelError(
+                f"checkpoint {checkpoint} of {run} has {engine.layers}x{engine.units} weights but the "
+                f"config says {arch['layers']}x{arch['units']}; the run folder is inconsistent."
+            )
+        return engine
+
+    def zero_state(self, batch: int = 1) -> State:
+        z = lambda: np.zeros((batch, self.units), np.float32)
+        return State([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
+
+    # ------------------------------------------------------------ one step (sampling)
+
+    def step(self, ids: np.ndarray, state: State) -> np.ndarray:
+        """Feed one character per row; update `state` in place; return logits (B, V)."""
+        U = self.units
+        x = None
+        for l in range(self.layers):
+            h, c = state.h[l], state.c[l]
+            z = h @ self.R[l]
+            z += self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]
+            a = np.tanh(z, out=z)  # (B, 4U): i, f, o as tanh(x/2); g as tanh(x)
+            ifo = a[:, :2 * U]
+            ifo *= 0.5
+            ifo += 0.5
+            o = a[:, 3 * U :]
+            o *= 0.5
+            o += 0.5
+            c *= a[:, U : 2 * U]
+            c += a[:, :U] * a[:, 2 * U : 3 * U]
+            np.multiply(o, np.tanh(c), out=h)
+            x = h
+        return x @ self.Wd + self.bd
+
+    # ------------------------------------------------------------ whole sequences (inspection)
+
+    def forward(self, ids: np.ndarray, state: State | None = None, record=("h",), layers=None):
+        """Run (B, T) ids through the model, layer by layer.
+
+        Returns (logits (B, T, V), records, state) where records[(layer, kind)] is (B, T, units)
+        for every kind in `record` and every layer in `layers` (default: all). `state` is carried:
+        pass the returned one to the next call to continue the same text.
+        """
+        ids = np.asarray(ids)
+        B, T = ids.shape
+        U = self.units
+        state = state.copy() if state is not None else self.zero_state(B)
+        layers = range(self.layers) if layers is None else layers
+        records = {}
+        x = None
+        for l in range(self.layers):
+            want = [k for k in record if l in layers]
+            zin = self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]  # (B, T, 4U)
+            H = np.empty((B, T, U), np.float32)
+            rec = {k: np.empty((B, T, U), np.float32) for k in want if k != "h"}
+            h, c = state.h[l], state.c[l]
+            R = self.R[l]
+            for t in range(T):
+                z = zin[:, t] + h @ R
+                a = np.tanh(z, out=z)
+                i = a[:, :U] * 0.5 + 0.5
+                f = a[:, U : 2 * U] * 0.5 + 0.5
+                g = a[:, 2 * U : 3 * U]
+                o = a[:, 3 * U :] * 0.5 + 0.5
+                c = f * c + i * g
+                h = o * np.tanh(c)
+                H[:, t] = h
+                if rec:
+                    for k, v in (("c", c), ("i", i), ("f", f), ("g", g), ("o", o)):
+                        if k in rec:
+                            rec[k][:, t] = v
+            state.h[l], state.c[l] = h, c
+            if "h" in want:
+                records[(l, "h")] = H
+            for k, v in rec.items():
+                records[(l, k)] = v
+            x = H
+        logits = x @ self.Wd + self.bd
+        return logits, records, state
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=-1, keepdims=True)
+    z = logits - m
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+@dataclass
+class Inspection:
+    """Everything the model did over one text. Arrays are indexed by character position t."""
+
+    text: str
+    states: dict = field(default_factory=dict)  # (layer, kind) -> (T, units)
+    top_ids: np.ndarray = None  # (T, k) most likely next characters after position t
+    top_probs: np.ndarray = None  # (T, k)
+    surprisal_bits: np.ndarray = None  # (T,) -log2 p(text[t] | text[:t]); NaN at t = 0
+    prob: np.ndarray = None  # (T,) p(text[t] | text[:t]); NaN at t = 0
+
+    def values(self, layer: int, kind: str) -> np.ndarray:
+        return self.states[(layer, kind)]
+
+
+def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000):
+    """Yield (start, Inspection) chunk by chunk, carrying state: memory stays bounded for long texts."""
+    ids = engine.vocab.encode(text, "text")
+    state = engine.zero_state(1)
+    prev_logp = None  # log-probs after the last character of the previous chunk
+    for start in range(0, len(ids), chunk_len):
+        chunk = ids[start : start + chunk_len]
+        logits, records, state = engine.forward(chunk[None, :], state, record, layers)
+        logp = log_softmax(logits[0].astype(np.float64))  # (T, V): next-char log-probs after each t
+        k = min(top_k, logp.shape[1])
+        top = np.argsort(-logp, axis=1)[:, :k]
+        out = Inspection(text[start : start + len(chunk)])
+        out.states = {key: v[0] for key, v in records.items()}
+        out.top_ids = top
+        out.top_probs = np.exp(np.take_along_axis(logp, top, axis=1))
+        # surprisal of character t uses the prediction made at t - 1
+        lp = np.full(len(chunk), np.nan)
+        lp[1:] = logp[np.arange(len(chunk) - 1), chunk[1:]]
+        if prev_logp is not None:
+            lp[0] = prev_logp[chunk[0]]
+        out.prob = np.exp(lp)
+        out.surprisal_bits = -lp / np.log(2)
+        prev_logp = logp[-1]
+        yield start, out
+
+
+def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000) -> Inspection:
+    """Inspect a whole text; see iter_inspect for a bounded-memory stream."""
+    parts = [p for _, p in iter_inspect(engine, text, record, layers, top_k, chunk_len)]
+    out = Inspection(text)
+    if not parts:
+        return out
+    out.states = {key: np.concatenate([p.states[key] for p in parts]) for key in parts[0].states}
+    out.top_ids = np.concatenate([p.top_ids for p in parts])
+    out.top_probs = np.concatenate([p.top_probs for p in parts])
+    out.surprisal_bits = np.concatenate([p.surprisal_bits for p in parts])
+    out.prob = np.concatenate([p.prob for p in parts])
+    return out
+
+
+def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000) -> float:
+    """Stateful bits per character: zero state at the first character, carried to the end.
+
+    The first character has no prediction, so the mean is over characters 2..T.
+    """
+    total, n = 0.0, 0
+    for _, part in iter_inspect(engine, text, record=(), top_k=1, chunk_len=chunk_len):
+        s = part.surprisal_bits
+        s = s[~np.isnan(s)]
+        total += float(s.sum())
+        n += len(s)
+    return total / max(n, 1)

@@ -1,0 +1,329 @@
+"""Train a character-level LSTM into a run folder, sequence to sequence, resumable.
+
+Every position of a chunk predicts the next character, so a chunk of 100 characters gives 100
+targets for one forward pass. The post instead cut stride-1 windows of 100 characters with one
+target each: the same targets cost about 100 times more compute per epoch.
+
+Order of work at the end of each epoch (each file is written to a temporary name, then renamed):
+  1. Keras weights + optimizer state  -> train_state/epoch-NNNN.weights.h5
+  2. NumPy weights                     -> latest.npz, best.npz (if improved), checkpoints/ (kept epochs)
+  3. sample and history                -> samples/epoch-NNNN.txt, history.csv
+  4. train_state.json                  -> names the epoch that is now complete
+A kill at any moment leaves train_state.json naming a complete, loadable checkpoint; --resume
+continues after it and drops history rows of any epoch it did not finish.
+"""
+
+import math
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import run as runfs
+from .corpus import MAX_BYTES, VAL_FRACTION, Vocab, clean, read_text, sha256, split
+from .engine import Engine
+from .errors import CharModelError
+from .sample import generate
+
+# ---------------------------------------------------------------- settings
+
+DEFAULTS = dict(
+    layers=2,  # LSTM blocks, each followed by Dropout
+    units=512,  # cells per LSTM layer
+    dropout=0.2,  # after each LSTM layer
+    embedding=64,  # size of the character embedding
+    seq_len=100,  # characters per training chunk (and per validation chunk)
+    batch_size=64,  # chunks per batch
+    epochs=30,  # total epochs (resume continues up to this)
+    lr=0.002,  # Adam learning rate at epoch 1
+    lr_decay=1.0,  # learning rate is multiplied by this after every epoch
+    patience=0,  # stop after this many epochs without a better validation loss (0: never)
+    seed=0,  # weights init, chunk offsets and order, per-epoch samples
+    jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
+    keep_epochs=[1, 2, 5, 10, 20, 50, 100],  # epochs kept under checkpoints/ (float16)
+    collapse_spaces=True,  # runs of spaces become one space
+    val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
+)
+ARCH = ("layers", "units", "dropout", "embedding")
+TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "patience", "seed", "jit_compile", "keep_epochs")
+SAMPLE_LEN = 300  # characters of the per-epoch sample
+
+
+def check_settings(s: dict) -> dict:
+    unknown = set(s) - set(DEFAULTS)
+    if unknown:
+        raise CharModelError(f"unknown training setting(s): {', '.join(sorted(unknown))}.")
+    s = {**DEFAULTS, **s}
+    for key in ("layers", "units", "embedding", "seq_len", "batch_size", "epochs"):
+        if not isinstance(s[key], int) or s[key] < 1:
+            raise CharModelError(f"{key} must be a whole number of at least 1, not {s[key]!r}.")
+    if not 0 <= s["dropout"] < 1:
+        raise CharModelError(f"dropout must be in [0, 1), not {s['dropout']}.")
+    if not s["lr"] > 0:
+        raise CharModelError(f"lr must be positive, not {s['lr']}.")
+    if not 0 < s["lr_decay"] <= 1:
+        raise CharModelError(f"lr_decay must be in (0, 1], not {s['lr_decay']}.")
+    if not 0 < s["val_fraction"] < 0.5:
+        raise CharModelError(f"val_fraction must be in (0, 0.5), not {s['val_fraction']}.")
+    if s["patience"] < 0:
+        raise CharModelError(f"patience must be 0 (off) or more, not {s['patience']}.")
+    return s
+
+
+# ---------------------------------------------------------------- data
+
+def chunks(ids: np.ndarray, seq_len: int, offset: int = 0):
+    """Contiguous (x, y) chunks: y is x shifted by one character. Shapes (N, seq_len)."""
+    n = (len(ids) - 1 - offset) // seq_len
+    x = ids[offset : offset + n * seq_len].reshape(n, seq_len)
+    y = ids[offset + 1 : offset + 1 + n * seq_len].reshape(n, seq_len)
+    return x, y
+
+
+def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epoch: int):
+    """This epoch's chunks: a random start offset and a shuffled order, fixed by (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    x, y = chunks(ids, seq_len, int(rng.integers(seq_len)))
+    order = rng.permutation(len(x))
+    n = len(x) // batch_size * batch_size  # whole batches only: fixed shapes for XLA
+    return x[order[:n]], y[order[:n]]
+
+
+def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
+    """Read, clean and split the text; refuse one too short to make a batch."""
+    text = clean(read_text(text_path, max_bytes), collapse_spaces=s["collapse_spaces"])
+    train_text, val_text = split(text, s["val_fraction"])
+    need = s["seq_len"] * s["batch_size"] + 1
+    if len(train_text) < need:
+        raise CharModelError(
+            f"the training part of {text_path} has {len(train_text)} characters, fewer than the "
+            f"{need} one batch needs (seq_len x batch_size + 1); use a longer text or smaller settings."
+        )
+    if len(val_text) < s["seq_len"] + 1:
+        raise CharModelError(
+            f"the validation part of {text_path} has {len(val_text)} characters, fewer than one "
+            f"chunk of seq_len + 1 = {s['seq_len'] + 1}; use a longer text or a smaller seq_len."
+        )
+    return text, train_text, val_text
+
+
+# ---------------------------------------------------------------- callbacks
+
+class TrainListener:
+    """Subclass (or pass functions to `train`) to follow training from a UI."""
+
+    def on_batch(self, epoch: int, batch: int, steps: int, loss: float, chars_per_s: float): ...
+
+    def on_epoch(self, row: dict, sample: str): ...
+
+
+def _keras_callbacks(listener, stop: threading.Event, progress: bool, chars_per_batch: int):
+    import keras
+
+    class BatchWatch(keras.callbacks.Callback):
+        """Streams per-batch loss, shows a progress bar, and stops cleanly on request."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.steps = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.batches = epoch, 0
+            self.steps = self.params.get("steps") or 0
+            self.t0 = time.perf_counter()
+            self.bar = keras.utils.Progbar(self.steps, stateful_metrics=["loss", "chars/s"]) if progress else None
+            if self.bar:
+                print(f"Epoch {epoch + 1}")
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches = batch + 1
+            self.train_s = time.perf_counter() - self.t0
+            cps = self.batches * chars_per_batch / max(self.train_s, 1e-9)
+            loss = float(logs["loss"])
+            if self.bar:
+                self.bar.update(self.batches, [("loss", round(loss, 4)), ("chars/s", int(cps))])
+            listener.on_batch(self.epoch + 1, self.batches, self.steps, loss, cps)
+            if stop.is_set():
+                self.model.stop_training = True
+
+    return BatchWatch()
+
+
+# ---------------------------------------------------------------- train
+
+def train(
+    run,
+    text_path=None,
+    resume: bool = False,
+    listener: TrainListener | None = None,
+    stop: threading.Event | None = None,
+    progress: bool = False,
+    max_bytes: int = MAX_BYTES,
+    **settings,
+) -> list[dict]:
+    """Train into the run folder `run`; with resume=True, continue after its last finished epoch.
+
+    Returns the run's full history. Set `stop` to end after the current batch, with a checkpoint.
+    """
+    run = Path(run)
+    listener = listener or TrainListener()
+    stop = stop or threading.Event()
+
+    if resume:
+        config, s, start, state = _resume_settings(run, text_path, settings)
+        text = runfs.corpus_text(run, config)
+        train_text, val_text = split(text, s["val_fraction"])
+    else:
+        if (run / runfs.CONFIG).exists():
+            raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
+        s = check_settings(settings)
+        if text_path is None:
+            raise CharModelError("no text given; pass the corpus file to train on.")
+        text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
+        config = _new_config(text_path, text, train_text, val_text, s)
+        run.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(text_path, run / "corpus.txt")
+        runfs.atomic_write_json(run / runfs.CONFIG, config)
+        start, state = 0, {"epoch": 0, "best_val_loss": None, "best_epoch": None}
+
+    import keras  # TensorFlow is imported only here, when training starts
+
+    from . import model as kmodel
+
+    vocab = runfs.vocab_of(config)
+    arch = config["architecture"]
+    keras.utils.set_random_seed(s["seed"] + start)
+    model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(s["lr"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=s["jit_compile"],
+    )
+    if start:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(run / state["keras_weights"])
+
+    train_ids = vocab.encode(train_text, "training text")
+    xv, yv = chunks(vocab.encode(val_text, "validation text"), s["seq_len"])
+    history = [r for r in runfs.read_history(run) if r["epoch"] <= start]
+    watch = _keras_callbacks(listener, stop, progress, s["batch_size"] * s["seq_len"])
+    stale = 0  # epochs since the best validation loss
+
+    for epoch in range(start, s["epochs"]):
+        if stop.is_set():
+            break
+        model.optimizer.learning_rate.assign(s["lr"] * s["lr_decay"] ** epoch)
+        x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch)
+        t0 = time.perf_counter()
+        logs = model.fit(
+            x, y, batch_size=s["batch_size"], epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+            validation_data=(xv, yv), validation_batch_size=s["batch_size"], verbose=0, callbacks=[watch],
+        ).history
+        wall_s = time.perf_counter() - t0
+        val_loss = float(logs["val_loss"][-1])
+        row = dict(
+            epoch=epoch + 1,
+            train_loss=round(float(logs["loss"][-1]), 5),
+            val_loss=round(val_loss, 5),
+            val_bpc=round(val_loss / math.log(2), 5),
+            wall_s=round(wall_s, 2),
+            chars_per_s=round(watch.batches * s["batch_size"] * s["seq_len"] / watch.train_s, 1),
+        )
+        improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
+        if improved:
+            state.update(best_val_loss=val_loss, best_epoch=epoch + 1)
+        history.append(row)
+        sample = _save_epoch(run, model, vocab, s, row, history, state, improved)
+        listener.on_epoch(row, sample)
+        if progress:
+            print(f"epoch {row['epoch']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f} "
+                  f"({row['val_bpc']:.3f} bpc), {row['chars_per_s']:.0f} chars/s, {wall_s:.1f} s")
+        stale = 0 if improved else stale + 1
+        if s["patience"] and stale >= s["patience"]:
+            if progress:
+                print(f"no better validation loss for {stale} epochs; stopping early.")
+            break
+    return history
+
+
+def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
+    from .model import export_weights
+
+    epoch = row["epoch"]
+    keras_name = f"train_state/epoch-{epoch:04d}.weights.h5"
+    tmp = run / f"train_state/tmp-{epoch:04d}.weights.h5"
+    tmp.parent.mkdir(exist_ok=True)
+    model.save_weights(tmp)
+    runfs.fsync_file(tmp)
+    tmp.replace(run / keras_name)
+
+    weights = export_weights(model)
+    runfs.save_weights_npz(run / "latest.npz", weights)
+    if improved:
+        runfs.save_weights_npz(run / "best.npz", weights)
+    if epoch in s["keep_epochs"]:
+        runfs.save_weights_npz(runfs.checkpoint_path(run, epoch), weights, dtype=np.float16)
+
+    sample = generate(Engine(weights, vocab), length=SAMPLE_LEN, temperature=0.8, seed=s["seed"])[0]
+    runfs.atomic_write_text(run / f"samples/epoch-{epoch:04d}.txt", sample)
+    runfs.write_history(run, history)
+
+    old = state.get("keras_weights")
+    state.update(epoch=epoch, keras_weights=keras_name)
+    runfs.atomic_write_json(run / "train_state.json", state)
+    if old and old != keras_name:
+        (run / old).unlink(missing_ok=True)
+    return sample
+
+
+def _new_config(text_path, text, train_text, val_text, s) -> dict:
+    vocab = Vocab.from_text(text)  # the whole corpus, so validation text is always encodable
+    return {
+        "format": 1,
+        "architecture": {k: s[k] for k in ARCH} | {"vocab_size": len(vocab)},
+        "training": {k: s[k] for k in TRAINING},
+        "corpus": {
+            "path": str(text_path),
+            "sha256": sha256(text_path),
+            "collapse_spaces": s["collapse_spaces"],
+            "val_fraction": s["val_fraction"],
+            "chars": len(text),
+            "train_chars": len(train_text),
+            "val_chars": len(val_text),
+        },
+        "vocab": vocab.chars,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _resume_settings(run, text_path, settings):
+    config = runfs.read_config(run)
+    state = runfs.read_train_state(run)
+    if state is None:
+        raise CharModelError(f"run folder {run} has no finished epoch to resume from; start it fresh.")
+    if not (run / state["keras_weights"]).is_file():
+        raise CharModelError(f"{run} lacks {state['keras_weights']}; its training state cannot be resumed.")
+    if text_path is not None and sha256(text_path) != config["corpus"]["sha256"]:
+        raise CharModelError(f"{text_path} is not the text {run} was trained on (checksum differs).")
+    saved = {**config["architecture"], **config["training"],
+             "collapse_spaces": config["corpus"]["collapse_spaces"], "val_fraction": config["corpus"]["val_fraction"]}
+    saved.pop("vocab_size", None)
+    changed = [k for k, v in settings.items() if k != "epochs" and k in saved and v != saved[k]]
+    if changed:
+        raise CharModelError(
+            f"run {run} was trained with {', '.join(f'{k}={saved[k]}' for k in changed)}; "
+            "drop those flags to resume (only --epochs can change)."
+        )
+    s = check_settings({**saved, **{k: v for k, v in settings.items() if k == "epochs"}})
+    if state["epoch"] >= s["epochs"]:
+        raise CharModelError(
+            f"run {run} has already finished {state['epoch']} of {s['epochs']} epochs; "
+            "pass a larger --epochs to train further."
+        )
+    if s["epochs"] != config["training"]["epochs"]:
+        config["training"]["epochs"] = s["epochs"]
+        runfs.atomic_write_json(run / runfs.CONFIG, config)
+    return config, s, state["epoch"], state

@@ -120,7 +120,7 @@ def _generate(args) -> int:
     texts = generate(_engine(args), args.prime, args.length, args.temperature, args.seed, args.top_k, args.samples)
     for n, text in enumerate(texts):
         if n:
-            print("\n" + "-" * 40)
+            print("-" * 40)
         print(args.prime + text)
     return 0
 

@@ -169,6 +169,7 @@ def available_checkpoints(run) -> list[str]:
 
 
 def default_checkpoint(run) -> str:
+    read_config(run)  # a missing or damaged folder is named before "no checkpoint"
     found = available_checkpoints(run)
     if not found:
         raise CharModelError(f"run folder {run} has no checkpoint yet; wait for the first epoch to finish.")

@@ -177,9 +177,9 @@ def train(
         text = runfs.corpus_text(run, config)
         train_text, val_text = split(text, s["val_fraction"])
     else:
+        s = check_settings(settings)
         if (run / runfs.CONFIG).exists():
             raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
-        s = check_settings(settings)
         if text_path is None:
             raise CharModelError("no text given; pass the corpus file to train on.")
         text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)

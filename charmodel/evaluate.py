@@ -1,0 +1,52 @@
+"""Bits per character of a run, beside what standard compressors pay for the same text.
+
+A compressor's conditional cost for text `val` after `train` is
+    (|C(train + val)| - |C(train)|) * 8 / |val|   bits per character,
+which is what it pays for the new text once it has seen the training text, the same situation the
+model is in.
+"""
+
+import bz2
+import gzip
+import lzma
+
+from . import run as runfs
+from .corpus import clean, read_text
+from .engine import Engine, bits_per_char
+
+COMPRESSORS = {
+    "gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
+    "bz2": lambda b: bz2.compress(b, compresslevel=9),
+    "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+}
+
+
+def compressor_bpc(train: str, val: str) -> dict[str, float]:
+    """Conditional bits per character of gzip, bz2 and lzma for `val` after `train`."""
+    a, ab = train.encode("utf-8"), (train + val).encode("utf-8")
+    return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
+
+
+def evaluate(run, text_path=None, checkpoint: str | None = None) -> dict:
+    """Stateful bpc on the run's validation split (or a given file), plus compressor baselines.
+
+    For a given file, the baselines are conditioned on the run's training text too.
+    """
+    config = runfs.read_config(run)
+    checkpoint = checkpoint or runfs.default_checkpoint(run)
+    engine = Engine.load(run, checkpoint)
+    train_text, val_text = runfs.split_text(run, config)
+    if text_path is not None:
+        val_text = clean(read_text(text_path), collapse_spaces=config["corpus"]["collapse_spaces"])
+        source = str(text_path)
+    else:
+        source = "validation split"
+    engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
+    return {
+        "bpc": bits_per_char(engine, val_text),
+        "chars": len(val_text),
+        "source": source,
+        "run": str(run),
+        "checkpoint": checkpoint,
+        "baselines": compressor_bpc(train_text, val_text),
+    }

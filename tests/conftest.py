@@ -1,0 +1,89 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY = dict(layers=1, units=16, embedding=8, seq_len=20, batch_size=8, epochs=2, dropout=0.0)
+
+
+def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed=0) -> Path:
+    """A run folder with random weights, written with NumPy only (no TensorFlow)."""
+    from charmodel import run as runfs
+    from charmodel.corpus import Vocab, split
+
+    vocab = Vocab.from_text(text)
+    rng = np.random.default_rng(seed)
+    V = len(vocab)
+    w = {"embedding": rng.normal(0, 0.5, (V, embedding))}
+    n_in = embedding
+    for l in range(layers):
+        w[f"lstm{l}_kernel"] = rng.normal(0, 0.4, (n_in, 4 * units))
+        w[f"lstm{l}_recurrent"] = rng.normal(0, 0.4, (units, 4 * units))
+        w[f"lstm{l}_bias"] = rng.normal(0, 0.2, (4 * units,))
+        n_in = units
+    w["dense_kernel"] = rng.normal(0, 0.5, (units, V))
+    w["dense_bias"] = rng.normal(0, 0.1, (V,))
+    path.mkdir(parents=True)
+    (path / "corpus.txt").write_text(text, encoding="utf-8")
+    train, val = split(text)
+    config = {
+        "format": 1,
+        "architecture": {"layers": layers, "units": units, "dropout": 0.0, "embedding": embedding, "vocab_size": V},
+        "training": {"seq_len": 20, "batch_size": 4, "epochs": 1, "lr": 0.01, "lr_decay": 1.0, "patience": 0,
+                     "seed": seed, "jit_compile": False, "keep_epochs": [1]},
+        "corpus": {"path": "corpus.txt", "sha256": "", "collapse_spaces": True, "val_fraction": 0.1,
+                   "chars": len(text), "train_chars": len(train), "val_chars": len(val)},
+        "vocab": vocab.chars,
+    }
+    (path / "config.json").write_text(json.dumps(config))
+    runfs.save_weights_npz(path / "best.npz", w)
+    return path
+
+
+@pytest.fixture(scope="session")
+def alice_text() -> str:
+    from charmodel.corpus import clean, read_text
+
+    return clean(read_text(ROOT / "data" / "alice.txt"))
+
+
+@pytest.fixture
+def small_text(alice_text) -> str:
+    return alice_text[:6000]
+
+
+@pytest.fixture
+def random_run(tmp_path, small_text) -> Path:
+    return make_random_run(tmp_path / "random", small_text)
+
+
+@pytest.fixture
+def small_corpus(tmp_path, small_text) -> Path:
+    p = tmp_path / "small.txt"
+    p.write_text(small_text, encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny real run trained for two epochs with Keras; copy it before changing it."""
+    from charmodel.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "small.txt"
+    corpus.write_text((ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:8000], encoding="utf-8")
+    train(root / "run", corpus, **TINY)
+    return root / "run"
+
+
+@pytest.fixture
+def trained_copy(tmp_path, trained_run) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(trained_run, dst)
+    return dst

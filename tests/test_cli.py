@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "charmodel", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": ""})
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells"])
+def test_every_subcommand_has_help(command):
+    out = cli(command, "--help")
+    assert out.returncode == 0 and "--run" in out.stdout
+
+
+def test_generate_prints_prime_and_new_text(random_run):
+    out = cli("generate", "--run", random_run, "--length", 40, "--prime", "Alice ", "--seed", 3, "--samples", 2)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.split("\n" + "-" * 40 + "\n")
+    assert first.startswith("Alice ") and len(first) == 46
+    assert second.rstrip("\n").startswith("Alice ")
+
+
+def test_evaluate_json_reports_bpc_chars_and_baselines(random_run):
+    out = cli("evaluate", "--run", random_run, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["chars"] == 600 and result["bpc"] > 0
+    assert set(result["baselines"]) == {"gzip", "bz2", "lzma"}
+
+
+def test_inspect_json_gives_one_value_per_character(random_run):
+    out = cli("inspect", "--run", random_run, "--text", "Alice was", "--layer", 2, "--cell", 5, "--kind", "c", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["chars"] == list("Alice was") and len(result["values"]) == 9
+
+
+@pytest.mark.parametrize("args, message", [
+    (("generate", "--run", "nowhere"), "does not exist"),
+    (("generate", "--temperature", -1), "temperature"),
+    (("generate", "--prime", "Alice €"), "'€'"),
+    (("inspect", "--text", "Alice", "--layer", 7), "--layer 7 is out of range"),
+    (("inspect", "--text", "Alice", "--cell", 999), "--cell 999 is out of range"),
+    (("evaluate", "--text", "missing.txt"), "does not exist"),
+    (("generate", "--length", "many"), "invalid int value"),
+    (("train", "--text", "x.txt", "--units", 0), "units must be"),
+])
+def test_user_mistakes_give_one_line_and_status_2(random_run, args, message):
+    args = list(args)
+    if "--run" not in args:
+        args[1:1] = ["--run", random_run]
+    out = cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from charmodel import CharModelError
+from charmodel import run as runfs
+from charmodel.engine import KINDS, Engine, bits_per_char, inspect, iter_inspect, softmax
+
+
+def naive_lstm(weights, ids, layers):
+    """Textbook LSTM in float64, gate order i, f, g, o, with 1 / (1 + exp(-x)) sigmoids."""
+    sig = lambda x: 1 / (1 + np.exp(-x))
+    x = weights["embedding"].astype(np.float64)[ids]  # (T, E)
+    out = {}
+    for l in range(layers):
+        K, R, b = (weights[f"lstm{l}_{n}"].astype(np.float64) for n in ("kernel", "recurrent", "bias"))
+        U = R.shape[0]
+        h, c = np.zeros(U), np.zeros(U)
+        rec = {k: [] for k in KINDS}
+        for t in range(len(ids)):
+            z = x[t] @ K + h @ R + b
+            i, f, g, o = sig(z[:U]), sig(z[U:2 * U]), np.tanh(z[2 * U:3 * U]), sig(z[3 * U:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            for k, v in zip(KINDS, (h, c, i, f, g, o)):
+                rec[k].append(v)
+        for k in KINDS:
+            out[(l, k)] = np.array(rec[k])
+        x = out[(l, "h")]
+    logits = x @ weights["dense_kernel"] + weights["dense_bias"]
+    return out, softmax(logits)
+
+
+def test_numpy_engine_matches_keras_on_500_characters(random_run, small_text):
+    import keras
+
+    from charmodel import model as kmodel
+
+    weights = runfs.load_weights_npz(random_run / "best.npz")
+    engine = Engine.load(random_run)
+    text = small_text[:500]
+    ids = engine.vocab.encode(text)
+    m = kmodel.build(len(engine.vocab), layers=2, units=24, dropout=0.0, embedding=8)
+    kmodel.import_weights(m, weights)
+    probe = keras.Model(m.input, [m.get_layer("lstm0").output, m.get_layer("lstm1").output, m.output])
+    h0, h1, logits = (np.asarray(a)[0] for a in probe(ids[None]))
+
+    ins = inspect(engine, text, chunk_len=128)  # chunk boundaries must not matter
+    assert np.abs(ins.values(0, "h") - h0).max() < 1e-4
+    assert np.abs(ins.values(1, "h") - h1).max() < 1e-4
+    engine_logits, _, _ = engine.forward(ids[None])
+    assert np.abs(softmax(engine_logits[0]) - softmax(logits)).max() < 1e-4
+
+    # the final cell state agrees with Keras' return_state
+    lstm = keras.layers.LSTM(24, return_state=True)
+    lstm.build((None, None, 24))
+    lstm.set_weights([weights["lstm1_kernel"], weights["lstm1_recurrent"], weights["lstm1_bias"]])
+    _, _, c_last = lstm(h0[None])
+    assert np.abs(ins.values(1, "c")[-1] - np.asarray(c_last)[0]).max() < 1e-4
+
+
+def test_every_state_and_gate_matches_a_textbook_lstm(random_run, small_text):
+    weights = runfs.load_weights_npz(random_run / "best.npz")
+    engine = Engine.load(random_run)
+    text = small_text[:300]
+    ref, probs = naive_lstm(weights, engine.vocab.encode(text), layers=2)
+    ins = inspect(engine, text, chunk_len=100)
+    for key, want in ref.items():
+        assert ins.values(*key).shape == (300, 24)
+        assert np.abs(ins.values(*key) - want).max() < 1e-4, key
+    # top-1 guess and surprisal come from the same probabilities
+    assert np.array_equal(ins.top_ids[:, 0], probs.argmax(axis=1))
+    ids = engine.vocab.encode(text)
+    want_bits = -np.log2(probs[np.arange(299), ids[1:]])
+    assert np.isnan(ins.surprisal_bits[0])
+    assert np.abs(ins.surprisal_bits[1:] - want_bits).max() < 1e-3
+
+
+def test_stateful_bpc_carries_state_across_chunks(random_run, small_text):
+    engine = Engine.load(random_run)
+    text = small_text[:1000]
+    one_chunk = bits_per_char(engine, text, chunk_len=5000)
+    many_chunks = bits_per_char(engine, text, chunk_len=97)
+    assert abs(one_chunk - many_chunks) < 1e-5
+
+
+def test_inspection_streams_in_bounded_chunks(random_run, small_text):
+    engine = Engine.load(random_run)
+    sizes = [len(part.text) for _, part in iter_inspect(engine, small_text[:1050], record=("c",), chunk_len=500)]
+    assert sizes == [500, 500, 50]
+
+
+def test_inspection_names_characters_outside_the_vocabulary(random_run):
+    engine = Engine.load(random_run)
+    with pytest.raises(CharModelError, match="'€'"):
+        inspect(engine, "Alice €")
+
+
+def test_damaged_checkpoint_gives_a_message(random_run):
+    (random_run / "best.npz").write_bytes(b"not a zip file")
+    with pytest.raises(CharModelError, match="damaged"):
+        Engine.load(random_run)
+
+
+def test_checkpoint_with_pickled_objects_is_refused(random_run):
+    # an object array needs pickle to load; allow_pickle=False must refuse it, never run it
+    np.savez(random_run / "best.npz", embedding=np.array([object()], dtype=object))
+    with pytest.raises(CharModelError, match="damaged"):
+        Engine.load(random_run)
+
+
+def test_weights_and_config_vocab_must_agree(random_run):
+    import json
+
+    cfg = json.loads((random_run / "config.json").read_text())
+    cfg["vocab"] = cfg["vocab"][:-1]
+    (random_run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CharModelError, match="inconsistent"):
+        Engine.load(random_run)

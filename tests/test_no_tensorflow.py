@@ -1,0 +1,29 @@
+"""Sampling, inspection, evaluation and cell analysis must run where TensorFlow cannot be imported."""
+
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+SCRIPT = r"""
+import sys
+sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
+sys.modules["keras"] = None
+from charmodel.engine import Engine, inspect
+from charmodel.sample import generate
+from charmodel.evaluate import evaluate
+run = sys.argv[1]
+e = Engine.load(run)
+print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")
+print(inspect(e, "Alice was here").values(1, "f").shape)
+print(evaluate(run)["bpc"] > 0)
+from charmodel.cli import main
+main(["generate", "--run", run, "--length", "20"])
+"""
+
+
+def test_sampling_and_inspection_never_import_tensorflow(random_run):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(random_run)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:3] == ["True", "(14, 24)", "True"]

@@ -1,0 +1,118 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import h5py
+import pytest
+
+from charmodel import CharModelError
+from charmodel import run as runfs
+from charmodel.engine import Engine
+from charmodel.train import TrainListener, train
+
+from .conftest import ROOT, TINY
+
+
+def optimizer_steps(run) -> int:
+    state = runfs.read_train_state(run)
+    with h5py.File(run / state["keras_weights"], "r") as f:
+        return int(f["optimizer/vars/0"][()])  # Adam's iteration counter
+
+
+def test_training_writes_a_complete_run_folder(trained_run):
+    config = runfs.read_config(trained_run)
+    assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "embedding": 8,
+                                      "vocab_size": len(config["vocab"])}
+    assert len(config["corpus"]["sha256"]) == 64 and config["corpus"]["val_fraction"] == 0.1
+    history = runfs.read_history(trained_run)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert all(r["val_bpc"] > 0 and r["chars_per_s"] > 0 for r in history)
+    assert sorted(runfs.read_samples(trained_run)) == [1, 2]
+    assert runfs.available_checkpoints(trained_run) == ["best", "latest", "1", "2"]
+    assert runfs.read_train_state(trained_run)["epoch"] == 2
+    for which in runfs.available_checkpoints(trained_run):
+        Engine.load(trained_run, which)
+
+
+def test_resume_continues_at_the_next_epoch_with_intact_history(trained_copy):
+    before = runfs.read_history(trained_copy)
+    steps_before = optimizer_steps(trained_copy)
+    history = train(trained_copy, resume=True, epochs=3)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert runfs.read_history(trained_copy) == history
+    assert history[:2] == before
+    # the optimizer state came back: Adam's step counter kept counting instead of restarting
+    assert optimizer_steps(trained_copy) > steps_before * 1.4
+    assert list((trained_copy / "train_state").iterdir()) == [trained_copy / "train_state/epoch-0003.weights.h5"]
+
+
+def test_resume_refuses_a_changed_architecture(trained_copy):
+    with pytest.raises(CharModelError, match="units=16"):
+        train(trained_copy, resume=True, epochs=3, units=32)
+
+
+def test_resume_of_a_finished_run_asks_for_more_epochs(trained_copy):
+    with pytest.raises(CharModelError, match="already finished 2 of 2"):
+        train(trained_copy, resume=True)
+
+
+def test_new_training_never_overwrites_an_existing_run(trained_copy, small_corpus):
+    with pytest.raises(CharModelError, match="already holds a run"):
+        train(trained_copy, small_corpus, **TINY)
+
+
+def test_listener_streams_batches_and_epochs_and_stop_ends_with_a_checkpoint(tmp_path, small_corpus):
+    stop = threading.Event()
+
+    class Recorder(TrainListener):
+        batches, epochs = [], []
+
+        def on_batch(self, epoch, batch, steps, loss, chars_per_s):
+            self.batches.append((epoch, batch, steps, loss))
+            if epoch == 2 and batch == 3:
+                stop.set()
+
+        def on_epoch(self, row, sample):
+            self.epochs.append((row, sample))
+
+    rec = Recorder()
+    history = train(tmp_path / "r", small_corpus, listener=rec, stop=stop, **{**TINY, "epochs": 5})
+    assert [r["epoch"] for r in history] == [1, 2]  # stopped during epoch 2, which was checkpointed
+    steps = rec.batches[0][2]
+    assert [b[:2] for b in rec.batches] == [(1, i) for i in range(1, steps + 1)] + [(2, 1), (2, 2), (2, 3)]
+    assert all(b[3] > 0 for b in rec.batches)
+    assert [r["epoch"] for r, _ in rec.epochs] == [1, 2] and all(s for _, s in rec.epochs)
+    assert runfs.read_train_state(tmp_path / "r")["epoch"] == 2
+    Engine.load(tmp_path / "r", "latest")
+
+
+def test_resume_continues_after_kill(tmp_path, small_corpus):
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "charmodel", "train", "--text", str(small_corpus), "--run", str(run),
+           "--layers", "1", "--units", "16", "--embedding", "8", "--seq-len", "20", "--batch-size", "8",
+           "--epochs", "4", "--dropout", "0"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while runfs.read_train_state(run) is None or runfs.read_train_state(run)["epoch"] < 1:
+        assert time.time() < deadline and proc.poll() is None, "training never finished an epoch"
+        time.sleep(0.02)
+    time.sleep(0.3)  # somewhere in the middle of epoch 2 or its checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    state = runfs.read_train_state(run)
+    assert state["epoch"] in (1, 2, 3)
+    Engine.load(run, "latest")  # still loadable
+    assert [r["epoch"] for r in runfs.read_history(run)][: state["epoch"]] == list(range(1, state["epoch"] + 1))
+
+    done = subprocess.run(cmd[:8] + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [r["epoch"] for r in runfs.read_history(run)] == [1, 2, 3, 4]
+    assert runfs.read_train_state(run)["epoch"] == 4
+    assert not list(run.rglob("*.tmp")) and not list(run.glob("train_state/tmp-*"))
+    assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 4

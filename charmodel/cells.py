@@ -1,0 +1,271 @@
+"""Find interpretable cells automatically: hypotheses about the text, and cells ranked against them.
+
+A hypothesis is a per-character signal computed from the text alone: binary (inside a quotation,
+first character of a word, ...) or scalar (position in line). Every cell of every layer, for its
+output h and its cell state c, is scored against it: ROC AUC for binary signals (both directions,
+since a cell may be tuned negatively) and |Pearson r| for scalar ones.
+
+Signals follow the states' convention: value t describes the text *after reading* character t. So
+an opening quotation mark is already inside the quotation, and the closing mark is outside.
+"""
+
+import json
+import re
+import string
+import sys
+
+import numpy as np
+
+from .engine import Engine, State
+from .errors import CharModelError
+
+# ---------------------------------------------------------------- hypotheses
+
+OPENERS = {"`": "'", "‘": "’", "“": "”"}  # Alice writes `like this'
+AFTER_QUOTE_CHARS = 12  # "the few characters after a quotation closes": about two words
+SENTENCE_END_WITHIN = 10  # "end of sentence coming": a . ! or ? within this many characters
+
+
+def _in_word(text: str) -> np.ndarray:
+    """Letters and digits, and apostrophes between two letters (don't, Alice's)."""
+    a = np.array([ch.isalnum() for ch in text], dtype=bool)
+    for m in re.finditer(r"(?<=[^\W\d_])['’](?=[^\W\d_])", text):
+        a[m.start()] = True
+    return a
+
+
+def inside_quotation(text: str) -> np.ndarray:
+    """1 from an opening mark up to (not including) its closing mark.
+
+    A backtick (or ‘ “) opens; the matching apostrophe (or ’ ”) closes unless it sits between two
+    letters, as in don't. Straight double quotes toggle. A blank line ends any open quotation, as
+    multi-paragraph quotations re-open in each paragraph.
+    """
+    out = np.zeros(len(text), dtype=bool)
+    inword = _in_word(text)
+    closer = None  # the mark that would close the current quotation
+    for t, ch in enumerate(text):
+        if closer is None:
+            if ch in OPENERS:
+                closer = OPENERS[ch]
+            elif ch == '"':
+                closer = '"'
+        elif ch == closer and not inword[t]:
+            closer = None
+            continue  # the closing mark is outside
+        elif ch == "\n" and t > 0 and text[t - 1] == "\n":
+            closer = None
+        out[t] = closer is not None
+    return out
+
+
+def after_quotation(text: str, k: int = AFTER_QUOTE_CHARS) -> np.ndarray:
+    """1 for the k characters after a quotation's closing mark."""
+    inside = inside_quotation(text)
+    out = np.zeros(len(text), dtype=bool)
+    for t in np.flatnonzero(inside[:-1] & ~inside[1:]) + 1:  # t is the closing mark
+        out[t + 1 : t + 1 + k] = True
+    return out
+
+
+def word_start(text: str) -> np.ndarray:
+    w = _in_word(text)
+    return w & ~np.concatenate([[False], w[:-1]])
+
+
+def word_end(text: str) -> np.ndarray:
+    w = _in_word(text)
+    return w & ~np.concatenate([w[1:], [False]])
+
+
+def inside_parentheses(text: str) -> np.ndarray:
+    out = np.zeros(len(text), dtype=bool)
+    depth = 0
+    for t, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        out[t] = depth > 0
+    return out
+
+
+def line_position(text: str) -> np.ndarray:
+    """Characters since the last newline (the newline itself is 0)."""
+    out = np.zeros(len(text), dtype=np.float64)
+    n = 0
+    for t, ch in enumerate(text):
+        n = 0 if ch == "\n" else n + 1
+        out[t] = n
+    return out
+
+
+def sentence_end_coming(text: str, k: int = SENTENCE_END_WITHIN) -> np.ndarray:
+    """1 where a . ! or ? comes within the next k characters."""
+    out = np.zeros(len(text), dtype=bool)
+    for m in re.finditer(r"[.!?]", text):
+        out[max(0, m.start() - k) : m.start()] = True
+    return out
+
+
+def _chars(pred):
+    return lambda text: np.array([pred(ch) for ch in text], dtype=bool)
+
+
+FEATURES = {
+    "quote": ("inside a quotation", inside_quotation),
+    "after_quote": (f"the {AFTER_QUOTE_CHARS} characters after a quotation closes", after_quotation),
+    "word_start": ("first character of a word", word_start),
+    "word_end": ("last character of a word", word_end),
+    "parens": ("inside parentheses", inside_parentheses),
+    "line_position": ("position in line (characters since the last newline)", line_position),
+    "capital": ("capital letter", _chars(str.isupper)),
+    "vowel": ("vowel", _chars(lambda c: c in "aeiouAEIOU")),
+    "whitespace": ("whitespace", _chars(str.isspace)),
+    "punctuation": ("punctuation", _chars(lambda c: c in string.punctuation)),
+    "digit": ("digit", _chars(str.isdigit)),
+    "sentence_end": (f"a . ! or ? within the next {SENTENCE_END_WITHIN} characters", sentence_end_coming),
+}
+SCALAR = {"line_position"}
+
+
+def feature(name: str, text: str) -> np.ndarray:
+    if name not in FEATURES:
+        raise CharModelError(f"unknown feature {name!r}; choose one of: {', '.join(FEATURES)}.")
+    return FEATURES[name][1](text)
+
+
+def regex_signal(pattern: str, text: str) -> np.ndarray:
+    """1 for every character inside a match of `pattern`."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise CharModelError(f"regular expression {pattern!r} is invalid: {e}.") from None
+    out = np.zeros(len(text), dtype=bool)
+    for m in rx.finditer(text):
+        out[m.start() : m.end()] = True
+    return out
+
+
+# ---------------------------------------------------------------- states, fast
+
+def batched_states(engine: Engine, text: str, kinds=("h", "c"), piece: int = 500, warmup: int = 300) -> dict:
+    """States of every layer for a long text, computed as one batch of independent pieces.
+
+    Row 0 runs text[0 : warmup + piece] from a zero state, exactly as a sequential pass would.
+    Every later row reads the `warmup` characters before its piece first and keeps only the
+    piece, so all rows advance together: a few hundred batched steps instead of len(text)
+    single steps. Cells with memory longer than `warmup` differ from the exact states;
+    benchmarks/cells.py measures by how much. Returns {(layer, kind): (T, units) float32}.
+    """
+    ids = engine.vocab.encode(text, "text")
+    T, R = len(ids), warmup + piece
+    if T <= R:
+        _, rec, _ = engine.forward(ids[None], record=kinds)
+        return {k: v[0] for k, v in rec.items()}
+    starts = list(range(R, T, piece))  # where the kept part of rows 1.. begins
+    rows = np.zeros((1 + len(starts), R), dtype=ids.dtype)
+    rows[0] = ids[:R]
+    for b, s in enumerate(starts, 1):
+        chunk = ids[s - warmup : s + piece]
+        rows[b, : len(chunk)] = chunk  # a short last row is padded at its end, which nothing reads
+    _, rec, _ = engine.forward(rows, record=kinds)
+    out = {}
+    for key, v in rec.items():  # (B, R, U)
+        parts = [v[0]] + [v[b, warmup:] for b in range(1, len(rows))]
+        out[key] = np.concatenate(parts)[:T]
+    return out
+
+
+# ---------------------------------------------------------------- ranking
+
+def auc_columns(x: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """ROC AUC of every column of x (T, N) for a boolean label (T,), ties counted as half."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise CharModelError("the signal is constant over this text (all 0 or all 1); pick a longer or different text.")
+    order = np.argsort(x, axis=0, kind="stable")
+    xs = np.take_along_axis(x, order, axis=0)
+    ranks = np.empty_like(order, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.arange(1, len(x) + 1, dtype=np.float64)[:, None], axis=0)
+    # average the ranks of tied values (saturated gates tie a lot)
+    ties = np.diff(xs, axis=0) == 0
+    if ties.any():
+        for col in np.flatnonzero(ties.any(axis=0)):
+            vals, inv = np.unique(x[:, col], return_inverse=True)
+            sums = np.bincount(inv, weights=ranks[:, col])
+            counts = np.bincount(inv)
+            ranks[:, col] = (sums / counts)[inv]
+    pos_rank_sum = ranks[positive].sum(axis=0)
+    return (pos_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def pearson_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = (y - y.mean()) / (y.std() or 1.0)
+    xc = x - x.mean(axis=0)
+    sd = xc.std(axis=0)
+    sd[sd == 0] = np.inf
+    return (xc * y[:, None]).mean(axis=0) / sd
+
+
+def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list[dict]:
+    """Score every cell of every (layer, kind) in `states` against `signal`, best first.
+
+    Each entry: layer (counted from 1), kind, cell, score (AUC folded to >= 0.5, or |r|), direction
+    (+1 if the cell is high where the signal is, -1 if low), metric ("auc" or "r").
+    """
+    binary = signal.dtype == bool
+    out = []
+    for (layer, kind), x in states.items():
+        x = np.asarray(x, dtype=np.float32)
+        if binary:
+            auc = auc_columns(x, signal)
+            score, direction = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
+        else:
+            r = pearson_columns(x.astype(np.float64), signal.astype(np.float64))
+            score, direction = np.abs(r), np.where(r >= 0, 1, -1)
+        for cell in range(x.shape[1]):
+            out.append({"layer": layer + 1, "kind": kind, "cell": cell, "score": float(score[cell]),
+                        "direction": int(direction[cell]), "metric": "auc" if binary else "r"})
+    out.sort(key=lambda d: -d["score"])
+    return out[:top] if top else out
+
+
+def signal_for(text: str, feature_name: str | None = None, regex: str | None = None) -> np.ndarray:
+    if regex is not None:
+        return regex_signal(regex, text)
+    return feature(feature_name, text)
+
+
+# ---------------------------------------------------------------- CLI
+
+def cells_command(args) -> int:
+    from . import run as runfs
+    from .corpus import clean, read_text
+
+    if args.feature == "list":
+        for name, (description, _) in FEATURES.items():
+            print(f"{name:14s} {description}")
+        return 0
+    if args.top < 1:
+        raise CharModelError(f"--top must be at least 1, not {args.top}.")
+    config = runfs.read_config(args.run)
+    checkpoint = args.checkpoint or runfs.default_checkpoint(args.run)
+    engine = Engine.load(args.run, checkpoint)
+    if args.text_file:
+        text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
+    else:
+        text = runfs.split_text(args.run, config)[1]
+    signal = signal_for(text, args.feature, args.regex)  # bad feature or regex fails before the slow part
+    ranked = rank_cells(batched_states(engine, text), signal, args.top)
+    if args.json:
+        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score")} for d in ranked]))
+    else:
+        what = args.regex and f"regex {args.regex!r}" or FEATURES[args.feature][0]
+        print(f"cells tracking {what} over {len(text)} characters ({'|r|' if ranked[0]['metric'] == 'r' else 'AUC'}):",
+              file=sys.stdout)
+        for d in ranked:
+            sign = "+" if d["direction"] > 0 else "-"
+            print(f"  layer {d['layer']} {d['kind']} cell {d['cell']:4d}  {d['score']:.3f}  ({sign})")
+    return 0

@@ -1,0 +1,98 @@
+"""Altair charts and the small pieces of logic behind their selections.
+
+Kept out of the pages so they can be tested with plain pytest: AppTest cannot fire a chart
+selection, but it can call `brush_range` and `picked_cell` on the selection dicts Streamlit returns.
+"""
+
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from .render import _show
+
+BRUSH = "brush"  # interval selection on the trace
+PICK = "pick"  # point selection of a cell (heatmap, saturation scatter)
+HEATMAP_CELLS = 64  # rows in the heatmap: the cells that vary most over the passage
+HEATMAP_COLUMNS = 75  # position bins; 64 x 75 = 4,800 rows, under Altair's 5,000-row default
+
+
+def trace(values: np.ndarray, text: str, label: str, domain: tuple[float, float], height: int = 320):
+    """Line plot of one cell across the text, with an x-interval brush named BRUSH."""
+    df = pd.DataFrame({"position": np.arange(len(text)), "value": np.asarray(values, dtype=float),
+                       "char": [_show(c) for c in text]})
+    brush = alt.selection_interval(name=BRUSH, encodings=["x"])
+    return (
+        alt.Chart(df, height=height)
+        .mark_line(strokeWidth=1.2)
+        .encode(
+            x=alt.X("position:Q", title="character position", scale=alt.Scale(domain=[0, max(len(text) - 1, 1)])),
+            y=alt.Y("value:Q", title=label, scale=alt.Scale(domain=list(domain))),
+            tooltip=["position", "char", alt.Tooltip("value:Q", format="+.3f")],
+        )
+        .add_params(brush)
+    )
+
+
+def brush_range(selection: dict | None, n: int) -> tuple[int, int] | None:
+    """The selection state of `trace` -> (start, end) character range, end exclusive, or None."""
+    if not selection:
+        return None
+    interval = (selection.get(BRUSH) or {}).get("position")
+    if not interval or len(interval) != 2:
+        return None
+    lo, hi = sorted(interval)
+    start, end = max(0, math.ceil(lo)), min(n, math.floor(hi) + 1)
+    return (start, end) if end > start else None
+
+
+def heatmap_frame(states: np.ndarray, cells: int = HEATMAP_CELLS, columns: int = HEATMAP_COLUMNS) -> pd.DataFrame:
+    """(T, units) -> long frame of the `cells` most variable cells, averaged over position bins."""
+    T, U = states.shape
+    states = states.astype(np.float32)
+    order = np.argsort(-states.std(axis=0))[: min(cells, U)]
+    edges = np.linspace(0, T, min(columns, T) + 1).astype(int)
+    rows = []
+    for b in range(len(edges) - 1):
+        mean = states[edges[b] : edges[b + 1], order].mean(axis=0)
+        rows.append(pd.DataFrame({"cell": order, "start": edges[b], "end": edges[b + 1], "value": mean}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def heatmap(df: pd.DataFrame, domain: tuple[float, float], label: str):
+    pick = alt.selection_point(name=PICK, fields=["cell"], on="click")
+    order = list(dict.fromkeys(df["cell"]))
+    return (
+        alt.Chart(df, height=min(12 * len(order), 640))
+        .mark_rect()
+        .encode(
+            x=alt.X("start:Q", title="character position", bin=None),
+            x2="end:Q",
+            y=alt.Y("cell:O", sort=order, title=f"cell (the {len(order)} that vary most)"),
+            color=alt.Color("value:Q", title=label, scale=alt.Scale(scheme="redblue", reverse=True, domain=list(domain))),
+            tooltip=["cell", "start", "end", alt.Tooltip("value:Q", format="+.3f")],
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.55)),
+        )
+        .add_params(pick)
+    )
+
+
+def picked_cell(selection: dict | None) -> int | None:
+    """The selection state of `heatmap` (or any chart with a PICK point on 'cell') -> cell index."""
+    if not selection:
+        return None
+    points = selection.get(PICK) or []
+    if points and "cell" in points[0]:
+        return int(points[0]["cell"])
+    return None
+
+
+def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
+    """Lines of bits per character; `df` has columns x, 'bpc' and 'series'."""
+    return (
+        alt.Chart(df, height=height, title=title)
+        .mark_line(point=len(df) < 60)
+        .encode(x=alt.X(f"{x}:Q", title=x), y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
+                color=alt.Color("series:N", title=None), tooltip=[x, "series", alt.Tooltip("bpc:Q", format=".3f")])
+    )

@@ -1,0 +1,116 @@
+"""What the pages share: the weights folder, cached loaders, the training job, and error cards.
+
+Everything heavy is cached: engines with st.cache_resource (one shared object per checkpoint file
+version), activations with st.cache_data (arrays, keyed by run, checkpoint and text).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from charmodel import CharModelError
+from charmodel import run as runfs
+from charmodel.engine import Engine, inspect
+from charmodel.jobs import JobManager
+from charmodel.render import css
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = Path(os.environ.get("CHARMODEL_WEIGHTS", ROOT / "weights"))
+DEFAULT_RUN = "alice"
+
+
+def run_names() -> list[str]:
+    return runfs.list_runs(WEIGHTS)
+
+
+def run_path(name: str) -> Path:
+    return runfs.run_in(WEIGHTS, name)
+
+
+def _stamp(path: Path) -> float:
+    """Changes when a checkpoint file is replaced, so caches pick up new epochs."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _engine(run: str, checkpoint: str, stamp: float) -> Engine:
+    return Engine.load(run_path(run), checkpoint)
+
+
+def engine(run: str, checkpoint: str) -> Engine:
+    return _engine(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)))
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing activations…")
+def _activations(run: str, checkpoint: str, stamp: float, text: str):
+    ins = inspect(_engine(run, checkpoint, stamp), text)
+    ins.states = {k: v.astype(np.float16) for k, v in ins.states.items()}  # half the cache memory
+    return ins
+
+
+def activations(run: str, checkpoint: str, text: str):
+    """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
+    return _activations(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)), text)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def split_text(run: str) -> tuple[str, str]:
+    return runfs.split_text(run_path(run))
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """One training job manager per app process: it survives reruns, page switches and refreshes."""
+    return JobManager()
+
+
+def selected_run():
+    """(name, path, config, checkpoint) of the sidebar's run, or an error card and stop."""
+    name = st.session_state.get("run")
+    if not name:
+        st.info("No runs yet. Train one on the Train page.")
+        st.stop()
+    try:
+        path = run_path(name)
+        config = runfs.read_config(path)
+        checkpoint = st.session_state.get("checkpoint") or runfs.default_checkpoint(path)
+        if checkpoint not in runfs.available_checkpoints(path):
+            checkpoint = runfs.default_checkpoint(path)
+        engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
+    except CharModelError as e:
+        st.error(f"Run **{name}** cannot be used: {e}", icon="⚠️")
+        st.stop()
+    return name, path, config, checkpoint
+
+
+def style() -> None:
+    st.html(css())
+
+
+def text_or_drop(text: str, vocab, key: str) -> str | None:
+    """Return `text` if every character is known; else name the unknown ones and offer to drop them."""
+    unknown = vocab.unknown(text)
+    if not unknown:
+        return text
+    shown = " ".join(repr(ch) for ch in unknown[:30])
+    st.warning(f"{len(unknown)} character(s) are not in this model's vocabulary: {shown}")
+    if st.checkbox("Drop them and continue", key=key):
+        return vocab.drop_unknown(text)
+    return None
+
+
+@st.cache_data(max_entries=4, show_spinner="Computing the states of every cell…")
+def _cell_states(run: str, checkpoint: str, stamp: float, text: str) -> dict:
+    from charmodel.cells import batched_states
+
+    return batched_states(_engine(run, checkpoint, stamp), text)
+
+
+def cell_states(run: str, checkpoint: str, text: str) -> dict:
+    """h and c of every layer over a long text, batched; cached per (run, checkpoint, text)."""
+    return _cell_states(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)), text)

@@ -1,0 +1,45 @@
+"""Home: what this is, and one click to a sample coloured by an automatically found cell."""
+
+import streamlit as st
+
+from charmodel.cells import batched_states, feature, rank_cells
+from charmodel.render import coloured_text, display_values, legend
+from charmodel.sample import generate
+from pages.common import engine, selected_run, style
+
+st.title("See what an LSTM's cells learned")
+st.markdown(
+    "Train a character-level LSTM on any text, generate from it, and watch every cell: its output "
+    "`h`, its cell state `c` and its gates, character by character. It starts from the blog post "
+    "*Visualising LSTM Activations in Keras*, whose author scanned 512 cells by hand and found a "
+    "quotation cell; here cells are found automatically, sampling runs in NumPy with the state "
+    "carried from character to character, and training resumes after any interruption. The "
+    "shipped model learned *Alice's Adventures in Wonderland*."
+)
+c1, c2, c3, c4 = st.columns(4)
+c1.page_link("pages/generate.py", label="Generate text", icon="✍️")
+c2.page_link("pages/visualise.py", label="Visualise a cell", icon="🎨")
+c3.page_link("pages/cells.py", label="Find cells", icon="🔬")
+c4.page_link("pages/train.py", label="Train a model", icon="🏋️")
+
+name, path, config, checkpoint = selected_run()
+if st.button("Show me a sample and a cell", type="primary", key="show_me"):
+    model = engine(name, checkpoint)
+    seed = int(st.session_state["seed"])
+    prime = "`" if "`" in model.vocab.chars else "\n"
+    text = prime + generate(model, prime, 600, 0.5, seed)[0]
+    # find the cell that best tracks quotations in this very text (or word starts, if it has none)
+    states = batched_states(model, text)
+    for name_ in ("quote", "word_start"):
+        signal = feature(name_, text)
+        if 0 < signal.sum() < len(signal):
+            best = rank_cells(states, signal, top=1)[0]
+            break
+    values, (lo, hi) = display_values(states[(best["layer"] - 1, best["kind"])][:, best["cell"]], best["kind"])
+    label = f"layer {best['layer']} cell {best['cell']} {best['kind']}"
+    style()
+    st.html(legend(lo, hi, label) + coloured_text(text, values, lo, hi))
+    st.caption(f"Sampled at temperature 0.5 with seed {seed}. The colour is {label}, the cell whose value best "
+               f"separates '{name_.replace('_', ' ')}' characters in this sample (AUC {best['score']:.2f}).")
+    st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon="🎨",
+                 query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})

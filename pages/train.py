@@ -1,0 +1,142 @@
+"""Train: pick a corpus and settings, run training in the background, watch it live."""
+
+import os
+import tempfile
+import time
+
+import pandas as pd
+import streamlit as st
+
+from charmodel import CharModelError
+from charmodel import run as runfs
+from charmodel.charts import loss_chart
+from charmodel.corpus import decode
+from charmodel.jobs import training_policy
+from charmodel.train import DEFAULTS
+from pages.common import ROOT, WEIGHTS, job_manager
+
+UPLOAD_MB = 10  # largest upload the page accepts
+BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",
+           "As You Like It": ROOT / "data" / "asyoulik.txt"}
+
+
+def _policy():
+    settings = dict(os.environ)
+    try:
+        settings.update({k: v for k, v in st.secrets.items() if k.startswith("CHARMODEL_")})
+    except Exception:  # no secrets.toml: environment variables only
+        pass
+    return training_policy(settings)
+
+
+st.title("Train")
+try:
+    enabled, max_epochs, policy_note = _policy()
+except CharModelError as e:
+    st.error(str(e))
+    st.stop()
+if policy_note:
+    st.info(policy_note, icon="ℹ️")
+manager = job_manager()
+
+# ---------------------------------------------------------------- corpus and settings
+source = st.radio("Corpus", [*BUNDLED, "Upload a .txt file"], horizontal=True, key="train_source")
+upload = None
+if source == "Upload a .txt file":
+    upload = st.file_uploader(f"UTF-8 text, up to {UPLOAD_MB} MB", type=["txt"], key="train_upload",
+                              max_upload_size=UPLOAD_MB)
+
+c1, c2, c3, c4 = st.columns(4)
+run_name = c1.text_input("Run name", "my-run", key="train_run", help="a folder under weights/; letters, digits, - _ .")
+layers = c2.number_input("LSTM layers", 1, 4, DEFAULTS["layers"], key="train_layers")
+units = c3.number_input("Units per layer", 8, 1024, DEFAULTS["units"], 8, key="train_units")
+dropout = c4.number_input("Dropout", 0.0, 0.9, DEFAULTS["dropout"], 0.05, key="train_dropout")
+c1, c2, c3, c4 = st.columns(4)
+embedding = c1.number_input("Embedding size", 2, 512, DEFAULTS["embedding"], key="train_embedding")
+seq_len = c2.number_input("Sequence length", 10, 1000, DEFAULTS["seq_len"], 10, key="train_seq_len")
+batch_size = c3.number_input("Batch size", 1, 512, DEFAULTS["batch_size"], key="train_batch_size")
+epochs = c4.number_input("Epochs", 1, max_epochs or 1000, min(DEFAULTS["epochs"], max_epochs or 1000), key="train_epochs")
+lr = st.number_input("Learning rate", 1e-5, 1.0, DEFAULTS["lr"], format="%.4f", key="train_lr")
+settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), embedding=int(embedding),
+                seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr))
+
+
+def _corpus_file() -> str:
+    """Path of the chosen corpus; an upload is checked, then written to a temporary file."""
+    if upload is None:
+        if source in BUNDLED:
+            return str(BUNDLED[source])
+        raise CharModelError("no file uploaded yet; choose a .txt file first.")
+    data = upload.getvalue()
+    decode(data, name=upload.name, max_bytes=UPLOAD_MB * 2**20)  # empty, binary, not UTF-8, too big
+    f = tempfile.NamedTemporaryFile("wb", suffix=".txt", prefix="upload-", delete=False)
+    f.write(data)
+    f.close()
+    return f.name
+
+
+b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+start = b1.button("Start", type="primary", key="train_start", disabled=not enabled)
+resume = b2.button("Resume", key="train_resume", disabled=not enabled, help="continue the run named above")
+stop = b3.button("Stop", key="train_stop", help="finish the current batch, save a checkpoint, stop")
+
+if stop:
+    manager.stop()
+if start or resume:
+    try:
+        run = runfs.run_in(WEIGHTS, run_name)
+        if start:
+            manager.start(run, _corpus_file(), settings=settings, max_bytes=UPLOAD_MB * 2**20)
+        else:
+            runfs.read_config(run)
+            more = {"epochs": int(epochs)}
+            manager.start(run, resume=True, settings=more)
+        st.toast(f"Training {run.name} started")
+    except CharModelError as e:
+        st.error(str(e), icon="⚠️")
+
+
+# ---------------------------------------------------------------- live view
+@st.fragment(run_every=1.0)
+def live():
+    job = manager.job
+    if job is None:
+        st.caption("No training job in this app process yet.")
+        return
+    p = job.snapshot()
+    state = {"starting": "⏳ starting (loading TensorFlow)", "training": "🏃 training", "stopping": "🛑 stopping",
+             "finished": "✅ finished", "stopped": "⏹️ stopped", "failed": "❌ failed"}[p.status]
+    st.subheader(f"Run {p.run}: {state}")
+    if p.error:
+        st.error(p.error)
+    if p.steps:
+        eta = p.eta_s()
+        st.progress(p.batch / p.steps, text=f"epoch {p.epoch}/{p.epochs or '?'}: batch {p.batch}/{p.steps}, "
+                    f"{p.chars_per_s:,.0f} chars/s" + (f", about {eta:.0f} s left in this epoch" if eta else ""))
+    if p.batches:
+        b = pd.DataFrame(p.batches, columns=["epoch", "batch", "steps", "loss"])
+        b["step"] = (b["epoch"] - 1) * b["steps"] + b["batch"]
+        b["bpc"] = b["loss"] / 0.6931471805599453
+        b["series"] = "train (running mean in epoch)"
+        c1, c2 = st.columns(2)
+        c1.altair_chart(loss_chart(b[["step", "bpc", "series"]], "step", "per batch"), key="live_batches")
+        if p.rows:
+            rows = pd.DataFrame(p.rows)
+            long = pd.concat([
+                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["train_loss"] / 0.6931471805599453, "series": "train"}),
+                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["val_bpc"], "series": "validation"}),
+            ])
+            c2.altair_chart(loss_chart(long, "epoch", "per epoch"), key="live_epochs")
+    if p.rows:
+        st.markdown("**Checkpoints**")
+        table = pd.DataFrame(p.rows)[["epoch", "val_bpc", "wall_s", "chars_per_s"]]
+        table.columns = ["epoch", "validation bpc", "seconds", "chars/s"]
+        st.dataframe(table, hide_index=True, key="live_table")
+        last = max(p.samples)
+        with st.expander(f"Sample after epoch {last}", expanded=True):
+            st.code(p.samples[last], language=None, wrap_lines=True)
+    if not p.running and p.rows:
+        st.caption(f"The run is in weights/{p.run}/; pick it in the sidebar to generate and visualise.")
+
+
+live()

@@ -1,0 +1,100 @@
+"""Visualise: one cell's value as coloured text, beside its trace, plus a heatmap of the layer."""
+
+import numpy as np
+import streamlit as st
+
+from charmodel import charts
+from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
+from charmodel.sample import generate
+from pages.common import activations, engine, selected_run, split_text, style, text_or_drop
+
+name, path, config, checkpoint = selected_run()
+model = engine(name, checkpoint)
+units, layers = model.units, model.layers
+
+
+def _pick_from_heatmap():
+    cell = charts.picked_cell(st.session_state.get("heatmap", {}).get("selection"))
+    if cell is not None:
+        st.session_state["cell"] = cell
+
+
+def _step_cell(delta: int):
+    st.session_state["cell"] = (int(st.session_state.get("cell", 0)) + delta) % units
+
+
+st.title("Visualise")
+
+# ---------------------------------------------------------------- text source
+source = st.radio("Text", ["Corpus passage", "Generated text", "Your text"], horizontal=True, key="source")
+train_text, val_text = split_text(name)
+if source == "Corpus passage":
+    c1, c2, c3 = st.columns(3)
+    part = c1.radio("Part", ["validation", "training"], horizontal=True, key="part")
+    corpus = val_text if part == "validation" else train_text
+    length = c3.slider("Length", 100, 3000, 1000, 50, key="passage_length")
+    start = c2.number_input("Start", 0, max(len(corpus) - 100, 0), 0, 100, key="passage_start")
+    text = corpus[int(start) : int(start) + length]
+    shown_from = 0
+elif source == "Generated text":
+    length = st.slider("Length", 100, 3000, 800, 50, key="generated_length")
+    seed = int(st.session_state["seed"])
+    rng = np.random.default_rng(seed)  # a random seed passage from the training text, as the post did
+    at = int(rng.integers(0, len(train_text) - 100))
+    prime = train_text[at : at + 100]
+    new = generate(model, prime, length, st.session_state["temperature"], seed)[0]
+    text, shown_from = prime + new, len(prime)
+    st.caption(f"Primed with training characters {at}–{at + 100}; colouring starts after the prime.")
+else:
+    typed = st.text_area("Your text", "`Oh, you can't help that,' said the Cat: `we're all mad here.'", key="own_text")
+    text = text_or_drop(typed, model.vocab, key="drop_own")
+    if not text:
+        st.stop()
+    shown_from = 0
+
+# ---------------------------------------------------------------- what to show
+c1, c2, c3, c4, c5 = st.columns([1, 2, 0.5, 0.5, 3])
+layer = c1.selectbox("Layer", list(range(1, layers + 1)), index=layers - 1, key="layer", bind="query-params")
+if int(st.session_state.get("cell", 0)) >= units:
+    st.session_state["cell"] = 0
+cell = c2.number_input("Cell", 0, units - 1, key="cell", bind="query-params")
+c3.button("◀", key="prev_cell", on_click=_step_cell, args=(-1,), help="previous cell")
+c4.button("▶", key="next_cell", on_click=_step_cell, args=(1,), help="next cell")
+kind = c5.radio("State", ["h", "c", "i", "f", "o"], format_func=lambda k: KIND_LABELS[k], horizontal=True,
+                key="kind", bind="query-params")
+scale = st.radio("Colour scale", ["default", "sigmoid"], horizontal=True, key="scale",
+                 format_func=lambda s: {"default": "diverging (−1…1 for h and c, 0…1 for gates)",
+                                        "sigmoid": "the post's sigmoid(value)"}[s])
+
+# ---------------------------------------------------------------- the cell
+ins = activations(name, checkpoint, text)
+shown = text[shown_from:]
+raw = ins.values(layer - 1, kind)[shown_from:, int(cell)].astype(np.float64)  # (T,)
+values, (lo, hi) = display_values(raw, kind, scale)
+label = f"layer {layer} cell {int(cell)} {kind}" + (" (sigmoid)" if scale == "sigmoid" else "")
+
+selection = st.session_state.get("trace", {}).get("selection")
+selected = charts.brush_range(selection, len(shown))
+top_chars = [[model.vocab.chars[i] for i in row] for row in ins.top_ids[shown_from:]]
+titles = hover_titles(shown, values, top_chars, ins.top_probs[shown_from:], label=kind)
+
+style()
+left, right = st.columns([3, 2])
+with left:
+    st.html(legend(lo, hi, label) + coloured_text(shown, values, lo, hi, titles=titles, selected=selected))
+with right:
+    st.altair_chart(charts.trace(values, shown, label, (lo, hi)), key="trace", on_select="rerun",
+                    selection_mode=charts.BRUSH)
+    if selected:
+        a, b = selected
+        st.caption(f"Selected characters {a}–{b - 1}: mean {values[a:b].mean():+.3f}. "
+                   "The outlined characters in the text are the brushed range.")
+    else:
+        st.caption("Drag across the plot to highlight a range in the text; hover a character for its value "
+                   "and the model's top 5 next-character guesses.")
+
+# ---------------------------------------------------------------- the whole layer
+with st.expander(f"Heatmap of layer {layer}: click a row to select that cell", expanded=False):
+    states, _ = display_values(ins.values(layer - 1, kind)[shown_from:], kind, scale)
+    st.altair_chart(charts.heatmap(charts.heatmap_frame(states), (lo, hi), kind), key="heatmap",
+                    on_select=_pick_from_heatmap, selection_mode=charts.PICK)

@@ -1,0 +1,33 @@
+"""Entry point: navigation over pages/ and the shared sidebar. Nothing else lives here."""
+
+import streamlit as st
+
+from charmodel import run as runfs
+from pages.common import DEFAULT_RUN, WEIGHTS, run_names
+
+st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon="🔎", layout="wide")
+
+pages = st.navigation([
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/generate.py", title="Generate", icon="✍️"),
+    st.Page("pages/visualise.py", title="Visualise", icon="🎨"),
+    st.Page("pages/cells.py", title="Cells", icon="🔬"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+])
+
+# Shared sidebar: bound to the URL, so a link reproduces a view (?run=alice&temperature=0.5).
+with st.sidebar:
+    runs = run_names()
+    st.selectbox("Run", runs, index=runs.index(DEFAULT_RUN) if DEFAULT_RUN in runs else 0,
+                 key="run", bind="query-params", help=f"Training runs under {WEIGHTS.name}/")
+    run = st.session_state.get("run")
+    checkpoints = runfs.available_checkpoints(WEIGHTS / run) if run else []
+    st.selectbox("Checkpoint", checkpoints, key="checkpoint", bind="query-params",
+                 format_func=lambda c: c if c in ("best", "latest") else f"epoch {c}",
+                 help="best: lowest validation loss; latest: last finished epoch; or a kept epoch")
+    st.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="temperature", bind="query-params",
+              help="0 always picks the most likely character; higher is more surprising")
+    st.number_input("Seed", 0, 2**31 - 1, 7, key="seed", bind="query-params",
+                    help="the same seed gives the same text")
+
+pages.run()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from charmodel import run as runfs
-from pages.common import DEFAULT_RUN, WEIGHTS, run_names
+from pages.common import DEFAULT_RUN, run_names, weights_root
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon="🔎", layout="wide")
 
@@ -19,9 +19,9 @@ pages = st.navigation([
 with st.sidebar:
     runs = run_names()
     st.selectbox("Run", runs, index=runs.index(DEFAULT_RUN) if DEFAULT_RUN in runs else 0,
-                 key="run", bind="query-params", help=f"Training runs under {WEIGHTS.name}/")
+                 key="run", bind="query-params", help=f"Training runs under {weights_root().name}/")
     run = st.session_state.get("run")
-    checkpoints = runfs.available_checkpoints(WEIGHTS / run) if run else []
+    checkpoints = runfs.available_checkpoints(weights_root() / run) if run else []
     st.selectbox("Checkpoint", checkpoints, key="checkpoint", bind="query-params",
                  format_func=lambda c: c if c in ("best", "latest") else f"epoch {c}",
                  help="best: lowest validation loss; latest: last finished epoch; or a kept epoch")

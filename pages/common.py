@@ -17,16 +17,20 @@ from charmodel.jobs import JobManager
 from charmodel.render import css
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = Path(os.environ.get("CHARMODEL_WEIGHTS", ROOT / "weights"))
 DEFAULT_RUN = "alice"
 
 
+def weights_root() -> Path:
+    """Where runs live: weights/ in the repository, or $CHARMODEL_WEIGHTS (tests use a scratch folder)."""
+    return Path(os.environ.get("CHARMODEL_WEIGHTS", ROOT / "weights"))
+
+
 def run_names() -> list[str]:
-    return runfs.list_runs(WEIGHTS)
+    return runfs.list_runs(weights_root())
 
 
 def run_path(name: str) -> Path:
-    return runfs.run_in(WEIGHTS, name)
+    return runfs.run_in(weights_root(), name)
 
 
 def _stamp(path: Path) -> float:
@@ -38,29 +42,40 @@ def _stamp(path: Path) -> float:
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _engine(run: str, checkpoint: str, stamp: float) -> Engine:
-    return Engine.load(run_path(run), checkpoint)
+def _engine(run_dir: str, checkpoint: str, stamp: float) -> Engine:
+    return Engine.load(run_dir, checkpoint)
+
+
+def _key(run: str, checkpoint: str) -> tuple[str, str, float]:
+    path = run_path(run)
+    return str(path), checkpoint, _stamp(runfs.checkpoint_path(path, checkpoint))
 
 
 def engine(run: str, checkpoint: str) -> Engine:
-    return _engine(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)))
+    return _engine(*_key(run, checkpoint))
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing activations…")
-def _activations(run: str, checkpoint: str, stamp: float, text: str):
-    ins = inspect(_engine(run, checkpoint, stamp), text)
+def _activations(run_dir: str, checkpoint: str, stamp: float, text: str):
+    ins = inspect(_engine(run_dir, checkpoint, stamp), text)
     ins.states = {k: v.astype(np.float16) for k, v in ins.states.items()}  # half the cache memory
     return ins
 
 
 def activations(run: str, checkpoint: str, text: str):
     """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
-    return _activations(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)), text)
+    return _activations(*_key(run, checkpoint), text)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+def _split_text(run_dir: str, stamp: float) -> tuple[str, str]:
+    return runfs.split_text(run_dir)
+
+
 def split_text(run: str) -> tuple[str, str]:
-    return runfs.split_text(run_path(run))
+    """(training, validation) text of a run, by the run's own split rule."""
+    path = run_path(run)
+    return _split_text(str(path), _stamp(path / runfs.CONFIG))
 
 
 @st.cache_resource
@@ -105,12 +120,12 @@ def text_or_drop(text: str, vocab, key: str) -> str | None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Computing the states of every cell…")
-def _cell_states(run: str, checkpoint: str, stamp: float, text: str) -> dict:
+def _cell_states(run_dir: str, checkpoint: str, stamp: float, text: str) -> dict:
     from charmodel.cells import batched_states
 
-    return batched_states(_engine(run, checkpoint, stamp), text)
+    return batched_states(_engine(run_dir, checkpoint, stamp), text)
 
 
 def cell_states(run: str, checkpoint: str, text: str) -> dict:
     """h and c of every layer over a long text, batched; cached per (run, checkpoint, text)."""
-    return _cell_states(run, checkpoint, _stamp(runfs.checkpoint_path(run_path(run), checkpoint)), text)
+    return _cell_states(*_key(run, checkpoint), text)

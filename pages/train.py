@@ -13,7 +13,7 @@ from charmodel.charts import loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import training_policy
 from charmodel.train import DEFAULTS
-from pages.common import ROOT, WEIGHTS, job_manager
+from pages.common import ROOT, job_manager, weights_root
 
 UPLOAD_MB = 10  # largest upload the page accepts
 BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",
@@ -84,7 +84,7 @@ if stop:
     manager.stop()
 if start or resume:
     try:
-        run = runfs.run_in(WEIGHTS, run_name)
+        run = runfs.run_in(weights_root(), run_name)
         if start:
             manager.start(run, _corpus_file(), settings=settings, max_bytes=UPLOAD_MB * 2**20)
         else:

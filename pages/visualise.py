@@ -60,8 +60,8 @@ if int(st.session_state.get("cell", 0)) >= units:
 cell = c2.number_input("Cell", 0, units - 1, key="cell", bind="query-params")
 c3.button("◀", key="prev_cell", on_click=_step_cell, args=(-1,), help="previous cell")
 c4.button("▶", key="next_cell", on_click=_step_cell, args=(1,), help="next cell")
-kind = c5.radio("State", ["h", "c", "i", "f", "o"], format_func=lambda k: KIND_LABELS[k], horizontal=True,
-                key="kind", bind="query-params")
+kind = c5.radio("State", ["h", "c", "i", "f", "o"], horizontal=True, key="kind", bind="query-params",
+                help="; ".join(KIND_LABELS[k] for k in "hcifo"))  # plain labels: the URL carries them
 scale = st.radio("Colour scale", ["default", "sigmoid"], horizontal=True, key="scale",
                  format_func=lambda s: {"default": "diverging (−1…1 for h and c, 0…1 for gates)",
                                         "sigmoid": "the post's sigmoid(value)"}[s])

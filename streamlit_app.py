@@ -5,14 +5,14 @@ import streamlit as st
 from charmodel import run as runfs
 from pages.common import DEFAULT_RUN, run_names, weights_root
 
-st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")
 
 pages = st.navigation([
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/generate.py", title="Generate", icon="✍️"),
-    st.Page("pages/visualise.py", title="Visualise", icon="🎨"),
-    st.Page("pages/cells.py", title="Cells", icon="🔬"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
+    st.Page("pages/visualise.py", title="Visualise", icon=":material/palette:"),
+    st.Page("pages/cells.py", title="Cells", icon=":material/biotech:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ])
 
 # Shared sidebar: bound to the URL, so a link reproduces a view (?run=alice&temperature=0.5).

@@ -52,7 +52,7 @@ def css(prefix: str = "cm") -> str:
     rules = [f".{prefix}-{b}{{background:{_rgb(b / (BINS - 1))}}}" for b in range(BINS)]
     rules += [
         f".{prefix}-text{{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;"
-        "word-break:break-all;line-height:1.7;font-size:0.92rem;color:#111}",
+        "overflow-wrap:anywhere;line-height:1.7;font-size:0.92rem;color:#111}",
         f".{prefix}-text span{{border-radius:2px}}",
         f".{prefix}-sel{{outline:2px solid #111;outline-offset:-1px}}",
         f".{prefix}-nl{{color:#888}}",

@@ -59,5 +59,5 @@ for d in ranked:
         left.html(legend(lo, hi, label) + coloured_text(text[snippet], values[snippet], lo, hi))
         right.altair_chart(charts.trace(values[snippet], text[snippet], d["kind"], (lo, hi), height=180),
                            key=f"cells_trace_{d['layer']}_{d['kind']}_{d['cell']}")
-        right.page_link("pages/visualise.py", label="Open in Visualise", icon="🎨",
+        right.page_link("pages/visualise.py", label="Open in Visualise", icon=":material/palette:",
                         query_params={"run": name, "layer": d["layer"], "cell": d["cell"], "kind": d["kind"]})

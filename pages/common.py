@@ -17,6 +17,26 @@ from charmodel.jobs import JobManager
 from charmodel.render import css
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _leave_pages_directory_mode() -> None:
+    """Make a deep link work on a fresh server.
+
+    Streamlit treats a folder named pages/ as old-style multipage navigation until the entry script
+    has called st.navigation once. So if a new server's very first request is /visualise, it runs
+    pages/visualise.py alone, without the sidebar. Every page imports this module, so we switch
+    that mode off and rerun, which runs streamlit_app.py and lands on the same page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without that class has no such mode to leave
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
 DEFAULT_RUN = "alice"
 
 

@@ -17,10 +17,10 @@ st.markdown(
     "shipped model learned *Alice's Adventures in Wonderland*."
 )
 c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/generate.py", label="Generate text", icon="✍️")
-c2.page_link("pages/visualise.py", label="Visualise a cell", icon="🎨")
-c3.page_link("pages/cells.py", label="Find cells", icon="🔬")
-c4.page_link("pages/train.py", label="Train a model", icon="🏋️")
+c1.page_link("pages/generate.py", label="Generate text", icon=":material/edit_note:")
+c2.page_link("pages/visualise.py", label="Visualise a cell", icon=":material/palette:")
+c3.page_link("pages/cells.py", label="Find cells", icon=":material/biotech:")
+c4.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
 name, path, config, checkpoint = selected_run()
 if st.button("Show me a sample and a cell", type="primary", key="show_me"):
@@ -41,5 +41,5 @@ if st.button("Show me a sample and a cell", type="primary", key="show_me"):
     st.html(legend(lo, hi, label) + coloured_text(text, values, lo, hi))
     st.caption(f"Sampled at temperature 0.5 with seed {seed}. The colour is {label}, the cell whose value best "
                f"separates '{name_.replace('_', ' ')}' characters in this sample (AUC {best['score']:.2f}).")
-    st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon="🎨",
+    st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                  query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})

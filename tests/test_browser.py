@@ -1,0 +1,140 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against `streamlit run`.
+
+Screenshots go to test-output/browser/.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, make_random_run
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "test-output" / "browser"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from charmodel.corpus import clean, read_text
+
+    weights = tmp_path_factory.mktemp("browser") / "weights"
+    weights.mkdir()
+    make_random_run(weights / "alice", clean(read_text(ROOT / "data" / "alice.txt"))[:20000], layers=2, units=24)
+    port = free_port()
+    env = {**os.environ, "CHARMODEL_WEIGHTS": str(weights), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
+        time.sleep(0.3)
+    yield url, weights
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def settle(page, timeout_ms=60000):
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
+    page.wait_for_timeout(300)
+
+
+def test_generate_then_visualise_a_cell(server, page):
+    url, _ = server
+    page.goto(f"{url}/generate")
+    settle(page)
+    code = page.locator("[data-testid='stCode']").first
+    code.wait_for()
+    assert code.inner_text().startswith("Alice ")
+    page.screenshot(path=SHOTS / "generate.png", full_page=True)
+
+    page.goto(f"{url}/visualise?layer=2&cell=3")
+    settle(page)
+    spans = page.locator(".cm-text span[class^='cm-']")
+    spans.first.wait_for()
+    assert spans.count() > 500  # one span per character, with hover text
+    colour = spans.first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour.startswith("rgb(") and colour != "rgba(0, 0, 0, 0)"  # the stylesheet survived sanitising
+    assert "layer 2 cell 3 h" in page.locator(".cm-legend").first.inner_text()
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    chart.wait_for()
+    assert chart.locator("canvas, svg").count() >= 1
+    page.screenshot(path=SHOTS / "visualise.png", full_page=True)
+
+    # the next-cell button moves to cell 4 and the URL follows
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="▶").click()
+    expect(page.locator(".cm-legend").first).to_contain_text("layer 2 cell 4 h", timeout=30000)
+    assert "cell=4" in page.url
+
+
+def test_train_a_tiny_model_and_watch_it(server, page):
+    url, weights = server
+    page.goto(f"{url}/train")
+    settle(page)
+
+    def set_number(label, value):
+        box = page.get_by_label(label, exact=True).and_(page.locator("input"))
+        box.fill(str(value))
+        box.press("Enter")
+        settle(page)
+
+    name = page.get_by_label("Run name", exact=True).and_(page.locator("input"))
+    name.fill("browser-tiny")
+    name.press("Enter")
+    settle(page)
+    for label, value in [("LSTM layers", 1), ("Units per layer", 8), ("Embedding size", 4),
+                         ("Sequence length", 50), ("Batch size", 256), ("Epochs", 2)]:
+        set_number(label, value)
+    page.get_by_role("button", name="Start").click()
+    # the live fragment redraws every second: wait for the loss chart and the checkpoint table
+    page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=120000)
+    page.screenshot(path=SHOTS / "train-running.png", full_page=True)
+    page.wait_for_selector("text=finished", timeout=180000)
+    page.wait_for_selector("[data-testid='stDataFrame']", timeout=30000)
+    page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
+    assert (weights / "browser-tiny" / "latest.npz").is_file()
+    assert (weights / "browser-tiny" / "checkpoints" / "epoch-0002.npz").is_file()

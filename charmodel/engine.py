@@ -94,8 +94,12 @@ class Engine:
 
     # ------------------------------------------------------------ one step (sampling)
 
-    def step(self, ids: np.ndarray, state: State) -> np.ndarray:
-        """Feed one character per row; update `state` in place; return logits (B, V)."""
+    def step(self, ids: np.ndarray, state: State, clamp=None) -> np.ndarray:
+        """Feed one character per row; update `state` in place; return logits (B, V).
+
+        clamp: optional (layer, kind, cell, value) with kind "h" or "c": that cell is held at
+        `value` at every step, an intervention to see what the cell does to the output.
+        """
         U = self.units
         x = None
         for l in range(self.layers):
@@ -111,7 +115,11 @@ class Engine:
             o += 0.5
             c *= a[:, U : 2 * U]
             c += a[:, :U] * a[:, 2 * U : 3 * U]
+            if clamp is not None and clamp[0] == l and clamp[1] == "c":
+                c[:, clamp[2]] = clamp[3]
             np.multiply(o, np.tanh(c), out=h)
+            if clamp is not None and clamp[0] == l and clamp[1] == "h":
+                h[:, clamp[2]] = clamp[3]
             x = h
         return x @ self.Wd + self.bd
 
@@ -130,35 +138,38 @@ class Engine:
         state = state.copy() if state is not None else self.zero_state(B)
         layers = range(self.layers) if layers is None else layers
         records = {}
-        x = None
+        x = None  # (T, B, U): time-major, so each step reads and writes one contiguous block
+        gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "g": slice(2 * U, 3 * U), "o": slice(3 * U, 4 * U)}
         for l in range(self.layers):
             want = [k for k in record if l in layers]
-            zin = self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]  # (B, T, 4U)
-            H = np.empty((B, T, U), np.float32)
-            rec = {k: np.empty((B, T, U), np.float32) for k in want if k != "h"}
-            h, c = state.h[l], state.c[l]
+            zin = self.table0[ids.T] if l == 0 else x @ self.K[l] + self.b[l]  # (T, B, 4U)
+            H = np.empty((T, B, U), np.float32)
+            rec = {k: np.empty((T, B, U), np.float32) for k in want if k != "h"}
+            h, c = state.h[l].copy(), state.c[l].copy()
             R = self.R[l]
+            z = np.empty((B, 4 * U), np.float32)
             for t in range(T):
-                z = zin[:, t] + h @ R
-                a = np.tanh(z, out=z)
-                i = a[:, :U] * 0.5 + 0.5
-                f = a[:, U : 2 * U] * 0.5 + 0.5
-                g = a[:, 2 * U : 3 * U]
-                o = a[:, 3 * U :] * 0.5 + 0.5
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                H[:, t] = h
-                if rec:
-                    for k, v in (("c", c), ("i", i), ("f", f), ("g", g), ("o", o)):
-                        if k in rec:
-                            rec[k][:, t] = v
-            state.h[l], state.c[l] = h, c
+                np.dot(h, R, out=z)
+                z += zin[t]
+                a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
+                a[:, : 2 * U] *= 0.5
+                a[:, : 2 * U] += 0.5
+                a[:, 3 * U :] *= 0.5
+                a[:, 3 * U :] += 0.5
+                c *= a[:, U : 2 * U]
+                c += a[:, :U] * a[:, 2 * U : 3 * U]
+                np.tanh(c, out=H[t])
+                H[t] *= a[:, 3 * U :]
+                h = H[t]
+                for k, arr in rec.items():
+                    arr[t] = c if k == "c" else a[:, gate_at[k]]
+            state.h[l], state.c[l] = h.copy(), c
             if "h" in want:
-                records[(l, "h")] = H
+                records[(l, "h")] = H.transpose(1, 0, 2)
             for k, v in rec.items():
-                records[(l, k)] = v
+                records[(l, k)] = v.transpose(1, 0, 2)
             x = H
-        logits = x @ self.Wd + self.bd
+        logits = (x @ self.Wd + self.bd).transpose(1, 0, 2)  # (B, T, V)
         return logits, records, state
 
 

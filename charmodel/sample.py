@@ -31,14 +31,21 @@ def generate(
     top_k: int | None = None,
     samples: int = 1,
     return_probs: bool = False,
+    clamp: tuple | None = None,
 ):
     """Generate `samples` texts of `length` new characters after `prime`.
 
     temperature 0 is greedy argmax. The same seed gives the same text in any process.
     Returns a list of strings (the new characters only); with return_probs, also a (samples,
     length) array with the probability each chosen character had under the unscaled model.
+    clamp: (layer counted from 0, "h" or "c", cell, value) holds one cell at a value while the new
+    characters are generated (the prime is read unclamped).
     """
     temperature = check_temperature(temperature)
+    if clamp is not None:
+        layer, kind, cell, _ = clamp
+        if not (0 <= layer < engine.layers and kind in ("h", "c") and 0 <= cell < engine.units):
+            raise CharModelError(f"cannot clamp layer {layer + 1} {kind} cell {cell}: no such cell in this model.")
     if length < 0:
         raise CharModelError(f"length {length} is negative; ask for 0 or more characters.")
     if samples < 1:
@@ -58,7 +65,7 @@ def generate(
     chosen_p = np.empty((samples, length), dtype=np.float64) if return_probs else None
     rows = np.arange(samples)
     for t in range(length):
-        logits = engine.step(x, state).astype(np.float64)  # (B, V)
+        logits = engine.step(x, state, clamp).astype(np.float64)  # (B, V)
         if temperature == 0:
             x = logits.argmax(axis=1)
         else:

@@ -1,0 +1,132 @@
+"""Cell atlas analyses beyond ranking: select-and-match (LSTMVis), one cell in depth, gate
+saturation (Karpathy, Johnson and Fei-Fei 2015), and export to LSTMVis's file format.
+
+All of it works on state arrays of shape (T, units) from the NumPy engine; no TensorFlow.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CharModelError
+
+# ---------------------------------------------------------------- select and match (LSTMVis)
+
+
+def cells_on_in_span(states: np.ndarray, start: int, end: int, threshold: float) -> np.ndarray:
+    """Cells at or above `threshold` at every character of [start, end) and below it just before
+    and just after the span (where those characters exist). states: (T, units)."""
+    T = len(states)
+    if not 0 <= start < end <= T:
+        raise CharModelError(f"span {start}–{end} is outside the text (0–{T}); pick characters inside it.")
+    on = (states[start:end] >= threshold).all(axis=0)
+    if start > 0:
+        on &= states[start - 1] < threshold
+    if end < T:
+        on &= states[end] < threshold
+    return np.flatnonzero(on)
+
+
+def match_passages(states: np.ndarray, cells: np.ndarray, threshold: float, span_len: int,
+                   exclude: tuple[int, int] | None = None, top: int = 20) -> list[dict]:
+    """Other places where the same set of cells is on together.
+
+    A match is a maximal run of characters where every selected cell is at or above the
+    threshold. Runs are ranked by how close their length is to the selected span's, then by the
+    mean fraction of *other* cells that are off (a more specific pattern ranks higher).
+    Returns [{start, end, score}], best first; `exclude` drops the user's own span.
+    """
+    if len(cells) == 0:
+        return []
+    all_on = (states[:, cells] >= threshold).all(axis=1)  # (T,)
+    edges = np.diff(np.concatenate([[0], all_on.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = []
+    for s, e in zip(starts, ends):
+        if exclude and s < exclude[1] and e > exclude[0]:
+            continue
+        length_fit = min(e - s, span_len) / max(e - s, span_len)
+        out.append({"start": int(s), "end": int(e), "score": round(float(length_fit), 4)})
+    out.sort(key=lambda d: (-d["score"], d["start"]))
+    return out[:top]
+
+
+# ---------------------------------------------------------------- one cell in depth
+
+
+def top_contexts(values: np.ndarray, text: str, k: int = 10, radius: int = 20) -> list[dict]:
+    """The k highest values of one cell, at least `radius` characters apart, with ±radius context."""
+    order = np.argsort(-values, kind="stable")
+    taken: list[int] = []
+    for t in order:
+        if all(abs(int(t) - u) > radius for u in taken):
+            taken.append(int(t))
+            if len(taken) == k:
+                break
+    return [{"position": t, "value": float(values[t]), "before": text[max(0, t - radius) : t], "char": text[t],
+             "after": text[t + 1 : t + 1 + radius]} for t in taken]
+
+
+def histogram(values: np.ndarray, bins: int = 40, lo: float | None = None, hi: float | None = None) -> list[dict]:
+    lo = float(values.min()) if lo is None else lo
+    hi = float(values.max()) if hi is None else hi
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi if hi > lo else lo + 1e-6))
+    return [{"from": float(a), "to": float(b), "count": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+# ---------------------------------------------------------------- gate saturation
+
+
+def gate_saturation(gates: np.ndarray, left: float = 0.1, right: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: fraction of characters where the gate is left-saturated (< left) and
+    right-saturated (> right). gates: (T, units)."""
+    return (gates < left).mean(axis=0), (gates > right).mean(axis=0)
+
+
+# ---------------------------------------------------------------- LSTMVis export
+
+_SPECIAL = {" ": "<space>", "\n": "<newline>", "\t": "<tab>"}
+
+
+def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
+                   description: str = "") -> list[Path]:
+    """Write states.h5, train.h5, words.dict and lstm.yml for LSTMVis.
+
+    states: {(layer from 0, kind): (T, units)} with kinds "c" (LSTMVis type state) and "h" (type
+    output). A character is a word; whitespace gets a name, since LSTMVis splits on spaces.
+    """
+    import h5py
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {ch: i for i, ch in enumerate(vocab_chars)}
+    ids = np.array([index[ch] for ch in text], dtype=np.int32)
+    with h5py.File(folder / "train.h5", "w") as f:
+        f.create_dataset("words", data=ids)
+    types = []
+    with h5py.File(folder / "states.h5", "w") as f:
+        for (layer, kind), v in sorted(states.items()):
+            path = f"{'states' if kind == 'c' else 'output'}{layer + 1}"
+            f.create_dataset(path, data=np.asarray(v, dtype=np.float32))
+            types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer + 1}, path: {path}}}")
+    lines = [f"{_SPECIAL.get(ch, ch)} {i}" for i, ch in enumerate(vocab_chars)]
+    (folder / "words.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    yml = "\n".join([
+        f"name: {name}",
+        f"description: {description or 'character-level LSTM states exported by charmodel'}",
+        "files:",
+        "  states: states.h5",
+        "  train: train.h5",
+        "  words: words.dict",
+        "word_sequence:",
+        "  file: train",
+        "  path: words",
+        "  dict_file: words",
+        "states:",
+        "  file: states",
+        "  types: [",
+        ",\n".join(types),
+        "  ]",
+    ])
+    (folder / "lstm.yml").write_text(yml + "\n", encoding="utf-8")
+    return [folder / n for n in ("states.h5", "train.h5", "words.dict", "lstm.yml")]

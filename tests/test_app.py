@@ -233,3 +233,33 @@ def test_training_policy_reads_switch_and_cap():
     assert training_policy({"CHARMODEL_MAX_EPOCHS": "3"})[:2] == (True, 3)
     with pytest.raises(CharModelError, match="not a whole number"):
         training_policy({"CHARMODEL_MAX_EPOCHS": "lots"})
+
+
+def test_cells_page_ranks_studies_and_exports(weights):
+    at = app()
+    at.switch_page("pages/cells.py").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert len(table) == 5 and table["AUC"].is_monotonic_decreasing and table["AUC"].min() >= 0.5
+    chosen = table.iloc[1]
+    at.button(key="study_1").click().run()
+    assert (at.session_state["atlas_layer"], at.session_state["atlas_kind"], at.session_state["atlas_cell"]) == \
+        (chosen["layer"], chosen["kind"], chosen["cell"])
+    assert f"Layer {chosen['layer']} {chosen['kind']} cell {chosen['cell']}" in [s.value for s in at.subheader]
+    at.radio(key="cells_mode").set_value("regular expression").run()
+    at.text_input(key="cells_regex").set_value("([a-z").run()
+    assert "invalid" in at.error[0].value
+    at.button(key="export_prepare").click().run()
+    no_errors(at)
+    assert at.get("download_button")[0].proto.label == "Download lstmvis.zip"
+
+
+def test_cells_page_select_and_match_and_clamp(weights):
+    at = app()
+    at.switch_page("pages/cells.py").run()
+    at.slider(key="match_threshold").set_value(-1.0).run()  # every cell is on: nothing is "off around" the span
+    assert any("No cell is on" in i.value for i in at.info)
+    at.slider(key="match_threshold").set_value(0.0).run()
+    no_errors(at)
+    codes = [c.value for c in at.code]
+    assert len(codes) == 2 and codes[0] != codes[1]  # free vs clamped generation

@@ -12,11 +12,14 @@ sys.modules["keras"] = None
 from charmodel.engine import Engine, inspect
 from charmodel.sample import generate
 from charmodel.evaluate import evaluate
+from charmodel.cells import batched_states, feature, rank_cells
+from charmodel import atlas, charts, render, jobs
 run = sys.argv[1]
 e = Engine.load(run)
 print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")
 print(inspect(e, "Alice was here").values(1, "f").shape)
 print(evaluate(run)["bpc"] > 0)
+print(len(rank_cells(batched_states(e, "Alice was here, `she said.'"), feature("quote", "Alice was here, `she said.'"))))
 from charmodel.cli import main
 main(["generate", "--run", run, "--length", "20"])
 """
@@ -26,4 +29,4 @@ def test_sampling_and_inspection_never_import_tensorflow(random_run):
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(random_run)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[:3] == ["True", "(14, 24)", "True"]
+    assert lines[:4] == ["True", "(14, 24)", "True", str(2 * 2 * 24)]

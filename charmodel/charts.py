@@ -50,14 +50,14 @@ def brush_range(selection: dict | None, n: int) -> tuple[int, int] | None:
 def heatmap_frame(states: np.ndarray, cells: int = HEATMAP_CELLS, columns: int = HEATMAP_COLUMNS) -> pd.DataFrame:
     """(T, units) -> long frame of the `cells` most variable cells, averaged over position bins."""
     T, U = states.shape
-    states = states.astype(np.float32)
+    states = np.asarray(states, dtype=np.float32)
     order = np.argsort(-states.std(axis=0))[: min(cells, U)]
     edges = np.linspace(0, T, min(columns, T) + 1).astype(int)
-    rows = []
-    for b in range(len(edges) - 1):
-        mean = states[edges[b] : edges[b + 1], order].mean(axis=0)
-        rows.append(pd.DataFrame({"cell": order, "start": edges[b], "end": edges[b + 1], "value": mean}))
-    return pd.concat(rows, ignore_index=True)
+    sums = np.add.reduceat(states[:, order], edges[:-1], axis=0)  # (bins, cells)
+    means = sums / np.diff(edges)[:, None]
+    n_bins = len(edges) - 1
+    return pd.DataFrame({"cell": np.tile(order, n_bins), "start": np.repeat(edges[:-1], len(order)),
+                         "end": np.repeat(edges[1:], len(order)), "value": means.ravel()})
 
 
 def heatmap(df: pd.DataFrame, domain: tuple[float, float], label: str):

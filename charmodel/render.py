@@ -116,14 +116,15 @@ def legend(lo: float, hi: float, label: str, prefix: str = "cm") -> str:
             f'<span class="{prefix}-bar">{swatches}</span><span>{hi:g}</span></div>')
 
 
-def hover_titles(text: str, values: np.ndarray, top_chars: list[list[str]], top_probs: np.ndarray,
-                 label: str = "value") -> list[str]:
-    """Per-character hover text: the value and the model's top next-character guesses."""
-    out = []
-    for t, ch in enumerate(text):
-        guesses = ", ".join(f"{_show(c)} {p:.0%}" for c, p in zip(top_chars[t], top_probs[t]))
-        out.append(f"#{t} {_show(ch)}  {label} = {values[t]:+.3f}\nnext: {guesses}")
-    return out
+def next_guesses(top_chars: list[list[str]], top_probs: np.ndarray) -> list[str]:
+    """Per character: the model's top next-character guesses, as hover text ("next: e 31%, ...")."""
+    return ["next: " + ", ".join(f"{_show(c)} {p:.0%}" for c, p in zip(chars, probs))
+            for chars, probs in zip(top_chars, top_probs)]
+
+
+def hover_titles(text: str, values: np.ndarray, guesses: list[str], label: str = "value") -> list[str]:
+    """Per-character hover text: position, character, the value, and the next-character guesses."""
+    return [f"#{t} {_show(ch)}  {label} = {v:+.3f}\n{g}" for t, (ch, v, g) in enumerate(zip(text, values, guesses))]
 
 
 def _show(ch: str) -> str:

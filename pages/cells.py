@@ -15,7 +15,7 @@ from charmodel import run as runfs
 from charmodel.cells import FEATURES, SCALAR, rank_cells, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import activations, cell_states, engine, selected_run, split_text, style
+from pages.common import cell_states, engine, layer_values, selected_run, split_text, style
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -150,7 +150,7 @@ with cell_tab:
         passage = val_text[:400]
         frames = []
         for epoch in epochs:
-            trace_values = activations(name, epoch, passage).values(layer - 1, kind)[:, cell].astype(float)
+            trace_values = layer_values(name, epoch, passage, layer - 1, kind)[:, cell].astype(float)
             frames.append(pd.DataFrame({"position": np.arange(len(passage)), "value": trace_values,
                                         "epoch": int(epoch)}))
         st.altair_chart(alt.Chart(pd.concat(frames), height=240, title="the same passage at each kept checkpoint")
@@ -164,10 +164,10 @@ with saturation_tab:
     st.caption("Karpathy, Johnson and Fei-Fei (2015): for each cell, how often a gate is left-saturated (< 0.1) "
                "against right-saturated (> 0.9). Click a point to study that cell.")
     length = st.slider("Characters of the validation text", 500, 5000, 2000, 500, key="saturation_length")
-    ins = activations(name, checkpoint, val_text[:length])
     frames = []
     for gate in ("f", "i", "o"):
-        left, right = atlas.gate_saturation(ins.values(layer - 1, gate).astype(np.float32))
+        gates = layer_values(name, checkpoint, val_text[:length], layer - 1, gate)
+        left, right = atlas.gate_saturation(gates.astype(np.float32))
         frames.append(pd.DataFrame({"cell": np.arange(model.units), "left": left, "right": right, "gate": gate}))
     pick = alt.selection_point(name=charts.PICK, fields=["cell"], on="click")
     scatter = (alt.Chart(pd.concat(frames), width=260, height=260).mark_circle(size=22, opacity=0.6)

@@ -14,7 +14,7 @@ from charmodel import CharModelError
 from charmodel import run as runfs
 from charmodel.engine import Engine, inspect
 from charmodel.jobs import JobManager
-from charmodel.render import css
+from charmodel.render import css, next_guesses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +85,28 @@ def _activations(run_dir: str, checkpoint: str, stamp: float, text: str):
 def activations(run: str, checkpoint: str, text: str):
     """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
     return _activations(*_key(run, checkpoint), text)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _layer_values(run_dir: str, checkpoint: str, stamp: float, text: str, layer: int, kind: str) -> np.ndarray:
+    return _activations(run_dir, checkpoint, stamp, text).values(layer, kind)
+
+
+def layer_values(run: str, checkpoint: str, text: str, layer: int, kind: str) -> np.ndarray:
+    """(T, units) of one layer and state: a small copy, so switching cells stays fast."""
+    return _layer_values(*_key(run, checkpoint), text, layer, kind)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _guesses(run_dir: str, checkpoint: str, stamp: float, text: str) -> list[str]:
+    ins = _activations(run_dir, checkpoint, stamp, text)
+    chars = _engine(run_dir, checkpoint, stamp).vocab.chars
+    return next_guesses([[chars[i] for i in row] for row in ins.top_ids], ins.top_probs)
+
+
+def guesses(run: str, checkpoint: str, text: str) -> list[str]:
+    """Hover text per character: the model's top 5 next-character guesses."""
+    return _guesses(*_key(run, checkpoint), text)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -6,7 +6,7 @@ import streamlit as st
 from charmodel import charts
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from charmodel.sample import generate
-from pages.common import activations, engine, selected_run, split_text, style, text_or_drop
+from pages.common import engine, guesses, layer_values, selected_run, split_text, style, text_or_drop
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -67,16 +67,15 @@ scale = st.radio("Colour scale", ["default", "sigmoid"], horizontal=True, key="s
                                         "sigmoid": "the post's sigmoid(value)"}[s])
 
 # ---------------------------------------------------------------- the cell
-ins = activations(name, checkpoint, text)
+states = layer_values(name, checkpoint, text, layer - 1, kind)[shown_from:]  # (T, units), cached
 shown = text[shown_from:]
-raw = ins.values(layer - 1, kind)[shown_from:, int(cell)].astype(np.float64)  # (T,)
+raw = states[:, int(cell)].astype(np.float64)  # (T,)
 values, (lo, hi) = display_values(raw, kind, scale)
 label = f"layer {layer} cell {int(cell)} {kind}" + (" (sigmoid)" if scale == "sigmoid" else "")
 
 selection = st.session_state.get("trace", {}).get("selection")
 selected = charts.brush_range(selection, len(shown))
-top_chars = [[model.vocab.chars[i] for i in row] for row in ins.top_ids[shown_from:]]
-titles = hover_titles(shown, values, top_chars, ins.top_probs[shown_from:], label=kind)
+titles = hover_titles(shown, values, guesses(name, checkpoint, text)[shown_from:], label=kind)
 
 style()
 left, right = st.columns([3, 2])
@@ -94,7 +93,7 @@ with right:
                    "and the model's top 5 next-character guesses.")
 
 # ---------------------------------------------------------------- the whole layer
-with st.expander(f"Heatmap of layer {layer}: click a row to select that cell", expanded=False):
-    states, _ = display_values(ins.values(layer - 1, kind)[shown_from:], kind, scale)
-    st.altair_chart(charts.heatmap(charts.heatmap_frame(states), (lo, hi), kind), key="heatmap",
+if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):
+    shown_states, _ = display_values(states, kind, scale)
+    st.altair_chart(charts.heatmap(charts.heatmap_frame(shown_states), (lo, hi), kind), key="heatmap",
                     on_select=_pick_from_heatmap, selection_mode=charts.PICK)

@@ -42,7 +42,7 @@ DEFAULTS = dict(
     patience=0,  # stop after this many epochs without a better validation loss (0: never)
     seed=0,  # weights init, chunk offsets and order, per-epoch samples
     jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
-    keep_epochs=[1, 2, 5, 10, 20, 50, 100],  # epochs kept under checkpoints/ (float16)
+    keep_epochs=[1, 2, 5, 10, 20, 50, 100],  # epochs kept under checkpoints/
     collapse_spaces=True,  # runs of spaces become one space
     val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
 )
@@ -265,7 +265,7 @@ def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
     if improved:
         runfs.save_weights_npz(run / "best.npz", weights)
     if epoch in s["keep_epochs"]:
-        runfs.save_weights_npz(runfs.checkpoint_path(run, epoch), weights, dtype=np.float16)
+        runfs.save_weights_npz(run / "checkpoints" / f"epoch-{epoch:04d}.npz", weights)
 
     sample = generate(Engine(weights, vocab), length=SAMPLE_LEN, temperature=0.8, seed=s["seed"])[0]
     runfs.atomic_write_text(run / f"samples/epoch-{epoch:04d}.txt", sample)

@@ -116,3 +116,12 @@ def test_resume_continues_after_kill(tmp_path, small_corpus):
     assert runfs.read_train_state(run)["epoch"] == 4
     assert not list(run.rglob("*.tmp")) and not list(run.glob("train_state/tmp-*"))
     assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 4
+
+
+def test_kept_epochs_can_live_beside_the_run(trained_copy):
+    (trained_copy / "checkpoints").rename(trained_copy.parent / f"{trained_copy.name}.checkpoints")
+    assert runfs.available_checkpoints(trained_copy) == ["best", "latest", "1", "2"]
+    assert runfs.checkpoint_path(trained_copy, "2").parent.name == f"{trained_copy.name}.checkpoints"
+    Engine.load(trained_copy, "2")
+    with pytest.raises(CharModelError, match="not best, latest or an epoch"):
+        runfs.checkpoint_path(trained_copy, "../../etc")

@@ -1,0 +1,82 @@
+"""Measure everything a model card quotes, and draw the loss curve.
+
+    python tools/model_card.py --run weights/alice > /tmp/measured.md
+
+Prints Markdown sections (history, evaluation against compressors, samples, interpretable cells)
+and writes RUN/loss_curve.png with Altair (vl-convert renders it). The card's prose is written by
+hand around these numbers; every number in it comes from this script's output.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import altair as alt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from charmodel import run as runfs  # noqa: E402
+from charmodel.cells import batched_states, feature, rank_cells  # noqa: E402
+from charmodel.engine import Engine, bits_per_char  # noqa: E402
+from charmodel.evaluate import evaluate  # noqa: E402
+from charmodel.sample import generate  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--run", required=True)
+    p.add_argument("--prime", default="Alice ")
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args()
+    run = Path(args.run)
+    config = runfs.read_config(run)
+    history = pd.DataFrame(runfs.read_history(run))
+
+    long = pd.concat([
+        pd.DataFrame({"epoch": history["epoch"], "bpc": history["train_loss"] / 0.6931471805599453,
+                      "series": "train (with dropout)"}),
+        pd.DataFrame({"epoch": history["epoch"], "bpc": history["val_bpc"], "series": "validation (chunked)"}),
+    ])
+    chart = (alt.Chart(long, width=560, height=300, title=f"{run.name}: loss per epoch")
+             .mark_line(point=True)
+             .encode(x="epoch:Q", y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
+                     color=alt.Color("series:N", title=None)))
+    chart.save(str(run / "loss_curve.png"), scale_factor=2)
+
+    print("## History\n")
+    print("| " + " | ".join(history.columns) + " |\n|" + "---|" * len(history.columns))
+    for row in history.itertuples(index=False):
+        print("| " + " | ".join(str(v) for v in row) + " |")
+    print(f"\ntotal training wall time: {history['wall_s'].sum():.0f} s over {len(history)} epochs")
+
+    checkpoint = runfs.default_checkpoint(run)
+    result = evaluate(run, checkpoint=checkpoint)
+    engine = Engine.load(run, checkpoint)
+    train_text, val_text = runfs.split_text(run, config)
+    train_bpc = bits_per_char(engine, train_text)
+    print(f"\n## Evaluation ({checkpoint} checkpoint, stateful)\n")
+    print("| | bits per character |\n|---|---|")
+    print(f"| this model, training text ({len(train_text)} chars) | {train_bpc:.3f} |")
+    print(f"| this model, validation text ({result['chars']} chars) | {result['bpc']:.3f} |")
+    for name, bpc in result["baselines"].items():
+        print(f"| {name} (conditional on the training text) | {bpc:.3f} |")
+
+    print(f"\n## Samples (prime {args.prime!r}, seed {args.seed}, 400 characters)\n")
+    for temperature in (0.2, 0.5, 1.0):
+        text = generate(engine, args.prime, 400, temperature, args.seed)[0]
+        print(f"temperature {temperature}:\n\n```\n{args.prime}{text}\n```\n")
+
+    print("## Interpretable cells (validation text)\n")
+    states = batched_states(engine, val_text)
+    print("| hypothesis | best cell | score |\n|---|---|---|")
+    for name in ("quote", "after_quote", "word_start", "word_end", "line_position", "parens", "sentence_end"):
+        best = rank_cells(states, feature(name, val_text), 1)[0]
+        metric = "|r|" if best["metric"] == "r" else "AUC"
+        print(f"| {name} | layer {best['layer']} {best['kind']} cell {best['cell']} "
+              f"({'+' if best['direction'] > 0 else '-'}) | {metric} {best['score']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .render import _show
+from .render import show_char
 
 BRUSH = "brush"  # interval selection on the trace
 PICK = "pick"  # point selection of a cell (heatmap, saturation scatter)
@@ -21,7 +21,7 @@ HEATMAP_COLUMNS = 75  # position bins; 64 x 75 = 4,800 rows, under Altair's 5,00
 def trace(values: np.ndarray, text: str, label: str, domain: tuple[float, float], height: int = 320):
     """Line plot of one cell across the text, with an x-interval brush named BRUSH."""
     df = pd.DataFrame({"position": np.arange(len(text)), "value": np.asarray(values, dtype=float),
-                       "char": [_show(c) for c in text]})
+                       "char": [show_char(c) for c in text]})
     brush = alt.selection_interval(name=BRUSH, encodings=["x"])
     return (
         alt.Chart(df, height=height)

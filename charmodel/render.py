@@ -118,14 +118,14 @@ def legend(lo: float, hi: float, label: str, prefix: str = "cm") -> str:
 
 def next_guesses(top_chars: list[list[str]], top_probs: np.ndarray) -> list[str]:
     """Per character: the model's top next-character guesses, as hover text ("next: e 31%, ...")."""
-    return ["next: " + ", ".join(f"{_show(c)} {p:.0%}" for c, p in zip(chars, probs))
+    return ["next: " + ", ".join(f"{show_char(c)} {p:.0%}" for c, p in zip(chars, probs))
             for chars, probs in zip(top_chars, top_probs)]
 
 
 def hover_titles(text: str, values: np.ndarray, guesses: list[str], label: str = "value") -> list[str]:
     """Per-character hover text: position, character, the value, and the next-character guesses."""
-    return [f"#{t} {_show(ch)}  {label} = {v:+.3f}\n{g}" for t, (ch, v, g) in enumerate(zip(text, values, guesses))]
+    return [f"#{t} {show_char(ch)}  {label} = {v:+.3f}\n{g}" for t, (ch, v, g) in enumerate(zip(text, values, guesses))]
 
 
-def _show(ch: str) -> str:
+def show_char(ch: str) -> str:
     return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)

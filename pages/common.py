@@ -77,14 +77,10 @@ def engine(run: str, checkpoint: str) -> Engine:
 
 @st.cache_data(max_entries=8, show_spinner="Computing activations…")
 def _activations(run_dir: str, checkpoint: str, stamp: float, text: str):
+    """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
     ins = inspect(_engine(run_dir, checkpoint, stamp), text)
     ins.states = {k: v.astype(np.float16) for k, v in ins.states.items()}  # half the cache memory
     return ins
-
-
-def activations(run: str, checkpoint: str, text: str):
-    """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
-    return _activations(*_key(run, checkpoint), text)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

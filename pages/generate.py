@@ -35,7 +35,10 @@ columns = st.columns(len(temperatures))
 style()
 for col, temp in zip(columns, temperatures):
     t0 = time.perf_counter()
-    (text,), probs = generate(model, prime, length, temp, seed, return_probs=True)
+    if colour == "nothing":
+        (text,) = generate(model, prime, length, temp, seed)
+    else:
+        (text,), probs = generate(model, prime, length, temp, seed, return_probs=True)
     elapsed_ms = (time.perf_counter() - t0) * 1000
     with col:
         if len(temperatures) > 1:

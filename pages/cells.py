@@ -69,7 +69,7 @@ with rank_tab:
         states = cell_states(name, checkpoint, text)
         ranked = rank_cells(states, signal, top)
     except CharModelError as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/warning:")
         ranked = []
     metric = "|r|" if feature in SCALAR else "AUC"
     if ranked:

@@ -136,7 +136,7 @@ def selected_run():
             checkpoint = runfs.default_checkpoint(path)
         engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
     except CharModelError as e:
-        st.error(f"Run **{name}** cannot be used: {e}", icon="⚠️")
+        st.error(f"Run **{name}** cannot be used: {e}", icon=":material/warning:")
         st.stop()
     return name, path, config, checkpoint
 

@@ -36,7 +36,7 @@ except CharModelError as e:
     st.error(str(e))
     st.stop()
 if policy_note:
-    st.info(policy_note, icon="ℹ️")
+    st.info(policy_note, icon=":material/info:")
 manager = job_manager()
 
 # ---------------------------------------------------------------- corpus and settings
@@ -93,7 +93,7 @@ if start or resume:
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/warning:")
 
 
 # ---------------------------------------------------------------- live view
@@ -104,8 +104,10 @@ def live():
         st.caption("No training job in this app process yet.")
         return
     p = job.snapshot()
-    state = {"starting": "⏳ starting (loading TensorFlow)", "training": "🏃 training", "stopping": "🛑 stopping",
-             "finished": "✅ finished", "stopped": "⏹️ stopped", "failed": "❌ failed"}[p.status]
+    state = {"starting": ":material/hourglass_top: starting (loading TensorFlow)",
+             "training": ":material/directions_run: training", "stopping": ":material/pause_circle: stopping",
+             "finished": ":material/check_circle: finished", "stopped": ":material/stop_circle: stopped",
+             "failed": ":material/error: failed"}[p.status]
     st.subheader(f"Run {p.run}: {state}")
     if p.error:
         st.error(p.error)

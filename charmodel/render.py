@@ -54,7 +54,7 @@ def css(prefix: str = "cm") -> str:
         f".{prefix}-text{{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;"
         "overflow-wrap:anywhere;line-height:1.7;font-size:0.92rem;color:#111}",
         f".{prefix}-text span{{border-radius:2px}}",
-        f".{prefix}-sel{{outline:2px solid #111;outline-offset:-1px}}",
+        f".{prefix}-sel{{box-shadow:inset 0 -3px 0 #111;font-weight:600}}",
         f".{prefix}-nl{{color:#888}}",
         f".{prefix}-legend{{display:flex;align-items:center;gap:6px;font-size:0.8rem;margin:4px 0 8px}}",
         f".{prefix}-bar{{display:inline-flex;height:12px}}",

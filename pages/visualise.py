@@ -87,7 +87,7 @@ with right:
     if selected:
         a, b = selected
         st.caption(f"Selected characters {a}–{b - 1}: mean {values[a:b].mean():+.3f}. "
-                   "The outlined characters in the text are the brushed range.")
+                   "The underlined characters in the text are the brushed range.")
     else:
         st.caption("Drag across the plot to highlight a range in the text; hover a character for its value "
                    "and the model's top 5 next-character guesses.")

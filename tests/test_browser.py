@@ -103,9 +103,20 @@ def test_generate_then_visualise_a_cell(server, page):
     assert chart.locator("canvas, svg").count() >= 1
     page.screenshot(path=SHOTS / "visualise.png", full_page=True)
 
-    # the next-cell button moves to cell 4 and the URL follows
+    # brushing a range on the plot outlines the same characters in the text
+    box = chart.locator("canvas, svg").first.bounding_box()
+    y = box["y"] + box["height"] * 0.5
+    page.mouse.move(box["x"] + box["width"] * 0.35, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.45, y, steps=8)
+    page.mouse.up()
     from playwright.sync_api import expect
 
+    expect(page.get_by_text("Selected characters")).to_be_visible(timeout=30000)
+    assert page.locator(".cm-text .cm-sel").count() > 20
+    page.screenshot(path=SHOTS / "visualise-brushed.png", full_page=True)
+
+    # the next-cell button moves to cell 4 and the URL follows
     page.get_by_role("button", name="▶").click()
     expect(page.locator(".cm-legend").first).to_contain_text("layer 2 cell 4 h", timeout=30000)
     assert "cell=4" in page.url

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from charmodel import run as runfs
-from pages.common import DEFAULT_RUN, run_names, weights_root
+from pages.common import DEFAULT_RUN, SIDEBAR, run_names, weights_root
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")
 
@@ -25,9 +25,9 @@ with st.sidebar:
     st.selectbox("Checkpoint", checkpoints, key="checkpoint", bind="query-params",
                  format_func=lambda c: c if c in ("best", "latest") else f"epoch {c}",
                  help="best: lowest validation loss; latest: last finished epoch; or a kept epoch")
-    st.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="temperature", bind="query-params",
+    st.slider("Temperature", 0.0, 2.0, SIDEBAR["temperature"], 0.05, key="temperature", bind="query-params",
               help="0 always picks the most likely character; higher is more surprising")
-    st.number_input("Seed", 0, 2**31 - 1, 7, key="seed", bind="query-params",
+    st.number_input("Seed", 0, 2**31 - 1, SIDEBAR["seed"], key="seed", bind="query-params",
                     help="the same seed gives the same text")
 
 pages.run()

@@ -15,7 +15,7 @@ from charmodel import run as runfs
 from charmodel.cells import FEATURES, SCALAR, rank_cells, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import cell_states, engine, layer_values, selected_run, split_text, style
+from pages.common import cell_states, engine, layer_values, selected_run, sidebar, split_text, style
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -185,7 +185,7 @@ with clamp_tab:
     prime = c1.text_input("Prime", "`" if "`" in model.vocab.chars else "\n", key="clamp_prime")
     value = c2.slider("Clamp to", -3.0, 3.0, 1.0, 0.1, key="clamp_value")
     length = c3.slider("Length", 50, 1000, 300, 50, key="clamp_length")
-    temperature, seed = st.session_state.get("temperature", 0.8), int(st.session_state.get("seed", 7))
+    temperature, seed = sidebar("temperature"), int(sidebar("seed"))
     try:
         free = generate(model, prime, length, temperature, seed)[0]
         held = generate(model, prime, length, temperature, seed, clamp=(layer - 1, kind, cell, value))[0]

@@ -38,6 +38,12 @@ def _leave_pages_directory_mode() -> None:
 
 _leave_pages_directory_mode()
 DEFAULT_RUN = "alice"
+SIDEBAR = {"temperature": 0.8, "seed": 7}  # defaults of the shared sidebar's sampling settings
+
+
+def sidebar(key: str):
+    """A shared sidebar setting (temperature or seed), or its default before the sidebar has run."""
+    return st.session_state.get(key, SIDEBAR[key])
 
 
 def weights_root() -> Path:

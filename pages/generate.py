@@ -7,11 +7,11 @@ import streamlit as st
 
 from charmodel.render import coloured_text, legend
 from charmodel.sample import generate
-from pages.common import engine, selected_run, style, text_or_drop
+from pages.common import engine, selected_run, sidebar, style, text_or_drop
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
-temperature, seed = st.session_state["temperature"], int(st.session_state["seed"])
+temperature, seed = sidebar("temperature"), int(sidebar("seed"))
 
 st.title("Generate")
 st.caption(f"Run **{name}**, checkpoint **{checkpoint}**, temperature **{temperature:g}**, seed **{seed}** "

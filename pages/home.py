@@ -5,7 +5,7 @@ import streamlit as st
 from charmodel.cells import batched_states, feature, rank_cells
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import engine, selected_run, style
+from pages.common import engine, selected_run, sidebar, style
 
 st.title("See what an LSTM's cells learned")
 st.markdown(
@@ -25,7 +25,7 @@ c4.page_link("pages/train.py", label="Train a model", icon=":material/model_trai
 name, path, config, checkpoint = selected_run()
 if st.button("Show me a sample and a cell", type="primary", key="show_me"):
     model = engine(name, checkpoint)
-    seed = int(st.session_state["seed"])
+    seed = int(sidebar("seed"))
     prime = "`" if "`" in model.vocab.chars else "\n"
     text = prime + generate(model, prime, 600, 0.5, seed)[0]
     # find the cell that best tracks quotations in this very text (or word starts, if it has none)

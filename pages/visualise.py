@@ -6,7 +6,7 @@ import streamlit as st
 from charmodel import charts
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from charmodel.sample import generate
-from pages.common import engine, guesses, layer_values, selected_run, split_text, style, text_or_drop
+from pages.common import engine, guesses, layer_values, selected_run, sidebar, split_text, style, text_or_drop
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -38,11 +38,11 @@ if source == "Corpus passage":
     shown_from = 0
 elif source == "Generated text":
     length = st.slider("Length", 100, 3000, 800, 50, key="generated_length")
-    seed = int(st.session_state["seed"])
+    seed = int(sidebar("seed"))
     rng = np.random.default_rng(seed)  # a random seed passage from the training text, as the post did
     at = int(rng.integers(0, len(train_text) - 100))
     prime = train_text[at : at + 100]
-    new = generate(model, prime, length, st.session_state["temperature"], seed)[0]
+    new = generate(model, prime, length, sidebar("temperature"), seed)[0]
     text, shown_from = prime + new, len(prime)
     st.caption(f"Primed with training characters {at}–{at + 100}; colouring starts after the prime.")
 else:
@@ -54,9 +54,11 @@ else:
 
 # ---------------------------------------------------------------- what to show
 c1, c2, c3, c4, c5 = st.columns([1, 2, 0.5, 0.5, 3])
+if st.session_state.get("layer", 1) not in range(1, layers + 1):  # a new run may have fewer layers...
+    del st.session_state["layer"]
+if int(st.session_state.get("cell", 0)) >= units:  # ...or fewer cells: start again from the defaults
+    del st.session_state["cell"]
 layer = c1.selectbox("Layer", list(range(1, layers + 1)), index=layers - 1, key="layer", bind="query-params")
-if int(st.session_state.get("cell", 0)) >= units:
-    st.session_state["cell"] = 0
 cell = c2.number_input("Cell", 0, units - 1, key="cell", bind="query-params")
 c3.button("◀", key="prev_cell", on_click=_step_cell, args=(-1,), help="previous cell")
 c4.button("▶", key="next_cell", on_click=_step_cell, args=(1,), help="next cell")

@@ -263,3 +263,13 @@ def test_cells_page_select_and_match_and_clamp(weights):
     no_errors(at)
     codes = [c.value for c in at.code]
     assert len(codes) == 2 and codes[0] != codes[1]  # free vs clamped generation
+
+
+def test_visualise_follows_a_switch_to_a_run_with_fewer_layers(weights):
+    at = app()
+    at.switch_page("pages/visualise.py").run()
+    assert at.selectbox(key="layer").value == 2
+    at.session_state["run"] = "small"  # one layer, 12 cells
+    at.run()
+    no_errors(at)
+    assert at.selectbox(key="layer").value == 1 and "layer 1 cell 0 h" in htmls(at)

@@ -5,7 +5,7 @@ import streamlit as st
 from charmodel.cells import batched_states, feature, rank_cells
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import engine, selected_run, sidebar, style
+from pages.common import engine, selected_run, sidebar, split_text, style
 
 st.title("See what an LSTM's cells learned")
 st.markdown(
@@ -26,9 +26,13 @@ name, path, config, checkpoint = selected_run()
 if st.button("Show me a sample and a cell", type="primary", key="show_me"):
     model = engine(name, checkpoint)
     seed = int(sidebar("seed"))
-    prime = "`" if "`" in model.vocab.chars else "\n"
-    text = prime + generate(model, prime, 600, 0.5, seed)[0]
-    # find the cell that best tracks quotations in this very text (or word starts, if it has none)
+    st.markdown(f"**A sample** (temperature 0.5, seed {seed})")
+    st.code("Alice " + generate(model, "Alice ", 300, 0.5, seed)[0] if not model.vocab.unknown("Alice ")
+            else generate(model, "", 300, 0.5, seed)[0], language=None, wrap_lines=True)
+    # a validation passage with quotations in it, coloured by the cell that best tracks them there
+    val = split_text(name)[1]
+    at = max(val.find("`"), 0)
+    text = val[at : at + 700]
     states = batched_states(model, text)
     for name_ in ("quote", "word_start"):
         signal = feature(name_, text)
@@ -38,8 +42,8 @@ if st.button("Show me a sample and a cell", type="primary", key="show_me"):
     values, (lo, hi) = display_values(states[(best["layer"] - 1, best["kind"])][:, best["cell"]], best["kind"])
     label = f"layer {best['layer']} cell {best['cell']} {best['kind']}"
     style()
+    st.markdown(f"**A cell**, found automatically: the one that best separates '{name_.replace('_', ' ')}' "
+                f"characters in this validation passage (AUC {best['score']:.2f})")
     st.html(legend(lo, hi, label) + coloured_text(text, values, lo, hi))
-    st.caption(f"Sampled at temperature 0.5 with seed {seed}. The colour is {label}, the cell whose value best "
-               f"separates '{name_.replace('_', ' ')}' characters in this sample (AUC {best['score']:.2f}).")
     st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                  query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})

@@ -63,7 +63,7 @@ def test_home_button_shows_a_sample_coloured_by_a_found_cell(weights):
     at.button(key="show_me").click().run()
     no_errors(at)
     assert 'class="cm-' in htmls(at)
-    assert any("AUC" in c.value for c in at.caption)
+    assert any("AUC" in m.value for m in at.markdown) and at.code[0].value.startswith("Alice ")
 
 
 def test_generate_follows_seed_and_temperature(weights):

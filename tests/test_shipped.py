@@ -1,0 +1,51 @@
+"""The models the app ships with: weights/alice and weights/shakespeare."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from charmodel import run as runfs
+from charmodel.engine import Engine, weight_names
+from charmodel.sample import generate
+
+from .conftest import ROOT
+
+WEIGHTS = ROOT / "weights"
+
+
+@pytest.mark.parametrize("name", ["alice", "shakespeare"])
+def test_shipped_run_loads_and_samples(name):
+    run = WEIGHTS / name
+    config = runfs.read_config(run)
+    arch = config["architecture"]
+    weights = runfs.load_weights_npz(runfs.checkpoint_path(run, "best"))
+    # the config's vocabulary and the weights' shapes agree
+    V, U, L = len(config["vocab"]), arch["units"], arch["layers"]
+    assert arch["vocab_size"] == V and set(weights) == set(weight_names(L))
+    assert weights["embedding"].shape == (V, arch["embedding"])
+    assert weights["lstm0_recurrent"].shape == (U, 4 * U) and weights[f"lstm{L - 1}_bias"].shape == (4 * U,)
+    assert weights["dense_kernel"].shape == (U, V)
+    engine = Engine.load(run)
+    text = generate(engine, "", 200, temperature=0.8, seed=7)[0]
+    assert len(text) == 200 and set(text) <= set(config["vocab"])
+    assert text == generate(engine, "", 200, temperature=0.8, seed=7)[0]
+    assert runfs.read_history(run) and runfs.read_samples(run)
+
+
+def test_shipped_alice_is_the_posts_architecture():
+    arch = runfs.read_config(WEIGHTS / "alice")["architecture"]
+    assert (arch["layers"], arch["units"]) == (2, 512)
+    size = sum(p.stat().st_size for p in (WEIGHTS / "alice").rglob("*") if p.is_file())
+    assert size < 20 * 2**20
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/generate.py", "pages/visualise.py", "pages/train.py"])
+def test_every_page_renders_with_the_shipped_model(page, monkeypatch):
+    monkeypatch.delenv("CHARMODEL_WEIGHTS", raising=False)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert at.selectbox(key="run").value == "alice"
+    at.switch_page(page).run()
+    assert not at.exception and not at.error
+    if page == "pages/home.py":
+        at.button(key="show_me").click().run()
+        assert not at.exception and 'class="cm-' in "".join(h.proto.body for h in at.get("html"))

@@ -72,7 +72,11 @@ def main():
     states = batched_states(engine, val_text)
     print("| hypothesis | best cell | score |\n|---|---|---|")
     for name in ("quote", "after_quote", "word_start", "word_end", "line_position", "parens", "sentence_end"):
-        best = rank_cells(states, feature(name, val_text), 1)[0]
+        signal = feature(name, val_text)
+        if signal.min() == signal.max():
+            print(f"| {name} | none: the validation text has no such characters | |")
+            continue
+        best = rank_cells(states, signal, 1)[0]
         metric = "|r|" if best["metric"] == "r" else "AUC"
         print(f"| {name} | layer {best['layer']} {best['kind']} cell {best['cell']} "
               f"({'+' if best['direction'] > 0 else '-'}) | {metric} {best['score']:.3f} |")

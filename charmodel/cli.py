@@ -18,6 +18,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _run_args(parser) -> None:
+    """The run to read and which of its checkpoints: shared by every subcommand but train."""
+    parser.add_argument("--run", required=True, help="run folder, for example weights/alice")
+    parser.add_argument("--checkpoint", default=None, help="best, latest, or a kept epoch number (default: best)")
+
+
 def _parser() -> argparse.ArgumentParser:
     from .train import DEFAULTS as D
 
@@ -46,8 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20, help="refuse corpus files larger than this (default 50)")
 
     g = sub.add_parser("generate", help="sample text from a run")
-    g.add_argument("--run", required=True)
-    g.add_argument("--checkpoint", default=None, help="best, latest, or a kept epoch number (default: best)")
+    _run_args(g)
     g.add_argument("--length", type=int, default=300, help="new characters per sample")
     g.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more random")
     g.add_argument("--seed", type=int, default=7)
@@ -56,14 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
 
     e = sub.add_parser("evaluate", help="bits per character on the validation split or a given text")
-    e.add_argument("--run", required=True)
-    e.add_argument("--checkpoint", default=None)
+    _run_args(e)
     e.add_argument("--text", help="a UTF-8 file to score instead of the validation split")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     i = sub.add_parser("inspect", help="per-character values of one cell (or all of a layer) for a text")
-    i.add_argument("--run", required=True)
-    i.add_argument("--checkpoint", default=None)
+    _run_args(i)
     src = i.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="the text itself")
     src.add_argument("--text-file", help="a UTF-8 file holding the text")
@@ -74,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     c = sub.add_parser("cells", help="rank cells by how well they track a feature of the text")
-    c.add_argument("--run", required=True)
-    c.add_argument("--checkpoint", default=None)
+    _run_args(c)
     what = c.add_mutually_exclusive_group(required=True)
     what.add_argument("--feature", help="a built-in hypothesis; 'list' prints the names")
     what.add_argument("--regex", help="characters matched by this regular expression are 1")

@@ -7,7 +7,7 @@
       best.npz               NumPy weights of the epoch with the lowest validation loss
       checkpoints/epoch-NNNN.npz   kept epochs, to watch a cell being learned (a shipped run keeps
                              them beside it, in NAME.checkpoints/, so its own folder stays small)
-      history.csv            epoch, train_loss, val_loss, val_bpc, wall_s, chars_per_s
+      history.csv            epoch, train_loss, val_loss, val_bpc, wall_s, chars_per_s, lr
       samples/epoch-NNNN.txt one sample per epoch
       train_state.json       last finished epoch, best so far, Keras checkpoint for --resume
       train_state/           Keras weights + optimizer state for --resume
@@ -29,6 +29,7 @@ from .errors import CharModelError
 
 CONFIG = "config.json"
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_bpc", "wall_s", "chars_per_s"]
+HISTORY_OPTIONAL = ["lr"]  # learning rate of the epoch; older runs have no such column
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -205,16 +206,18 @@ def read_history(run) -> list[dict]:
     out = []
     for row in rows:
         try:
-            out.append({k: (int(row[k]) if k == "epoch" else float(row[k])) for k in HISTORY_FIELDS})
+            out.append({k: (int(row[k]) if k == "epoch" else float(row[k])) for k in HISTORY_FIELDS}
+                       | {k: float(row[k]) for k in HISTORY_OPTIONAL if row.get(k)})
         except (KeyError, TypeError, ValueError):
             raise CharModelError(f"{path} has a malformed row {row}; the run folder is damaged.") from None
     return out
 
 
 def write_history(run, rows: list[dict]) -> None:
-    lines = [",".join(HISTORY_FIELDS)]
+    fields = HISTORY_FIELDS + HISTORY_OPTIONAL
+    lines = [",".join(fields)]
     for r in rows:
-        lines.append(",".join(str(r[k]) for k in HISTORY_FIELDS))
+        lines.append(",".join(str(r.get(k, "")) for k in fields))
     atomic_write_text(Path(run) / "history.csv", "\n".join(lines) + "\n")
 
 

@@ -39,6 +39,7 @@ DEFAULTS = dict(
     epochs=30,  # total epochs (resume continues up to this)
     lr=0.002,  # Adam learning rate at epoch 1
     lr_decay=1.0,  # learning rate is multiplied by this after every epoch
+    lr_plateau=1.0,  # ... and by this after an epoch that did not improve the validation loss
     patience=0,  # stop after this many epochs without a better validation loss (0: never)
     seed=0,  # weights init, chunk offsets and order, per-epoch samples
     jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
@@ -46,8 +47,9 @@ DEFAULTS = dict(
     collapse_spaces=True,  # runs of spaces become one space
     val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
 )
+RESUMABLE = ("epochs", "patience", "lr_plateau")  # the settings --resume may change
 ARCH = ("layers", "units", "dropout", "embedding")
-TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "patience", "seed", "jit_compile", "keep_epochs")
+TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "patience", "seed", "jit_compile", "keep_epochs")
 SAMPLE_LEN = 300  # characters of the per-epoch sample
 
 
@@ -63,8 +65,9 @@ def check_settings(s: dict) -> dict:
         raise CharModelError(f"dropout must be in [0, 1), not {s['dropout']}.")
     if not s["lr"] > 0:
         raise CharModelError(f"lr must be positive, not {s['lr']}.")
-    if not 0 < s["lr_decay"] <= 1:
-        raise CharModelError(f"lr_decay must be in (0, 1], not {s['lr_decay']}.")
+    for key in ("lr_decay", "lr_plateau"):
+        if not 0 < s[key] <= 1:
+            raise CharModelError(f"{key} must be in (0, 1], not {s[key]}.")
     if not 0 < s["val_fraction"] < 0.5:
         raise CharModelError(f"val_fraction must be in (0, 0.5), not {s['val_fraction']}.")
     if s["patience"] < 0:
@@ -119,37 +122,35 @@ class TrainListener:
     def on_epoch(self, row: dict, sample: str): ...
 
 
-def _keras_callbacks(listener, stop: threading.Event, progress: bool, chars_per_batch: int):
-    import keras
+def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[float, float, int]:
+    """One pass over (x, y) with `train_on_batch`: (mean batch loss, seconds, batches done).
 
-    class BatchWatch(keras.callbacks.Callback):
-        """Streams per-batch loss, shows a progress bar, and stops cleanly on request."""
+    A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 each `fit`
+    call spent a further 0 to 50 s tearing down its tf.data iterator after its last batch.
+    """
+    steps = len(x) // batch_size
+    chars = batch_size * x.shape[1]
+    losses, t0 = [], time.perf_counter()
+    for b in range(steps):
+        losses.append(float(model.train_on_batch(x[b * batch_size : (b + 1) * batch_size],
+                                                 y[b * batch_size : (b + 1) * batch_size])))
+        seconds = time.perf_counter() - t0
+        cps = (b + 1) * chars / max(seconds, 1e-9)
+        if bar:
+            bar.update(b + 1, [("loss", round(losses[-1], 4)), ("chars/s", int(cps))])
+        listener.on_batch(epoch, b + 1, steps, losses[-1], cps)
+        if stop.is_set():
+            break
+    return float(np.mean(losses)), time.perf_counter() - t0, len(losses)
 
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.steps = 0
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch, self.batches = epoch, 0
-            self.steps = self.params.get("steps") or 0
-            self.t0 = time.perf_counter()
-            self.bar = keras.utils.Progbar(self.steps, stateful_metrics=["loss", "chars/s"]) if progress else None
-            if self.bar:
-                print(f"Epoch {epoch + 1}")
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.batches = batch + 1
-            self.train_s = time.perf_counter() - self.t0
-            cps = self.batches * chars_per_batch / max(self.train_s, 1e-9)
-            loss = float(logs["loss"])
-            if self.bar:
-                self.bar.update(self.batches, [("loss", round(loss, 4)), ("chars/s", int(cps))])
-            listener.on_batch(self.epoch + 1, self.batches, self.steps, loss, cps)
-            if stop.is_set():
-                self.model.stop_training = True
-
-    return BatchWatch()
+def _validation_loss(model, x, y, batch_size) -> float:
+    """Mean loss per character over the validation chunks (state reset at every chunk)."""
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        total += float(model.test_on_batch(xb, yb)) * len(xb)
+    return total / len(x)
 
 
 # ---------------------------------------------------------------- train
@@ -209,39 +210,43 @@ def train(
     train_ids = vocab.encode(train_text, "training text")
     xv, yv = chunks(vocab.encode(val_text, "validation text"), s["seq_len"])
     history = [r for r in runfs.read_history(run) if r["epoch"] <= start]
-    watch = _keras_callbacks(listener, stop, progress, s["batch_size"] * s["seq_len"])
-    stale = 0  # epochs since the best validation loss
+    stale = state.get("stale", 0)  # epochs since the best validation loss
+    lr = state.get("lr", s["lr"] * s["lr_decay"] ** start)
 
     for epoch in range(start, s["epochs"]):
         if stop.is_set():
             break
-        model.optimizer.learning_rate.assign(s["lr"] * s["lr_decay"] ** epoch)
+        model.optimizer.learning_rate.assign(lr)
         x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch)
+        bar = None
+        if progress:
+            print(f"Epoch {epoch + 1}/{s['epochs']} (learning rate {lr:.3g})")
+            bar = keras.utils.Progbar(len(x) // s["batch_size"], stateful_metrics=["loss", "chars/s"])
         t0 = time.perf_counter()
-        logs = model.fit(
-            x, y, batch_size=s["batch_size"], epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-            validation_data=(xv, yv), validation_batch_size=s["batch_size"], verbose=0, callbacks=[watch],
-        ).history
+        train_loss, train_s, batches = _run_epoch(model, x, y, s["batch_size"], epoch + 1, listener, stop, bar)
+        val_loss = _validation_loss(model, xv, yv, s["batch_size"])
         wall_s = time.perf_counter() - t0
-        val_loss = float(logs["val_loss"][-1])
         row = dict(
             epoch=epoch + 1,
-            train_loss=round(float(logs["loss"][-1]), 5),
+            train_loss=round(train_loss, 5),
             val_loss=round(val_loss, 5),
             val_bpc=round(val_loss / math.log(2), 5),
             wall_s=round(wall_s, 2),
-            chars_per_s=round(watch.batches * s["batch_size"] * s["seq_len"] / watch.train_s, 1),
+            chars_per_s=round(batches * s["batch_size"] * s["seq_len"] / train_s, 1),
+            lr=float(f"{lr:.6g}"),
         )
         improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
         if improved:
             state.update(best_val_loss=val_loss, best_epoch=epoch + 1)
+        stale = 0 if improved else stale + 1
+        lr *= s["lr_decay"] * (1.0 if improved else s["lr_plateau"])
+        state.update(lr=lr, stale=stale)
         history.append(row)
         sample = _save_epoch(run, model, vocab, s, row, history, state, improved)
         listener.on_epoch(row, sample)
         if progress:
             print(f"epoch {row['epoch']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f} "
                   f"({row['val_bpc']:.3f} bpc), {row['chars_per_s']:.0f} chars/s, {wall_s:.1f} s")
-        stale = 0 if improved else stale + 1
         if s["patience"] and stale >= s["patience"]:
             if progress:
                 print(f"no better validation loss for {stale} epochs; stopping early.")
@@ -311,19 +316,19 @@ def _resume_settings(run, text_path, settings):
     saved = {**config["architecture"], **config["training"],
              "collapse_spaces": config["corpus"]["collapse_spaces"], "val_fraction": config["corpus"]["val_fraction"]}
     saved.pop("vocab_size", None)
-    changed = [k for k, v in settings.items() if k != "epochs" and k in saved and v != saved[k]]
+    changed = [k for k, v in settings.items() if k not in RESUMABLE and k in saved and v != saved[k]]
     if changed:
         raise CharModelError(
             f"run {run} was trained with {', '.join(f'{k}={saved[k]}' for k in changed)}; "
-            "drop those flags to resume (only --epochs can change)."
+            f"drop those flags to resume (only {', '.join(RESUMABLE)} can change)."
         )
-    s = check_settings({**saved, **{k: v for k, v in settings.items() if k == "epochs"}})
+    s = check_settings({**saved, **{k: v for k, v in settings.items() if k in RESUMABLE}})
     if state["epoch"] >= s["epochs"]:
         raise CharModelError(
             f"run {run} has already finished {state['epoch']} of {s['epochs']} epochs; "
             "pass a larger --epochs to train further."
         )
-    if s["epochs"] != config["training"]["epochs"]:
-        config["training"]["epochs"] = s["epochs"]
+    if any(config["training"].get(k) != s[k] for k in RESUMABLE):
+        config["training"].update({k: s[k] for k in RESUMABLE})
         runfs.atomic_write_json(run / runfs.CONFIG, config)
     return config, s, state["epoch"], state

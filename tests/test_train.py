@@ -50,6 +50,19 @@ def test_resume_continues_at_the_next_epoch_with_intact_history(trained_copy):
     assert list((trained_copy / "train_state").iterdir()) == [trained_copy / "train_state/epoch-0003.weights.h5"]
 
 
+def test_plateau_cuts_the_learning_rate_and_patience_stops_across_a_resume(trained_copy):
+    # the fixture ran 2 epochs with the defaults: a constant learning rate
+    assert [r["lr"] for r in runfs.read_history(trained_copy)] == [0.002, 0.002]
+    # pretend the best validation loss so far was perfect: no later epoch can improve on it
+    state = runfs.read_train_state(trained_copy)
+    runfs.atomic_write_json(trained_copy / "train_state.json", {**state, "best_val_loss": 0.0})
+    history = train(trained_copy, resume=True, epochs=9, lr_plateau=0.1, patience=3)
+    assert runfs.read_config(trained_copy)["training"]["lr_plateau"] == 0.1
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]  # three epochs without progress, then stop
+    assert [r["lr"] for r in history[2:]] == pytest.approx([0.002, 0.0002, 0.00002])
+    assert runfs.read_train_state(trained_copy)["lr"] == pytest.approx(0.000002)
+
+
 def test_resume_refuses_a_changed_architecture(trained_copy):
     with pytest.raises(CharModelError, match="units=16"):
         train(trained_copy, resume=True, epochs=3, units=32)

@@ -125,8 +125,9 @@ class TrainListener:
 def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[float, float, int]:
     """One pass over (x, y) with `train_on_batch`: (mean batch loss, seconds, batches done).
 
-    A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 each `fit`
-    call spent a further 0 to 50 s tearing down its tf.data iterator after its last batch.
+    A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
+    sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
+    and the first Alice run's epochs show 0-50 s of such time.
     """
     steps = len(x) // batch_size
     chars = batch_size * x.shape[1]

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss (default 0: off)")
     t.add_argument("--seed", type=int, help=f"random seed (default {D['seed']})")
     t.add_argument("--jit", dest="jit_compile", action="store_const", const=True, help="compile with XLA")
+    t.add_argument("--carry-state", action="store_const", const=True,
+                   help="batches continue each other and the LSTM state carries over between them")
+    t.add_argument("--init-from", help="start from the best weights of this run (same architecture and vocabulary)")
     t.add_argument("--keep-spaces", dest="collapse_spaces", action="store_const", const=False,
                    help="do not collapse runs of spaces")
     t.add_argument("--val-fraction", type=float, help="last fraction of the text used for validation (default 0.1)")

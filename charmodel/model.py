@@ -11,16 +11,29 @@ import numpy as np
 from .engine import weight_names
 
 
-def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0.2, embedding: int = 64):
+def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0.2, embedding: int = 64,
+          stateful_batch: int | None = None):
+    """The model; with `stateful_batch`, LSTM state carries over from one batch to the next
+    (fixed batch size, Keras `stateful=True`) until `reset_states` is called."""
     import keras
 
-    inputs = keras.Input(shape=(None,), dtype="int32", name="chars")  # (B, T)
+    if stateful_batch:
+        inputs = keras.Input(batch_shape=(stateful_batch, None), dtype="int32", name="chars")
+    else:
+        inputs = keras.Input(shape=(None,), dtype="int32", name="chars")  # (B, T)
     x = keras.layers.Embedding(vocab_size, embedding, name="embedding")(inputs)
     for l in range(layers):
-        x = keras.layers.LSTM(units, return_sequences=True, name=f"lstm{l}")(x)  # (B, T, units)
+        x = keras.layers.LSTM(units, return_sequences=True, stateful=bool(stateful_batch), name=f"lstm{l}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{l}")(x)
     logits = keras.layers.Dense(vocab_size, name="dense")(x)  # (B, T, vocab)
     return keras.Model(inputs, logits, name="charmodel")
+
+
+def reset_states(model) -> None:
+    """Zero the carried state of every stateful LSTM layer (no-op for the stateless model)."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
 
 
 def export_weights(model) -> dict:

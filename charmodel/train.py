@@ -43,13 +43,16 @@ DEFAULTS = dict(
     patience=0,  # stop after this many epochs without a better validation loss (0: never)
     seed=0,  # weights init, chunk offsets and order, per-epoch samples
     jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
+    carry_state=False,  # batches continue each other and the LSTM state carries over (char-rnn style)
+    init_from=None,  # a run folder whose best weights start this run (same architecture and vocabulary)
     keep_epochs=[1, 2, 5, 10, 20, 50, 100],  # epochs kept under checkpoints/
     collapse_spaces=True,  # runs of spaces become one space
     val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
 )
 RESUMABLE = ("epochs", "patience", "lr_plateau")  # the settings --resume may change
 ARCH = ("layers", "units", "dropout", "embedding")
-TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "patience", "seed", "jit_compile", "keep_epochs")
+TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "patience", "seed", "jit_compile",
+            "keep_epochs", "carry_state", "init_from")
 SAMPLE_LEN = 300  # characters of the per-epoch sample
 
 
@@ -85,9 +88,22 @@ def chunks(ids: np.ndarray, seq_len: int, offset: int = 0):
     return x, y
 
 
-def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epoch: int):
-    """This epoch's chunks: a random start offset and a shuffled order, fixed by (seed, epoch)."""
+def streams(ids: np.ndarray, seq_len: int, batch_size: int, offset: int = 0):
+    """Chunks for carried state: the text is cut into `batch_size` contiguous streams, and row b
+    of batch j is the j-th chunk of stream b, so it continues row b of batch j - 1."""
+    n = (len(ids) - 1 - offset) // (batch_size * seq_len)  # batches
+    span = n * seq_len
+    x = ids[offset : offset + batch_size * span].reshape(batch_size, n, seq_len)
+    y = ids[offset + 1 : offset + 1 + batch_size * span].reshape(batch_size, n, seq_len)
+    return x.transpose(1, 0, 2).reshape(-1, seq_len), y.transpose(1, 0, 2).reshape(-1, seq_len)
+
+
+def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epoch: int, carry_state=False):
+    """This epoch's chunks: a random start offset and a shuffled order, fixed by (seed, epoch).
+    With carry_state the order is the text's own (see `streams`)."""
     rng = np.random.default_rng([seed, epoch])
+    if carry_state:
+        return streams(ids, seq_len, batch_size, int(rng.integers(seq_len)))
     x, y = chunks(ids, seq_len, int(rng.integers(seq_len)))
     order = rng.permutation(len(x))
     n = len(x) // batch_size * batch_size  # whole batches only: fixed shapes for XLA
@@ -104,10 +120,11 @@ def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
             f"the training part of {text_path} has {len(train_text)} characters, fewer than the "
             f"{need} one batch needs (seq_len x batch_size + 1); use a longer text or smaller settings."
         )
-    if len(val_text) < s["seq_len"] + 1:
+    val_need = s["seq_len"] * (s["batch_size"] if s["carry_state"] else 1) + 1
+    if len(val_text) < val_need:
         raise CharModelError(
-            f"the validation part of {text_path} has {len(val_text)} characters, fewer than one "
-            f"chunk of seq_len + 1 = {s['seq_len'] + 1}; use a longer text or a smaller seq_len."
+            f"the validation part of {text_path} has {len(val_text)} characters, fewer than the "
+            f"{val_need} one validation batch needs; use a longer text or smaller settings."
         )
     return text, train_text, val_text
 
@@ -129,6 +146,9 @@ def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[flo
     sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
     and the first Alice run's epochs show 0-50 s of such time.
     """
+    from .model import reset_states
+
+    reset_states(model)
     steps = len(x) // batch_size
     chars = batch_size * x.shape[1]
     losses, t0 = [], time.perf_counter()
@@ -146,11 +166,16 @@ def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[flo
 
 
 def _validation_loss(model, x, y, batch_size) -> float:
-    """Mean loss per character over the validation chunks (state reset at every chunk)."""
+    """Mean loss per character over the validation chunks: state reset at every chunk, or,
+    for a stateful model, carried along each stream (see `streams`)."""
+    from .model import reset_states
+
+    reset_states(model)
     total = 0.0
     for i in range(0, len(x), batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         total += float(model.test_on_batch(xb, yb)) * len(xb)
+    reset_states(model)
     return total / len(x)
 
 
@@ -186,6 +211,8 @@ def train(
             raise CharModelError("no text given; pass the corpus file to train on.")
         text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
         config = _new_config(text_path, text, train_text, val_text, s)
+        if s["init_from"]:
+            _check_init_from(s["init_from"], config)
         run.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(text_path, run / "corpus.txt")
         runfs.atomic_write_json(run / runfs.CONFIG, config)
@@ -198,7 +225,8 @@ def train(
     vocab = runfs.vocab_of(config)
     arch = config["architecture"]
     keras.utils.set_random_seed(s["seed"] + start)
-    model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"])
+    model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
+                         stateful_batch=s["batch_size"] if s["carry_state"] else None)
     model.compile(
         optimizer=keras.optimizers.Adam(s["lr"]),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -207,9 +235,12 @@ def train(
     if start:
         model.optimizer.build(model.trainable_variables)
         model.load_weights(run / state["keras_weights"])
+    elif s["init_from"]:
+        kmodel.import_weights(model, _init_weights(s["init_from"]))
 
     train_ids = vocab.encode(train_text, "training text")
-    xv, yv = chunks(vocab.encode(val_text, "validation text"), s["seq_len"])
+    val_ids = vocab.encode(val_text, "validation text")
+    xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])
     history = [r for r in runfs.read_history(run) if r["epoch"] <= start]
     stale = state.get("stale", 0)  # epochs since the best validation loss
     lr = state.get("lr", s["lr"] * s["lr_decay"] ** start)
@@ -218,7 +249,7 @@ def train(
         if stop.is_set():
             break
         model.optimizer.learning_rate.assign(lr)
-        x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch)
+        x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
         bar = None
         if progress:
             print(f"Epoch {epoch + 1}/{s['epochs']} (learning rate {lr:.3g})")
@@ -283,6 +314,27 @@ def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
     if old and old != keras_name:
         (run / old).unlink(missing_ok=True)
     return sample
+
+
+def _check_init_from(init_run, config) -> None:
+    """Refuse, before anything is written, a starting run whose weights would not fit this one."""
+    theirs = runfs.read_config(init_run)
+    shapes = ("layers", "units", "embedding", "vocab_size")
+    if theirs["vocab"] != config["vocab"]:
+        raise CharModelError(f"{init_run} was trained on a different vocabulary; it cannot start this run.")
+    arch = theirs["architecture"]
+    if any(arch[k] != config["architecture"][k] for k in shapes):
+        raise CharModelError(
+            f"{init_run} has {', '.join(f'{k}={arch[k]}' for k in shapes)}; "
+            "this run must use the same to start from its weights."
+        )
+    if not runfs.checkpoint_path(init_run, "best").is_file():
+        raise CharModelError(f"{init_run} has no best.npz to start from.")
+
+
+def _init_weights(init_run) -> dict:
+    """The best weights of `init_run` (plain arrays; checked by `_check_init_from`)."""
+    return runfs.load_weights_npz(runfs.checkpoint_path(init_run, "best"))
 
 
 def _new_config(text_path, text, train_text, val_text, s) -> dict:

@@ -7,12 +7,13 @@ import threading
 import time
 
 import h5py
+import numpy as np
 import pytest
 
 from charmodel import CharModelError
 from charmodel import run as runfs
 from charmodel.engine import Engine
-from charmodel.train import TrainListener, train
+from charmodel.train import TrainListener, streams, train
 
 from .conftest import ROOT, TINY
 
@@ -138,3 +139,47 @@ def test_kept_epochs_can_live_beside_the_run(trained_copy):
     Engine.load(trained_copy, "2")
     with pytest.raises(CharModelError, match="not best, latest or an epoch"):
         runfs.checkpoint_path(trained_copy, "../../etc")
+
+
+def test_streams_continue_each_other_row_by_row():
+    ids = np.arange(1000)
+    x, y = streams(ids, seq_len=10, batch_size=4, offset=3)
+    assert x.shape == (4 * 24, 10) and (y == x + 1).all()
+    batches = x.reshape(24, 4, 10)  # (batch, row, time)
+    # row b of batch j + 1 starts where row b of batch j stopped: one unbroken stream per row
+    assert (batches[1:, :, 0] == batches[:-1, :, -1] + 1).all()
+    assert list(batches[0, :, 0]) == [3, 243, 483, 723]
+
+
+def test_stateful_model_carries_state_between_calls():
+    from charmodel.model import build, reset_states
+
+    ids = np.random.default_rng(0).integers(10, size=(2, 12)).astype("int32")
+    model = build(10, layers=1, units=8, dropout=0.0, embedding=4, stateful_batch=2)
+    whole = np.asarray(model(ids))
+    reset_states(model)
+    halves = np.concatenate([np.asarray(model(ids[:, :6])), np.asarray(model(ids[:, 6:]))], axis=1)
+    np.testing.assert_allclose(halves, whole, atol=1e-5)
+    reset_states(model)
+    assert not np.allclose(np.asarray(model(ids[:, 6:])), whole[:, 6:], atol=1e-3)  # zero state again
+
+
+def test_a_run_can_start_from_another_runs_weights_with_carried_state(trained_run, tmp_path):
+    corpus = trained_run.parent / "small.txt"
+    history = train(tmp_path / "warm", corpus, **{**TINY, "epochs": 1, "lr": 1e-9},
+                    init_from=str(trained_run), carry_state=True)
+    config = runfs.read_config(tmp_path / "warm")
+    assert config["training"]["init_from"] == str(trained_run) and config["training"]["carry_state"] is True
+    # a learning rate of 1e-9 leaves the starting weights as they were
+    start, after = (runfs.load_weights_npz(runfs.checkpoint_path(r, "best")) for r in (trained_run, tmp_path / "warm"))
+    for name in start:
+        np.testing.assert_allclose(after[name], start[name], atol=1e-3)
+    assert history[0]["val_loss"] < runfs.read_history(trained_run)[0]["val_loss"]
+
+
+def test_starting_from_a_run_of_another_shape_is_refused_before_anything_is_written(trained_run, tmp_path):
+    with pytest.raises(CharModelError, match="units=16"):
+        train(tmp_path / "warm", trained_run.parent / "small.txt", **{**TINY, "units": 32}, init_from=str(trained_run))
+    assert not (tmp_path / "warm").exists()
+    with pytest.raises(CharModelError, match="does not exist"):
+        train(tmp_path / "warm", trained_run.parent / "small.txt", **TINY, init_from=str(tmp_path / "nope"))

@@ -135,12 +135,11 @@ def test_gate_saturation_fractions():
     assert left.tolist() == [0.25, 0.25] and right.tolist() == [0.5, 0.0]
 
 
-def test_clamping_a_cell_changes_generation_but_not_the_prime(random_run):
+def test_clamping_a_cell_changes_generation(random_run):
     engine = Engine.load(random_run)
     free = generate(engine, "Alice ", 200, 0.0, seed=1)[0]
-    same = generate(engine, "Alice ", 200, 0.0, seed=1, clamp=(1, "h", 3, float(0)))
     clamped = generate(engine, "Alice ", 200, 0.0, seed=1, clamp=(1, "h", 3, 1.0))[0]
-    assert clamped != free and len(clamped) == 200 and same[0] != "" 
+    assert clamped != free and len(clamped) == 200
     with pytest.raises(CharModelError, match="no such cell"):
         generate(engine, "Alice ", 10, clamp=(5, "h", 3, 1.0))
 

@@ -129,6 +129,21 @@ def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
     return text, train_text, val_text
 
 
+def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES):
+    """Every check a new run needs, without TensorFlow and without writing anything:
+    (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once."""
+    s = check_settings(settings)
+    if (Path(run) / runfs.CONFIG).exists():
+        raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
+    if text_path is None:
+        raise CharModelError("no text given; pass the corpus file to train on.")
+    text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
+    config = _new_config(text_path, text, train_text, val_text, s)
+    if s["init_from"]:
+        _check_init_from(s["init_from"], config)
+    return s, config, text, train_text, val_text
+
+
 # ---------------------------------------------------------------- callbacks
 
 class TrainListener:
@@ -204,15 +219,7 @@ def train(
         text = runfs.corpus_text(run, config)
         train_text, val_text = split(text, s["val_fraction"])
     else:
-        s = check_settings(settings)
-        if (run / runfs.CONFIG).exists():
-            raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
-        if text_path is None:
-            raise CharModelError("no text given; pass the corpus file to train on.")
-        text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
-        config = _new_config(text_path, text, train_text, val_text, s)
-        if s["init_from"]:
-            _check_init_from(s["init_from"], config)
+        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes)
         run.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(text_path, run / "corpus.txt")
         runfs.atomic_write_json(run / runfs.CONFIG, config)

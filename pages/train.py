@@ -12,7 +12,7 @@ from charmodel import run as runfs
 from charmodel.charts import loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import training_policy
-from charmodel.train import DEFAULTS
+from charmodel.train import DEFAULTS, plan_run
 from pages.common import ROOT, job_manager, weights_root
 
 UPLOAD_MB = 10  # largest upload the page accepts
@@ -57,8 +57,22 @@ seq_len = c2.number_input("Sequence length", 10, 1000, DEFAULTS["seq_len"], 10, 
 batch_size = c3.number_input("Batch size", 1, 512, DEFAULTS["batch_size"], key="train_batch_size")
 epochs = c4.number_input("Epochs", 1, max_epochs or 1000, min(DEFAULTS["epochs"], max_epochs or 1000), key="train_epochs")
 lr = st.number_input("Learning rate", 1e-5, 1.0, DEFAULTS["lr"], format="%.4f", key="train_lr")
+with st.expander("More settings (the shipped Alice model used the first three)"):
+    c1, c2, c3 = st.columns(3)
+    halve = c1.checkbox("Halve the learning rate when validation stalls", key="train_halve",
+                        help="after every epoch whose validation loss is not the best so far")
+    patience = c2.number_input("Stop after epochs without progress (0: never)", 0, 100, 0, key="train_patience")
+    keep_spaces = c3.checkbox("Keep runs of spaces", key="train_keep_spaces",
+                              help="off: runs of spaces collapse to one when the text is cleaned")
+    carry = c1.checkbox("Carry state between batches", key="train_carry",
+                        help="char-rnn's layout: each batch row continues the text of the row before it")
+    init_from = c2.selectbox("Start from the weights of", ["(random)", *runfs.list_runs(weights_root())],
+                             key="train_init", help="same layers, units, embedding and vocabulary")
 settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), embedding=int(embedding),
-                seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr))
+                seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
+                lr_plateau=0.5 if halve else 1.0, patience=int(patience), collapse_spaces=not keep_spaces,
+                carry_state=carry,
+                init_from=None if init_from == "(random)" else str(runfs.run_in(weights_root(), init_from)))
 
 
 def _corpus_file() -> str:
@@ -86,10 +100,12 @@ if start or resume:
     try:
         run = runfs.run_in(weights_root(), run_name)
         if start:
-            manager.start(run, _corpus_file(), settings=settings, max_bytes=UPLOAD_MB * 2**20)
+            corpus = _corpus_file()
+            plan_run(run, corpus, settings, UPLOAD_MB * 2**20)  # mistakes show here, not in the job
+            manager.start(run, corpus, settings=settings, max_bytes=UPLOAD_MB * 2**20)
         else:
             runfs.read_config(run)
-            more = {"epochs": int(epochs)}
+            more = {"epochs": int(epochs), "patience": int(patience), "lr_plateau": settings["lr_plateau"]}
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:
@@ -119,7 +135,7 @@ def live():
         b = pd.DataFrame(p.batches, columns=["epoch", "batch", "steps", "loss"])
         b["step"] = (b["epoch"] - 1) * b["steps"] + b["batch"]
         b["bpc"] = b["loss"] / 0.6931471805599453
-        b["series"] = "train (running mean in epoch)"
+        b["series"] = "train (per batch)"
         c1, c2 = st.columns(2)
         c1.altair_chart(loss_chart(b[["step", "bpc", "series"]], "step", "per batch"), key="live_batches")
         if p.rows:

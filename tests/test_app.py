@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
+from charmodel import run as runfs
 from charmodel.jobs import JobManager, training_policy
 
 from .conftest import ROOT, make_random_run
@@ -197,6 +198,8 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     for key, value in [("train_layers", 1), ("train_units", 8), ("train_embedding", 4), ("train_seq_len", 50),
                        ("train_batch_size", 256), ("train_epochs", 1)]:
         at.number_input(key=key).set_value(value)
+    at.checkbox(key="train_halve").check()
+    at.checkbox(key="train_keep_spaces").check()
     at.button(key="train_start").click().run()
     assert not at.error
     deadline = time.time() + 120
@@ -211,6 +214,19 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     assert any("finished" in s.value for s in at.subheader)
     assert at.dataframe[0].value["epoch"].tolist() == [1]
     assert "tiny" in app().selectbox(key="run").options
+    config = runfs.read_config(weights / "tiny")
+    assert config["training"]["lr_plateau"] == 0.5 and config["corpus"]["collapse_spaces"] is False
+
+
+def test_train_refuses_to_start_from_a_run_that_does_not_fit(weights):
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.text_input(key="train_run").set_value("warm").run()
+    at.number_input(key="train_units").set_value(8)
+    at.selectbox(key="train_init").set_value("small")
+    at.button(key="train_start").click().run()
+    assert "was trained on a different vocabulary" in at.error[0].value  # checked before the job starts
+    assert not (weights / "warm").exists()
 
 
 def test_only_one_training_job_runs_at_a_time(tmp_path, small_corpus):

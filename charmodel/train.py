@@ -102,9 +102,11 @@ def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epo
     """This epoch's chunks: a random start offset and a shuffled order, fixed by (seed, epoch).
     With carry_state the order is the text's own (see `streams`)."""
     rng = np.random.default_rng([seed, epoch])
+    slack = len(ids) - 1 - batch_size * seq_len  # the largest offset that still leaves one batch
+    offset = int(rng.integers(max(1, min(seq_len, slack + 1))))
     if carry_state:
-        return streams(ids, seq_len, batch_size, int(rng.integers(seq_len)))
-    x, y = chunks(ids, seq_len, int(rng.integers(seq_len)))
+        return streams(ids, seq_len, batch_size, offset)
+    x, y = chunks(ids, seq_len, offset)
     order = rng.permutation(len(x))
     n = len(x) // batch_size * batch_size  # whole batches only: fixed shapes for XLA
     return x[order[:n]], y[order[:n]]

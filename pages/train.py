@@ -105,7 +105,7 @@ if start or resume:
             manager.start(run, corpus, settings=settings, max_bytes=UPLOAD_MB * 2**20)
         else:
             runfs.read_config(run)
-            more = {"epochs": int(epochs), "patience": int(patience), "lr_plateau": settings["lr_plateau"]}
+            more = {"epochs": int(epochs)}  # the run keeps its own schedule (the CLI can change it)
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:

@@ -13,7 +13,7 @@ import pytest
 from charmodel import CharModelError
 from charmodel import run as runfs
 from charmodel.engine import Engine
-from charmodel.train import TrainListener, streams, train
+from charmodel.train import TrainListener, epoch_batches, streams, train
 
 from .conftest import ROOT, TINY
 
@@ -183,3 +183,11 @@ def test_starting_from_a_run_of_another_shape_is_refused_before_anything_is_writ
     assert not (tmp_path / "warm").exists()
     with pytest.raises(CharModelError, match="does not exist"):
         train(tmp_path / "warm", trained_run.parent / "small.txt", **TINY, init_from=str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_a_text_just_long_enough_gives_one_batch_in_every_epoch(carry_state):
+    ids = np.arange(4 * 10 + 1)  # batch_size x seq_len + 1: no room for a random offset
+    for epoch in range(5):
+        x, y = epoch_batches(ids, 10, 4, seed=0, epoch=epoch, carry_state=carry_state)
+        assert x.shape == (4, 10) and (y == x + 1).all()

@@ -161,7 +161,7 @@ def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[flo
 
     A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
     sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
-    and the first Alice run's epochs show 0-50 s of such time.
+    and the first Alice run's epochs spent 2-60 s outside their batches (validation included).
     """
     from .model import reset_states
 

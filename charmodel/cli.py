@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this after each epoch (default 1.0)")
     t.add_argument("--lr-plateau", type=float,
                    help="also multiply it by this after an epoch without a better validation loss (default 1.0)")
+    t.add_argument("--weight-decay", type=float,
+                   help="decoupled weight decay, AdamW (default 0: plain Adam)")
     t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss (default 0: off)")
     t.add_argument("--seed", type=int, help=f"random seed (default {D['seed']})")
     t.add_argument("--jit", dest="jit_compile", action="store_const", const=True, help="compile with XLA")

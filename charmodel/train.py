@@ -40,6 +40,7 @@ DEFAULTS = dict(
     lr=0.002,  # Adam learning rate at epoch 1
     lr_decay=1.0,  # learning rate is multiplied by this after every epoch
     lr_plateau=1.0,  # ... and by this after an epoch that did not improve the validation loss
+    weight_decay=0.0,  # decoupled weight decay (AdamW) on every weight; 0 is plain Adam
     patience=0,  # stop after this many epochs without a better validation loss (0: never)
     seed=0,  # weights init, chunk offsets and order, per-epoch samples
     jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
@@ -51,8 +52,8 @@ DEFAULTS = dict(
 )
 RESUMABLE = ("epochs", "patience", "lr_plateau")  # the settings --resume may change
 ARCH = ("layers", "units", "dropout", "embedding")
-TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "patience", "seed", "jit_compile",
-            "keep_epochs", "carry_state", "init_from")
+TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "weight_decay", "patience", "seed",
+            "jit_compile", "keep_epochs", "carry_state", "init_from")
 SAMPLE_LEN = 300  # characters of the per-epoch sample
 
 
@@ -71,6 +72,8 @@ def check_settings(s: dict) -> dict:
     for key in ("lr_decay", "lr_plateau"):
         if not 0 < s[key] <= 1:
             raise CharModelError(f"{key} must be in (0, 1], not {s[key]}.")
+    if not 0 <= s["weight_decay"] < 1:
+        raise CharModelError(f"weight_decay must be in [0, 1), not {s['weight_decay']}.")
     if not 0 < s["val_fraction"] < 0.5:
         raise CharModelError(f"val_fraction must be in (0, 0.5), not {s['val_fraction']}.")
     if s["patience"] < 0:
@@ -236,8 +239,12 @@ def train(
     keras.utils.set_random_seed(s["seed"] + start)
     model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
                          stateful_batch=s["batch_size"] if s["carry_state"] else None)
+    if s["weight_decay"]:
+        optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
+    else:
+        optimizer = keras.optimizers.Adam(s["lr"])
     model.compile(
-        optimizer=keras.optimizers.Adam(s["lr"]),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=s["jit_compile"],
     )

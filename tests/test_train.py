@@ -191,3 +191,18 @@ def test_a_text_just_long_enough_gives_one_batch_in_every_epoch(carry_state):
     for epoch in range(5):
         x, y = epoch_batches(ids, 10, 4, seed=0, epoch=epoch, carry_state=carry_state)
         assert x.shape == (4, 10) and (y == x + 1).all()
+
+
+def test_weight_decay_is_recorded_and_pulls_the_weights_towards_zero(trained_run, tmp_path):
+    corpus = trained_run.parent / "small.txt"
+    norms = {}
+    for wd in (0.0, 0.5):
+        run = tmp_path / f"wd{wd}"
+        train(run, corpus, **{**TINY, "epochs": 1}, init_from=str(trained_run), weight_decay=wd)
+        assert runfs.read_config(run)["training"]["weight_decay"] == wd
+        weights = runfs.load_weights_npz(runfs.checkpoint_path(run, "latest"))
+        norms[wd] = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in weights.values())
+    # same start, seed and batches: only the decay differs
+    assert norms[0.5] < norms[0.0]
+    with pytest.raises(CharModelError, match="weight_decay must be"):
+        train(tmp_path / "bad", corpus, **TINY, weight_decay=-0.1)

@@ -68,10 +68,12 @@ with st.expander("More settings (the shipped Alice model used the first three)")
                         help="char-rnn's layout: each batch row continues the text of the row before it")
     init_from = c2.selectbox("Start from the weights of", ["(random)", *runfs.list_runs(weights_root())],
                              key="train_init", help="same layers, units, embedding and vocabulary")
+    weight_decay = c3.number_input("Weight decay (AdamW; 0: plain Adam)", 0.0, 0.9, DEFAULTS["weight_decay"], 0.01,
+                                   key="train_weight_decay", help="every step shrinks each weight by lr x this")
 settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), embedding=int(embedding),
                 seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
                 lr_plateau=0.5 if halve else 1.0, patience=int(patience), collapse_spaces=not keep_spaces,
-                carry_state=carry,
+                carry_state=carry, weight_decay=float(weight_decay),
                 init_from=None if init_from == "(random)" else str(runfs.run_in(weights_root(), init_from)))
 
 

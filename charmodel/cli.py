@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, help=f"LSTM layers (default {D['layers']})")
     t.add_argument("--units", type=int, help=f"cells per layer (default {D['units']})")
     t.add_argument("--dropout", type=float, help=f"dropout after each LSTM (default {D['dropout']})")
+    t.add_argument("--recurrent-dropout", type=float,
+                   help="variational dropout on each LSTM's recurrent input (default 0; slower per batch)")
     t.add_argument("--embedding", type=int, help=f"embedding size (default {D['embedding']})")
     t.add_argument("--seq-len", type=int, help=f"characters per training chunk (default {D['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"chunks per batch (default {D['batch_size']})")

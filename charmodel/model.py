@@ -12,9 +12,10 @@ from .engine import weight_names
 
 
 def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0.2, embedding: int = 64,
-          stateful_batch: int | None = None):
+          stateful_batch: int | None = None, recurrent_dropout: float = 0.0):
     """The model; with `stateful_batch`, LSTM state carries over from one batch to the next
-    (fixed batch size, Keras `stateful=True`) until `reset_states` is called."""
+    (fixed batch size, Keras `stateful=True`) until `reset_states` is called. Dropout and
+    `recurrent_dropout` act in training only; the weights are the same either way."""
     import keras
 
     if stateful_batch:
@@ -23,7 +24,8 @@ def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0
         inputs = keras.Input(shape=(None,), dtype="int32", name="chars")  # (B, T)
     x = keras.layers.Embedding(vocab_size, embedding, name="embedding")(inputs)
     for l in range(layers):
-        x = keras.layers.LSTM(units, return_sequences=True, stateful=bool(stateful_batch), name=f"lstm{l}")(x)
+        x = keras.layers.LSTM(units, return_sequences=True, stateful=bool(stateful_batch),
+                              recurrent_dropout=recurrent_dropout, name=f"lstm{l}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{l}")(x)
     logits = keras.layers.Dense(vocab_size, name="dense")(x)  # (B, T, vocab)
     return keras.Model(inputs, logits, name="charmodel")

@@ -33,6 +33,7 @@ DEFAULTS = dict(
     layers=2,  # LSTM blocks, each followed by Dropout
     units=512,  # cells per LSTM layer
     dropout=0.2,  # after each LSTM layer
+    recurrent_dropout=0.0,  # Keras' variational dropout on each LSTM's recurrent input (slower per batch)
     embedding=64,  # size of the character embedding
     seq_len=100,  # characters per training chunk (and per validation chunk)
     batch_size=64,  # chunks per batch
@@ -51,7 +52,7 @@ DEFAULTS = dict(
     val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
 )
 RESUMABLE = ("epochs", "patience", "lr_plateau")  # the settings --resume may change
-ARCH = ("layers", "units", "dropout", "embedding")
+ARCH = ("layers", "units", "dropout", "recurrent_dropout", "embedding")
 TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "weight_decay", "patience", "seed",
             "jit_compile", "keep_epochs", "carry_state", "init_from")
 SAMPLE_LEN = 300  # characters of the per-epoch sample
@@ -65,8 +66,9 @@ def check_settings(s: dict) -> dict:
     for key in ("layers", "units", "embedding", "seq_len", "batch_size", "epochs"):
         if not isinstance(s[key], int) or s[key] < 1:
             raise CharModelError(f"{key} must be a whole number of at least 1, not {s[key]!r}.")
-    if not 0 <= s["dropout"] < 1:
-        raise CharModelError(f"dropout must be in [0, 1), not {s['dropout']}.")
+    for key in ("dropout", "recurrent_dropout"):
+        if not 0 <= s[key] < 1:
+            raise CharModelError(f"{key} must be in [0, 1), not {s[key]}.")
     if not s["lr"] > 0:
         raise CharModelError(f"lr must be positive, not {s['lr']}.")
     for key in ("lr_decay", "lr_plateau"):
@@ -238,7 +240,8 @@ def train(
     arch = config["architecture"]
     keras.utils.set_random_seed(s["seed"] + start)
     model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
-                         stateful_batch=s["batch_size"] if s["carry_state"] else None)
+                         stateful_batch=s["batch_size"] if s["carry_state"] else None,
+                         recurrent_dropout=arch.get("recurrent_dropout", 0.0))  # older runs lack the key
     if s["weight_decay"]:
         optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
     else:

@@ -70,10 +70,13 @@ with st.expander("More settings (the shipped Alice model used the first three)")
                              key="train_init", help="same layers, units, embedding and vocabulary")
     weight_decay = c3.number_input("Weight decay (AdamW; 0: plain Adam)", 0.0, 0.9, DEFAULTS["weight_decay"], 0.01,
                                    key="train_weight_decay", help="every step shrinks each weight by lr x this")
+    recurrent_dropout = c1.number_input("Recurrent dropout", 0.0, 0.9, DEFAULTS["recurrent_dropout"], 0.05,
+                                        key="train_recurrent_dropout",
+                                        help="one mask per sequence on each LSTM's recurrent input; slower per batch")
 settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), embedding=int(embedding),
                 seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
                 lr_plateau=0.5 if halve else 1.0, patience=int(patience), collapse_spaces=not keep_spaces,
-                carry_state=carry, weight_decay=float(weight_decay),
+                carry_state=carry, weight_decay=float(weight_decay), recurrent_dropout=float(recurrent_dropout),
                 init_from=None if init_from == "(random)" else str(runfs.run_in(weights_root(), init_from)))
 
 

@@ -196,7 +196,8 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     at.switch_page("pages/train.py").run()
     at.text_input(key="train_run").set_value("tiny").run()
     for key, value in [("train_layers", 1), ("train_units", 8), ("train_embedding", 4), ("train_seq_len", 50),
-                       ("train_batch_size", 256), ("train_epochs", 1), ("train_weight_decay", 0.05)]:
+                       ("train_batch_size", 256), ("train_epochs", 1), ("train_weight_decay", 0.05),
+                       ("train_recurrent_dropout", 0.1)]:
         at.number_input(key=key).set_value(value)
     at.checkbox(key="train_halve").check()
     at.checkbox(key="train_keep_spaces").check()
@@ -216,7 +217,7 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     assert "tiny" in app().selectbox(key="run").options
     config = runfs.read_config(weights / "tiny")
     assert config["training"]["lr_plateau"] == 0.5 and config["corpus"]["collapse_spaces"] is False
-    assert config["training"]["weight_decay"] == 0.05
+    assert config["training"]["weight_decay"] == 0.05 and config["architecture"]["recurrent_dropout"] == 0.1
 
 
 def test_train_refuses_to_start_from_a_run_that_does_not_fit(weights):

@@ -206,3 +206,19 @@ def test_weight_decay_is_recorded_and_pulls_the_weights_towards_zero(trained_run
     assert norms[0.5] < norms[0.0]
     with pytest.raises(CharModelError, match="weight_decay must be"):
         train(tmp_path / "bad", corpus, **TINY, weight_decay=-0.1)
+
+
+def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, tmp_path):
+    from charmodel.model import build
+
+    ids = np.arange(24).reshape(2, 12) % 10
+    for rate in (0.0, 0.5):
+        model = build(10, layers=1, units=8, dropout=0.0, embedding=4, recurrent_dropout=rate)
+        first, second = (np.asarray(model(ids, training=True)) for _ in range(2))
+        assert np.allclose(first, second) == (rate == 0.0)  # a fresh mask on every training call
+        np.testing.assert_allclose(np.asarray(model(ids)), np.asarray(model(ids)))  # none at inference
+    run = tmp_path / "rd"
+    train(run, trained_run.parent / "small.txt", **{**TINY, "epochs": 1}, recurrent_dropout=0.25)
+    assert runfs.read_config(run)["architecture"]["recurrent_dropout"] == 0.25
+    with pytest.raises(CharModelError, match="recurrent_dropout=0.25"):
+        train(run, resume=True, epochs=2, recurrent_dropout=0.0)

@@ -57,7 +57,7 @@ seq_len = c2.number_input("Sequence length", 10, 1000, DEFAULTS["seq_len"], 10, 
 batch_size = c3.number_input("Batch size", 1, 512, DEFAULTS["batch_size"], key="train_batch_size")
 epochs = c4.number_input("Epochs", 1, max_epochs or 1000, min(DEFAULTS["epochs"], max_epochs or 1000), key="train_epochs")
 lr = st.number_input("Learning rate", 1e-5, 1.0, DEFAULTS["lr"], format="%.4f", key="train_lr")
-with st.expander("More settings (the shipped Alice model used the first three)"):
+with st.expander("More settings (the shipped Alice model used halving, patience, kept spaces and recurrent dropout)"):
     c1, c2, c3 = st.columns(3)
     halve = c1.checkbox("Halve the learning rate when validation stalls", key="train_halve",
                         help="after every epoch whose validation loss is not the best so far")

@@ -26,7 +26,7 @@ def optimizer_steps(run) -> int:
 
 def test_training_writes_a_complete_run_folder(trained_run):
     config = runfs.read_config(trained_run)
-    assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "embedding": 8,
+    assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "recurrent_dropout": 0.0, "embedding": 8,
                                       "vocab_size": len(config["vocab"])}
     assert len(config["corpus"]["sha256"]) == 64 and config["corpus"]["val_fraction"] == 0.1
     history = runfs.read_history(trained_run)

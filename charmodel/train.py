@@ -388,6 +388,7 @@ def _resume_settings(run, text_path, settings):
     saved = {**config["architecture"], **config["training"],
              "collapse_spaces": config["corpus"]["collapse_spaces"], "val_fraction": config["corpus"]["val_fraction"]}
     saved.pop("vocab_size", None)
+    saved = {**{k: DEFAULTS[k] for k in (*ARCH, *TRAINING)}, **saved}  # older runs lack newer settings
     changed = [k for k, v in settings.items() if k not in RESUMABLE and k in saved and v != saved[k]]
     if changed:
         raise CharModelError(

@@ -26,8 +26,8 @@ def optimizer_steps(run) -> int:
 
 def test_training_writes_a_complete_run_folder(trained_run):
     config = runfs.read_config(trained_run)
-    assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "recurrent_dropout": 0.0, "embedding": 8,
-                                      "vocab_size": len(config["vocab"])}
+    assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "recurrent_dropout": 0.0,
+                                      "embedding": 8, "vocab_size": len(config["vocab"])}
     assert len(config["corpus"]["sha256"]) == 64 and config["corpus"]["val_fraction"] == 0.1
     history = runfs.read_history(trained_run)
     assert [r["epoch"] for r in history] == [1, 2]
@@ -67,6 +67,16 @@ def test_plateau_cuts_the_learning_rate_and_patience_stops_across_a_resume(train
 def test_resume_refuses_a_changed_architecture(trained_copy):
     with pytest.raises(CharModelError, match="units=16"):
         train(trained_copy, resume=True, epochs=3, units=32)
+
+
+def test_resume_of_an_older_run_refuses_a_setting_it_did_not_have(trained_copy):
+    config = runfs.read_config(trained_copy)
+    del config["architecture"]["recurrent_dropout"], config["training"]["weight_decay"]  # as written before them
+    runfs.atomic_write_json(trained_copy / "config.json", config)
+    with pytest.raises(CharModelError, match="recurrent_dropout=0.0"):
+        train(trained_copy, resume=True, epochs=3, recurrent_dropout=0.3)
+    with pytest.raises(CharModelError, match="weight_decay=0.0"):
+        train(trained_copy, resume=True, epochs=3, weight_decay=0.1)
 
 
 def test_resume_of_a_finished_run_asks_for_more_epochs(trained_copy):

@@ -241,7 +241,7 @@ def train(
     keras.utils.set_random_seed(s["seed"] + start)
     model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
                          stateful_batch=s["batch_size"] if s["carry_state"] else None,
-                         recurrent_dropout=arch.get("recurrent_dropout", 0.0))  # older runs lack the key
+                         recurrent_dropout=s["recurrent_dropout"])
     if s["weight_decay"]:
         optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
     else:

@@ -86,6 +86,7 @@ def gate_saturation(gates: np.ndarray, left: float = 0.1, right: float = 0.9) ->
 # ---------------------------------------------------------------- LSTMVis export
 
 _SPECIAL = {" ": "<space>", "\n": "<newline>", "\t": "<tab>"}
+EXPORT_ROWS = 4096  # characters written to states.h5 per block
 
 
 def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
@@ -107,7 +108,9 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
     with h5py.File(folder / "states.h5", "w") as f:
         for (layer, kind), v in sorted(states.items()):
             path = f"{'states' if kind == 'c' else 'output'}{layer + 1}"
-            f.create_dataset(path, data=np.asarray(v, dtype=np.float32))
+            d = f.create_dataset(path, shape=v.shape, dtype=np.float32)
+            for t in range(0, len(v), EXPORT_ROWS):  # a block at a time: no float32 copy of the whole array
+                d[t : t + EXPORT_ROWS] = np.asarray(v[t : t + EXPORT_ROWS], dtype=np.float32)
             types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer + 1}, path: {path}}}")
     lines = [f"{_SPECIAL.get(ch, ch)} {i}" for i, ch in enumerate(vocab_chars)]
     (folder / "words.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -130,3 +133,26 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
     ])
     (folder / "lstm.yml").write_text(yml + "\n", encoding="utf-8")
     return [folder / n for n in ("states.h5", "train.h5", "words.dict", "lstm.yml")]
+
+
+def export_size(chars: int, units: int, datasets: int) -> int:
+    """Bytes of states.h5 (float32) for `datasets` (layer, kind) arrays: what a download will weigh."""
+    return chars * units * datasets * 4
+
+
+def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name: str = "charmodel") -> Path:
+    """The LSTMVis files in one zip at `zip_path`, under the folder `name`/.
+
+    The files are written to a temporary folder on disk and copied into the zip from there, so
+    states.h5 is never held in memory whole.
+    """
+    import tempfile
+    import zipfile
+
+    zip_path = Path(zip_path)
+    with tempfile.TemporaryDirectory(prefix="charmodel-lstmvis-") as tmp:
+        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, states, name=name)
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(f, f"{name}/{f.name}")
+    return zip_path

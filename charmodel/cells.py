@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from .engine import Engine, State
+from .engine import Engine
 from .errors import CharModelError
 
 # ---------------------------------------------------------------- hypotheses
@@ -129,6 +129,15 @@ FEATURES = {
 SCALAR = {"line_position"}
 
 
+def first_varying_feature(text: str) -> str:
+    """The first built-in hypothesis that is not constant over `text` (quotation, where there are any)."""
+    for name, (_, fn) in FEATURES.items():
+        signal = fn(text)
+        if name in SCALAR or 0 < signal.sum() < len(signal):
+            return name
+    return next(iter(FEATURES))
+
+
 def feature(name: str, text: str) -> np.ndarray:
     if name not in FEATURES:
         raise CharModelError(f"unknown feature {name!r}; choose one of: {', '.join(FEATURES)}.")
@@ -221,12 +230,19 @@ def auc_columns(x: np.ndarray, positive: np.ndarray, bins: int = AUC_BINS, block
     return out
 
 
-def pearson_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def pearson_columns(x: np.ndarray, y: np.ndarray, block: int = 256) -> np.ndarray:
+    """Pearson r of every column of x (T, N) with y (T,), in float64, `block` columns at a time
+    (x may be a shared float16 array; only one block is ever converted)."""
+    y = np.asarray(y, dtype=np.float64)
     y = (y - y.mean()) / (y.std() or 1.0)
-    xc = x - x.mean(axis=0)
-    sd = xc.std(axis=0)
-    sd[sd == 0] = np.inf
-    return (xc * y[:, None]).mean(axis=0) / sd
+    out = np.empty(x.shape[1])
+    for j in range(0, x.shape[1], block):
+        xc = np.asarray(x[:, j : j + block], dtype=np.float64)
+        xc -= xc.mean(axis=0)
+        sd = xc.std(axis=0)
+        sd[sd == 0] = np.inf
+        out[j : j + block] = (xc * y[:, None]).mean(axis=0) / sd
+    return out
 
 
 def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list[dict]:
@@ -237,13 +253,12 @@ def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list
     """
     binary = signal.dtype == bool
     out = []
-    for (layer, kind), x in states.items():
-        x = np.asarray(x, dtype=np.float32)
+    for (layer, kind), x in states.items():  # x: (T, units), float32 or float16, never copied whole
         if binary:
             auc = auc_columns(x, signal)
             score, direction = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
         else:
-            r = pearson_columns(x.astype(np.float64), signal.astype(np.float64))
+            r = pearson_columns(x, signal)
             score, direction = np.abs(r), np.where(r >= 0, 1, -1)
         for cell in range(x.shape[1]):
             out.append({"layer": layer + 1, "kind": kind, "cell": cell, "score": float(score[cell]),

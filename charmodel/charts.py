@@ -96,3 +96,30 @@ def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
         .encode(x=alt.X(f"{x}:Q", title=x), y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
                 color=alt.Color("series:N", title=None), tooltip=[x, "series", alt.Tooltip("bpc:Q", format=".3f")])
     )
+
+
+def histogram_chart(bins: list[dict], label: str, height: int = 200):
+    """Bars of a cell's value histogram (`atlas.histogram`'s rows: from, to, count)."""
+    return alt.Chart(pd.DataFrame(bins), height=height, title="its values").mark_bar().encode(
+        x=alt.X("from:Q", bin="binned", title=label), x2="to:Q", y=alt.Y("count:Q"))
+
+
+def checkpoint_traces(traces: dict[int, np.ndarray], height: int = 240):
+    """One line per kept epoch: the same cell over the same passage, coloured by epoch."""
+    df = pd.concat([pd.DataFrame({"position": np.arange(len(v)), "value": np.asarray(v, dtype=float), "epoch": epoch})
+                    for epoch, v in traces.items()])
+    return (alt.Chart(df, height=height, title="the same passage at each kept checkpoint")
+            .mark_line(strokeWidth=1)
+            .encode(x="position:Q", y="value:Q", color=alt.Color("epoch:O", scale=alt.Scale(scheme="viridis"))))
+
+
+def saturation(fractions: dict[str, tuple[np.ndarray, np.ndarray]], layer: int):
+    """Per gate, a scatter of each cell's left- against right-saturated fraction, with a PICK on cells."""
+    df = pd.concat([pd.DataFrame({"cell": np.arange(len(left)), "left": left, "right": right, "gate": gate})
+                    for gate, (left, right) in fractions.items()])
+    pick = alt.selection_point(name=PICK, fields=["cell"], on="click")
+    return (alt.Chart(df, width=260, height=260).mark_circle(size=22, opacity=0.6)
+            .encode(x=alt.X("left:Q", title="fraction left-saturated", scale=alt.Scale(domain=[0, 1])),
+                    y=alt.Y("right:Q", title="fraction right-saturated", scale=alt.Scale(domain=[0, 1])),
+                    tooltip=["gate", "cell", alt.Tooltip("left:Q", format=".2f"), alt.Tooltip("right:Q", format=".2f")])
+            .add_params(pick).facet(column=alt.Column("gate:N", title=f"layer {layer} gates")))

@@ -13,12 +13,20 @@ Two tricks keep it fast without changing the maths:
   * the first layer's input projection is folded into the embedding table: x @ K + b becomes a row
     lookup, (vocab, 4 * units).
 
+Every loop runs with one BLAS thread: building an Engine limits the process's BLAS to one
+(`pin_blas`). A step is a small matrix product, thousands of them in a row; with NumPy's default
+BLAS threads each one waits for all of its threads, so when another process or app session also
+wants the cores, every step waits for a descheduled thread: on 2 cores a forward pass went from
+0.2 s to 8-11 s beside a training run and a cell ranking. One thread is slower on an idle
+machine and steady under load; benchmarks/load.py measures both.
+
 No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from . import run as runfs
 from .corpus import Vocab
@@ -26,6 +34,19 @@ from .errors import CharModelError
 
 KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
 GATES = ("i", "f", "g", "o")
+
+
+_BLAS = ThreadpoolController()  # finds the BLAS libraries once
+
+
+def pin_blas() -> None:
+    """Limit BLAS to one thread for the whole process (see the module docstring).
+
+    A setting for the process, made by every Engine, not a context around each loop: OpenBLAS's
+    pool is process-wide, and threadpoolctl lets only one live thread change it (others are
+    silently ignored), so per-loop limits from several app sessions' threads would not hold.
+    """
+    _BLAS.limit(limits=1, user_api="blas")
 
 
 def weight_names(layers: int) -> list[str]:
@@ -48,6 +69,7 @@ class State:
 
 class Engine:
     def __init__(self, weights: dict, vocab: Vocab):
+        pin_blas()
         self.vocab = vocab
         self.layers = sum(1 for k in weights if k.endswith("_recurrent"))
         emb = weights["embedding"]  # (V, E)
@@ -58,14 +80,17 @@ class Engine:
                 f"weights are for a vocabulary of {emb.shape[0]} characters but the config lists "
                 f"{len(vocab)}; the run folder is inconsistent."
             )
-        scale = np.ones(4 * U, np.float32)
-        scale[: 2 * U] = 0.5  # i, f
-        scale[3 * U :] = 0.5  # o
+        # Columns reordered from Keras' i, f, g, o to i, f, o, g, so the three sigmoid gates are
+        # one contiguous block: fewer NumPy calls per step (each one can hand the GIL to another
+        # session's thread). The sigmoid gates' columns are pre-scaled by 1/2 (see above).
+        order = np.concatenate([np.arange(0, 2 * U), np.arange(3 * U, 4 * U), np.arange(2 * U, 3 * U)])
+        scale = np.full(4 * U, 0.5, np.float32)
+        scale[3 * U :] = 1.0  # g
         self.K, self.R, self.b = [], [], []
         for l in range(self.layers):
-            self.K.append(np.ascontiguousarray(weights[f"lstm{l}_kernel"] * scale))
-            self.R.append(np.ascontiguousarray(weights[f"lstm{l}_recurrent"] * scale))
-            self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"] * scale))
+            self.K.append(np.ascontiguousarray(weights[f"lstm{l}_kernel"][..., order] * scale))
+            self.R.append(np.ascontiguousarray(weights[f"lstm{l}_recurrent"][..., order] * scale))
+            self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"][order] * scale))
         self.table0 = np.ascontiguousarray(emb @ self.K[0] + self.b[0])  # (V, 4U), input folded in
         self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V)
         self.bd = np.ascontiguousarray(weights["dense_bias"])  # (V,)
@@ -107,14 +132,12 @@ class Engine:
             z = h @ self.R[l]
             z += self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]
             a = np.tanh(z, out=z)  # (B, 4U): i, f, o as tanh(x/2); g as tanh(x)
-            ifo = a[:, :2 * U]
+            ifo = a[:, : 3 * U]
             ifo *= 0.5
             ifo += 0.5
-            o = a[:, 3 * U :]
-            o *= 0.5
-            o += 0.5
+            o = a[:, 2 * U : 3 * U]
             c *= a[:, U : 2 * U]
-            c += a[:, :U] * a[:, 2 * U : 3 * U]
+            c += a[:, :U] * a[:, 3 * U :]
             if clamp is not None and clamp[0] == l and clamp[1] == "c":
                 c[:, clamp[2]] = clamp[3]
             np.multiply(o, np.tanh(c), out=h)
@@ -139,7 +162,7 @@ class Engine:
         layers = range(self.layers) if layers is None else layers
         records = {}
         x = None  # (T, B, U): time-major, so each step reads and writes one contiguous block
-        gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "g": slice(2 * U, 3 * U), "o": slice(3 * U, 4 * U)}
+        gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "o": slice(2 * U, 3 * U), "g": slice(3 * U, 4 * U)}
         for l in range(self.layers):
             want = [k for k in record if l in layers]
             zin = self.table0[ids.T] if l == 0 else x @ self.K[l] + self.b[l]  # (T, B, 4U)
@@ -152,14 +175,13 @@ class Engine:
                 np.dot(h, R, out=z)
                 z += zin[t]
                 a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
-                a[:, : 2 * U] *= 0.5
-                a[:, : 2 * U] += 0.5
-                a[:, 3 * U :] *= 0.5
-                a[:, 3 * U :] += 0.5
+                ifo = a[:, : 3 * U]
+                ifo *= 0.5
+                ifo += 0.5
                 c *= a[:, U : 2 * U]
-                c += a[:, :U] * a[:, 2 * U : 3 * U]
+                c += a[:, :U] * a[:, 3 * U :]
                 np.tanh(c, out=H[t])
-                H[t] *= a[:, 3 * U :]
+                H[t] *= a[:, 2 * U : 3 * U]
                 h = H[t]
                 for k, arr in rec.items():
                     arr[t] = c if k == "c" else a[:, gate_at[k]]

@@ -1,19 +1,36 @@
-"""One background training job per process, for the app.
+"""One background training job per app process, trained in a child process.
 
 The app holds a single `JobManager` (through st.cache_resource), so the job survives reruns,
-page switches and browser refreshes. The worker thread never touches Streamlit: it writes to a
-lock-protected progress record, and the page polls `snapshot()`. Generation and visualisation
-read checkpoint files, never the model being trained.
+page switches and browser refreshes. The training itself runs in a child Python process
+(`python -m charmodel.jobs`), never in the server:
+  * TensorFlow is imported only there, so its memory and threads leave with the child;
+  * the child lowers its priority (os.nice) and caps TensorFlow's thread pools, so one core of a
+    2-core machine stays free for the app;
+  * a crash, an out-of-memory kill or a `kill -9` of the child is reported on the page; the
+    server keeps working, and the run folder keeps its last finished epoch (see train.py).
+
+The protocol is three pipes. The parent writes the job as one JSON line on the child's stdin;
+any later line, or the end of stdin (the server went away), asks the child to stop after the
+current batch, with a checkpoint. The child writes one JSON line per event on its stdout. All
+else it prints (TensorFlow's logs, tracebacks) goes to a log file whose tail the page shows if
+the child dies.
 """
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CharModelError
-from .train import TrainListener
+
+NICE = 10  # the child's priority increment: the app's own reruns come first
+LOG_TAIL = 12  # lines of the child's log shown when it dies
 
 
 @dataclass
@@ -26,9 +43,10 @@ class Progress:
     steps: int = 0
     chars_per_s: float = 0.0
     batches: list = field(default_factory=list)  # (epoch, batch, steps, loss)
-    rows: list = field(default_factory=list)  # history rows as they arrive
+    rows: list = field(default_factory=list)  # history rows: the run's earlier epochs, then new ones
     samples: dict = field(default_factory=dict)  # epoch -> sample text
-    error: str = ""
+    error: str = ""  # one line
+    log_tail: str = ""  # the last lines of the child's log, when it failed
     started: float = field(default_factory=time.time)
     epoch_started: float = field(default_factory=time.time)
 
@@ -44,47 +62,107 @@ class Progress:
         return spent / self.batch * (self.steps - self.batch)
 
 
-class _Listener(TrainListener):
-    def __init__(self, job: "TrainingJob"):
-        self.job = job
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        import signal
 
-    def on_batch(self, epoch, batch, steps, loss, chars_per_s):
-        with self.job.lock:
-            p = self.job.progress
-            if epoch != p.epoch:
-                p.epoch_started = time.time()
-            p.status = "stopping" if self.job.stop.is_set() else "training"
-            p.epoch, p.batch, p.steps, p.chars_per_s = epoch, batch, steps, chars_per_s
-            p.batches.append((epoch, batch, steps, loss))
-
-    def on_epoch(self, row, sample):
-        with self.job.lock:
-            self.job.progress.rows.append(dict(row))
-            self.job.progress.samples[row["epoch"]] = sample
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        killed = " (killed; out of memory?)" if -code == signal.SIGKILL else ""
+        return f"it was ended by {name}{killed}"
+    return f"it exited with status {code}"
 
 
 class TrainingJob:
+    """A training child process and what the app knows of it."""
+
     def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int):
-        self.run, self.stop, self.lock = Path(run), threading.Event(), threading.Lock()
+        from .run import read_history
+
+        self.run = Path(run)
+        self.lock = threading.Lock()
         self.progress = Progress(run=self.run.name, epochs=settings.get("epochs", 0))
-        self._args = (text_path, resume, settings, max_bytes)
-        self.thread = threading.Thread(target=self._work, name=f"train-{self.run.name}", daemon=True)
+        if resume:
+            self.progress.rows = read_history(self.run)  # show the whole history, not only new epochs
+        fd, self.log_path = tempfile.mkstemp(prefix=f"charmodel-train-{self.run.name}-", suffix=".log")
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        with os.fdopen(fd, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "charmodel.jobs"], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env)
+        job = dict(run=str(self.run), text_path=None if text_path is None else str(text_path), resume=resume,
+                   settings=settings, max_bytes=max_bytes)
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        self.reader = threading.Thread(target=self._follow, name=f"train-{self.run.name}", daemon=True)
+        self.reader.start()
 
-    def _work(self):
-        from .train import train  # imports TensorFlow, in this thread, only now
-
-        text_path, resume, settings, max_bytes = self._args
-        try:
-            train(self.run, text_path, resume=resume, listener=_Listener(self), stop=self.stop,
-                  max_bytes=max_bytes, **settings)
-            status, error = ("stopped" if self.stop.is_set() else "finished"), ""
-        except CharModelError as e:
-            status, error = "failed", str(e)
-        except Exception as e:  # a bug: keep the app alive, show the last line, log the rest
-            traceback.print_exc()
-            status, error = "failed", f"training crashed: {e.__class__.__name__}: {e}"
+    def _follow(self):
+        """Read the child's events until its stdout closes, then settle the final status."""
+        done = False
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            with self.lock:
+                done |= self._apply(event)
+        code = self.process.wait()
         with self.lock:
-            self.progress.status, self.progress.error = status, error
+            p = self.progress
+            if not done:
+                p.status = "failed"
+                p.error = f"The training process stopped unexpectedly: {_describe_exit(code)}. " \
+                          "The run keeps its last finished epoch; Resume continues from it."
+            if p.status == "failed":
+                p.log_tail = self.log_tail()
+
+    def _apply(self, event: dict) -> bool:
+        p = self.progress
+        if event["event"] == "batch":
+            if event["epoch"] != p.epoch:
+                p.epoch_started = time.time()
+            if p.status != "stopping":
+                p.status = "training"
+            p.epoch, p.batch, p.steps, p.chars_per_s = (event[k] for k in ("epoch", "batch", "steps", "chars_per_s"))
+            p.batches.append((event["epoch"], event["batch"], event["steps"], event["loss"]))
+        elif event["event"] == "epoch":
+            row = event["row"]
+            p.rows = [r for r in p.rows if r["epoch"] < row["epoch"]] + [row]
+            p.samples[row["epoch"]] = event["sample"]
+        elif event["event"] == "done":
+            p.status, p.error = event["status"], event["error"]
+            return True
+        return False
+
+    def log_tail(self, lines: int = LOG_TAIL) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "".join(deque(f, lines))
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None or self.reader.is_alive()
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.progress.running:
+                self.progress.status = "stopping"
+        try:
+            self.process.stdin.write("stop\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):  # already gone
+            pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the child has exited and its events are read; True if it has."""
+        self.reader.join(timeout)
+        return not self.reader.is_alive()
 
     def snapshot(self) -> Progress:
         """A copy the page can read without holding the lock."""
@@ -95,7 +173,7 @@ class TrainingJob:
 
 
 class JobManager:
-    """Holds at most one running job; a second start is refused."""
+    """Holds at most one running job; a second start is refused while its process lives."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -103,19 +181,18 @@ class JobManager:
 
     def start(self, run, text_path=None, resume=False, settings=None, max_bytes=10 * 2**20) -> TrainingJob:
         with self._lock:
-            if self.job is not None and self.job.thread.is_alive():
+            if self.job is not None and self.job.alive:
                 raise CharModelError(
                     f"a training job for run '{self.job.run.name}' is already running; "
                     "stop it or wait for it to finish before starting another."
                 )
             self.job = TrainingJob(run, text_path, resume, dict(settings or {}), max_bytes)
-            self.job.thread.start()
             return self.job
 
     def stop(self) -> None:
         with self._lock:
             if self.job is not None:
-                self.job.stop.set()
+                self.job.stop()
 
 
 def training_policy(settings) -> tuple[bool, int | None, str]:
@@ -135,3 +212,63 @@ def training_policy(settings) -> tuple[bool, int | None, str]:
     if cap is not None:
         return True, cap, f"Training is capped at {cap} epochs on this deployment (CHARMODEL_MAX_EPOCHS)."
     return True, None, ""
+
+
+# ---------------------------------------------------------------- the child process
+
+
+def _cap_threads() -> None:
+    """Lower this process's priority and leave one core to the app: TensorFlow gets the others."""
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, cores - 1))
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def child_main() -> int:
+    from .train import TrainListener, train
+
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # anything else printed goes to the log, never into the event stream
+    job = json.loads(sys.stdin.readline())
+    stop = threading.Event()
+
+    def watch_stdin():
+        sys.stdin.readline()  # a "stop" line, or EOF when the server has gone
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+
+    def send(**event):
+        events.write(json.dumps(event) + "\n")
+
+    class Listener(TrainListener):
+        def on_batch(self, epoch, batch, steps, loss, chars_per_s):
+            send(event="batch", epoch=epoch, batch=batch, steps=steps, loss=loss, chars_per_s=chars_per_s)
+
+        def on_epoch(self, row, sample):
+            send(event="epoch", row=row, sample=sample)
+
+    try:
+        _cap_threads()
+        train(job["run"], job["text_path"], resume=job["resume"], listener=Listener(), stop=stop,
+              max_bytes=job["max_bytes"], **job["settings"])
+        send(event="done", status="stopped" if stop.is_set() else "finished", error="")
+    except CharModelError as e:
+        send(event="done", status="failed", error=str(e))
+    except Exception as e:  # a bug: report one line, keep the traceback in the log
+        import traceback
+
+        traceback.print_exc()
+        send(event="done", status="failed", error=f"training crashed: {e.__class__.__name__}: {e}")
+    events.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())

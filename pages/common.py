@@ -1,7 +1,9 @@
 """What the pages share: the weights folder, cached loaders, the training job, and error cards.
 
-Everything heavy is cached: engines with st.cache_resource (one shared object per checkpoint file
-version), activations with st.cache_data (arrays, keyed by run, checkpoint and text).
+Everything heavy is cached with st.cache_resource, so every session shares one object: engines
+(one per checkpoint file version) and activations (keyed by run, checkpoint file version, text and
+what was recorded). Cached arrays are float16 and read-only: a second session reuses them without
+a copy, and no caller can change them for the others.
 """
 
 import os
@@ -12,7 +14,7 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel import run as runfs
-from charmodel.engine import Engine, inspect
+from charmodel.engine import KINDS, Engine, inspect
 from charmodel.jobs import JobManager
 from charmodel.render import css, next_guesses
 
@@ -81,22 +83,29 @@ def engine(run: str, checkpoint: str) -> Engine:
     return _engine(*_key(run, checkpoint))
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing activations…")
-def _activations(run_dir: str, checkpoint: str, stamp: float, text: str):
-    """Every state of every layer for `text`, computed once per (run, checkpoint, text)."""
-    ins = inspect(_engine(run_dir, checkpoint, stamp), text)
-    ins.states = {k: v.astype(np.float16) for k, v in ins.states.items()}  # half the cache memory
+def _frozen(states: dict) -> dict:
+    """float16 (half the memory) and read-only (shared by every session)."""
+    out = {}
+    for key, v in states.items():
+        v = v.astype(np.float16, copy=False)
+        v.flags.writeable = False
+        out[key] = v
+    return out
+
+
+@st.cache_resource(max_entries=16, show_spinner="Computing activations…")
+def _activations(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: tuple = KINDS, layers=None):
+    """The recorded kinds of the given layers (default: all) for `text`, and the model's guesses."""
+    ins = inspect(_engine(run_dir, checkpoint, stamp), text, record=kinds, layers=layers)
+    ins.states = _frozen(ins.states)
     return ins
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _layer_values(run_dir: str, checkpoint: str, stamp: float, text: str, layer: int, kind: str) -> np.ndarray:
-    return _activations(run_dir, checkpoint, stamp, text).values(layer, kind)
-
-
-def layer_values(run: str, checkpoint: str, text: str, layer: int, kind: str) -> np.ndarray:
-    """(T, units) of one layer and state: a small copy, so switching cells stays fast."""
-    return _layer_values(*_key(run, checkpoint), text, layer, kind)
+def layer_values(run: str, checkpoint: str, text: str, layer: int, kind: str, only_this: bool = False) -> np.ndarray:
+    """(T, units) of one layer and kind, read-only. By default every kind of every layer is computed
+    once for the text (switching cells and kinds stays fast); only_this computes just this one."""
+    which = dict(kinds=(kind,), layers=(layer,)) if only_this else {}
+    return _activations(*_key(run, checkpoint), text, **which).values(layer, kind)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -163,13 +172,15 @@ def text_or_drop(text: str, vocab, key: str) -> str | None:
     return None
 
 
-@st.cache_data(max_entries=4, show_spinner="Computing the states of every cell…")
-def _cell_states(run_dir: str, checkpoint: str, stamp: float, text: str) -> dict:
+@st.cache_resource(max_entries=4, show_spinner="Computing the states of every cell…")
+def _cell_states(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: tuple, layers) -> dict:
     from charmodel.cells import batched_states
 
-    return batched_states(_engine(run_dir, checkpoint, stamp), text)
+    return _frozen(batched_states(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
+                                  dtype=np.float16))
 
 
-def cell_states(run: str, checkpoint: str, text: str) -> dict:
-    """h and c of every layer over a long text, batched; cached per (run, checkpoint, text)."""
-    return _cell_states(*_key(run, checkpoint), text)
+def cell_states(run: str, checkpoint: str, text: str, kinds=("h", "c"), layers=None) -> dict:
+    """h and c (or `kinds`) of every layer (or `layers`, from 0) over a long text, batched, float16;
+    shared by every session, per (run, checkpoint file version, text)."""
+    return _cell_states(*_key(run, checkpoint), text, tuple(kinds), None if layers is None else tuple(layers))

@@ -125,13 +125,16 @@ def live():
         st.caption("No training job in this app process yet.")
         return
     p = job.snapshot()
-    state = {"starting": ":material/hourglass_top: starting (loading TensorFlow)",
+    state = {"starting": ":material/hourglass_top: starting (loading TensorFlow in its own process)",
              "training": ":material/directions_run: training", "stopping": ":material/pause_circle: stopping",
              "finished": ":material/check_circle: finished", "stopped": ":material/stop_circle: stopped",
              "failed": ":material/error: failed"}[p.status]
     st.subheader(f"Run {p.run}: {state}")
     if p.error:
-        st.error(p.error)
+        st.error(p.error, icon=":material/error:")
+    if p.log_tail:
+        with st.expander("The last lines of the training process's log"):
+            st.code(p.log_tail, language=None)
     if p.steps:
         eta = p.eta_s()
         st.progress(p.batch / p.steps, text=f"epoch {p.epoch}/{p.epochs or '?'}: batch {p.batch}/{p.steps}, "

@@ -209,7 +209,7 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
         time.sleep(0.5)
     from pages.common import job_manager  # the same cached manager the page used
 
-    job_manager().job.thread.join(60)
+    assert job_manager().job.wait(60)
     at.run()
     no_errors(at)
     assert any("finished" in s.value for s in at.subheader)
@@ -240,7 +240,7 @@ def test_only_one_training_job_runs_at_a_time(tmp_path, small_corpus):
             manager.start(tmp_path / "b", small_corpus, settings=dict(epochs=1))
     finally:
         manager.stop()
-        first.thread.join(120)
+        first.wait(120)
     assert first.snapshot().status in ("stopped", "finished")
     assert not (tmp_path / "b").exists()
 
@@ -264,21 +264,48 @@ def test_cells_page_ranks_studies_and_exports(weights):
     assert (at.session_state["atlas_layer"], at.session_state["atlas_kind"], at.session_state["atlas_cell"]) == \
         (chosen["layer"], chosen["kind"], chosen["cell"])
     assert f"Layer {chosen['layer']} {chosen['kind']} cell {chosen['cell']}" in [s.value for s in at.subheader]
+    open_tab(at, "Rank cells")
     at.radio(key="cells_mode").set_value("regular expression").run()
     at.text_input(key="cells_regex").set_value("([a-z").run()
     assert "invalid" in at.error[0].value
+    open_tab(at, "Export")
     at.button(key="export_prepare").click().run()
     no_errors(at)
     assert at.get("download_button")[0].proto.label == "Download lstmvis.zip"
+    assert any("MB before compression" in c.value for c in at.caption)  # the size, before the download
+    assert any("lstmvis.zip is ready" in c.value for c in at.caption)
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """The Cells page runs only its open tab; AppTest opens one through the tabs' session state."""
+    at.session_state["cells_tab"] = label
+    return at.run()
+
+
+def test_cells_page_runs_only_the_open_tab(weights, monkeypatch):
+    import pages.common as common
+
+    calls = []
+    real = common.inspect
+    monkeypatch.setattr(common, "inspect", lambda *a, **k: calls.append(k.get("record")) or real(*a, **k))
+    at = app()
+    at.switch_page("pages/cells.py").run()
+    no_errors(at)
+    assert at.dataframe and calls == []  # the ranking (batched h and c) only: no gates, no checkpoints
+    open_tab(at, "Gate saturation")
+    no_errors(at)
+    assert calls == [("f",), ("i",), ("o",)]  # one layer's gates, on demand
 
 
 def test_cells_page_select_and_match_and_clamp(weights):
     at = app()
     at.switch_page("pages/cells.py").run()
+    open_tab(at, "Select and match")
     at.slider(key="match_threshold").set_value(-1.0).run()  # every cell is on: nothing is "off around" the span
     assert any("No cell is on" in i.value for i in at.info)
     at.slider(key="match_threshold").set_value(0.0).run()
     no_errors(at)
+    open_tab(at, "Intervene")
     codes = [c.value for c in at.code]
     assert len(codes) == 2 and codes[0] != codes[1]  # free vs clamped generation
 

@@ -116,3 +116,58 @@ def test_weights_and_config_vocab_must_agree(random_run):
     (random_run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CharModelError, match="inconsistent"):
         Engine.load(random_run)
+
+
+def _blas_threads() -> set:
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_every_engine_loop_runs_with_one_blas_thread(random_run, monkeypatch):
+    """Sampling, clamping, inspection, bpc, batched activations and ranking all step through an
+    Engine; a spy on np.tanh (called once per step) reads BLAS's thread count inside the loops,
+    here in another thread than the one that built the engine, as in two app sessions."""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    from charmodel.cells import batched_states, feature, rank_cells
+    from charmodel.sample import generate
+
+    threadpool_limits(2, "blas")  # as NumPy starts on a 2-core machine
+    if _blas_threads() != {2}:
+        pytest.skip("no BLAS library that threadpoolctl can set")
+    engine = Engine.load(random_run)
+    assert _blas_threads() == {1}
+    seen = []
+    real_tanh = np.tanh
+
+    def spy(*args, **kwargs):
+        if len(seen) < 200:  # threadpool_info is slow; a sample of steps is enough
+            seen.append(_blas_threads())
+        return real_tanh(*args, **kwargs)
+
+    text = "Alice was beginning to get very tired of sitting by her sister on the bank"
+    parts = {
+        "generate": lambda: generate(engine, "Alice ", 20, 0.8, seed=1),
+        "clamp": lambda: generate(engine, "Alice ", 20, 0.8, seed=1, clamp=(0, "c", 3, 1.0)),
+        "inspect": lambda: inspect(engine, text),
+        "bits_per_char": lambda: bits_per_char(engine, text),
+        "rank": lambda: rank_cells(batched_states(engine, text * 20, piece=100, warmup=50),
+                                   feature("word_start", text * 20)),
+    }
+    found = {}
+
+    def session():
+        for name, part in parts.items():
+            seen.clear()
+            part()
+            found[name] = set().union(*seen)
+
+    monkeypatch.setattr(np, "tanh", spy)
+    t = threading.Thread(target=session)
+    t.start()
+    t.join()
+    monkeypatch.undo()
+    assert found == {name: {1} for name in parts}

@@ -97,7 +97,7 @@ def _corpus_file() -> str:
 b1, b2, b3, _ = st.columns([1, 1, 1, 3])
 start = b1.button("Start", type="primary", key="train_start", disabled=not enabled)
 resume = b2.button("Resume", key="train_resume", disabled=not enabled, help="continue the run named above")
-stop = b3.button("Stop", key="train_stop", help="finish the current batch, save a checkpoint, stop")
+stop = b3.button("Stop training", key="train_stop", help="finish the current batch, save a checkpoint, stop")
 
 if stop:
     manager.stop()

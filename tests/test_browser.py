@@ -20,6 +20,8 @@ SHOTS = ROOT / "test-output" / "browser"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
+if not Path(CHROMIUM).exists() and os.environ.get("CI"):  # CI installs it: a missing browser is a failure there
+    raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs it with apt-get install chromium")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
 
 
@@ -52,7 +54,7 @@ def server(tmp_path_factory):
             pass
         assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
         time.sleep(0.3)
-    yield url, weights
+    yield url, weights, proc.pid
     proc.terminate()
     proc.wait(10)
 
@@ -82,7 +84,7 @@ def settle(page, timeout_ms=60000):
 
 
 def test_generate_then_visualise_a_cell(server, page):
-    url, _ = server
+    url, _, _ = server
     page.goto(f"{url}/generate")
     settle(page)
     code = page.locator("[data-testid='stCode']").first
@@ -123,7 +125,7 @@ def test_generate_then_visualise_a_cell(server, page):
 
 
 def test_train_a_tiny_model_and_watch_it(server, page):
-    url, weights = server
+    url, weights, _ = server
     page.goto(f"{url}/train")
     settle(page)
 
@@ -149,3 +151,25 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
     assert (weights / "browser-tiny" / "latest.npz").is_file()
     assert (weights / "browser-tiny" / "checkpoints" / "epoch-0002.npz").is_file()
+
+
+def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, page):
+    """Runs after the training test: the job trained in a child process, so even now the server
+    has never mapped TensorFlow."""
+    url, _, pid = server
+    for path, text in [("", "See what an LSTM's cells learned"), ("/generate", "Generate"),
+                       ("/visualise", "Visualise"), ("/train", "Train"), ("/cells", "Cells")]:
+        page.goto(url + path)
+        settle(page)
+        page.get_by_role("heading", name=text).first.wait_for(timeout=60000)
+        assert not page.locator("[data-testid='stException']").count(), path
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=60000)  # the ranked table
+    for tab in ["Select and match", "One cell", "Gate saturation", "Intervene", "Export"]:
+        page.get_by_role("tab", name=tab).click()
+        settle(page)
+        assert not page.locator("[data-testid='stException']").count(), tab
+    page.get_by_role("button", name="Prepare the LSTMVis files").click()
+    page.get_by_text("lstmvis.zip is ready").wait_for(timeout=60000)
+    page.screenshot(path=SHOTS / "cells-export.png", full_page=True)
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps

@@ -158,23 +158,24 @@ def regex_signal(pattern: str, text: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- states, fast
 
-def batched_states(engine: Engine, text: str, kinds=("h", "c"), layers=None, piece: int = 500,
-                   warmup: int = 300, group: int = 32, dtype=np.float32) -> dict:
+def batched_states(engine: Engine, text: str, kinds=("h", "c"), layers=None, piece: int = 700,
+                   warmup: int = 300, group: int = 32, dtype=np.float32, progress=None) -> dict:
     """States of a long text, computed as batches of independent pieces.
 
     Row 0 runs text[0 : warmup + piece] from a zero state, exactly as a sequential pass would.
     Every later row reads the `warmup` characters before its piece first and keeps only the
-    piece, so rows advance together: a few hundred batched steps instead of len(text) single
+    piece, so rows advance together: warmup + piece batched steps instead of len(text) single
     steps. Rows are run `group` at a time to bound memory. Cells with memory longer than
     `warmup` differ from the exact states; benchmarks/cells.py measures by how much.
-    Returns {(layer from 0, kind): (T, units) array of `dtype`}.
+    Returns {(layer from 0, kind): (T, units) array of `dtype`}. progress: optional callable,
+    given the fraction done as the work advances.
     """
     ids = engine.vocab.encode(text, "text")
     T, R = len(ids), warmup + piece
     layers = list(range(engine.layers)) if layers is None else list(layers)
     if T <= R:
-        _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers)
-        return {k: v[0].astype(dtype) for k, v in rec.items()}
+        _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers, dtype=dtype, progress=progress)
+        return {k: v[0] for k, v in rec.items()}
     starts = list(range(R, T, piece))  # where the kept part of rows 1.. begins
     rows = np.zeros((1 + len(starts), R), dtype=ids.dtype)
     rows[0] = ids[:R]
@@ -183,7 +184,8 @@ def batched_states(engine: Engine, text: str, kinds=("h", "c"), layers=None, pie
         rows[b, : len(chunk)] = chunk  # a short last row is padded at its end, which nothing reads
     out = {(l, k): np.empty((T, engine.units), dtype) for l in layers for k in kinds}
     for g in range(0, len(rows), group):
-        _, rec, _ = engine.forward(rows[g : g + group], record=kinds, layers=layers)
+        done = lambda f, g=g: progress((g + f * len(rows[g : g + group])) / len(rows)) if progress else None
+        _, rec, _ = engine.forward(rows[g : g + group], record=kinds, layers=layers, dtype=dtype, progress=done)
         for key, v in rec.items():  # (B, R, U)
             for b in range(v.shape[0]):
                 row = g + b
@@ -216,17 +218,21 @@ def auc_columns(x: np.ndarray, positive: np.ndarray, bins: int = AUC_BINS, block
     if n_pos == 0 or n_neg == 0:
         raise CharModelError("the signal is constant over this text (all 0 or all 1); pick a longer or different text.")
     out = np.empty(x.shape[1])
+    label = positive.astype(np.int32)[:, None]  # (T, 1)
     for j in range(0, x.shape[1], block):
-        xb = np.asarray(x[:, j : j + block], dtype=np.float32)
+        xb = np.array(x[:, j : j + block], dtype=np.float32)  # a copy: scaled in place below
         n = xb.shape[1]
         lo, hi = xb.min(axis=0), xb.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        q = ((xb - lo) / span * (bins - 1)).round().astype(np.int64) + np.arange(n) * bins  # (T, n)
-        every = np.bincount(q.ravel(), minlength=n * bins).reshape(n, bins)
-        pos = np.bincount(q[positive].ravel(), minlength=n * bins).reshape(n, bins)
-        neg = every - pos
-        below = np.cumsum(neg, axis=1) - neg
-        out[j : j + n] = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+        xb -= lo
+        xb *= ((bins - 1) / np.where(hi > lo, hi - lo, 1.0)).astype(np.float32)
+        q = np.rint(xb, out=xb).astype(np.int32)  # (T, n) bin of each value
+        q += label * (n * bins)  # one histogram for both labels: [label, column, bin]
+        q += np.arange(n, dtype=np.int32) * bins
+        neg, pos = np.bincount(q.ravel(), minlength=2 * n * bins).reshape(2, n, bins)
+        twice = np.cumsum(neg, axis=1)  # 2 * (neg below b) + neg[b], in integers
+        twice *= 2
+        twice -= neg
+        out[j : j + n] = np.einsum("ij,ij->i", pos, twice) / (2 * n_pos * n_neg)
     return out
 
 

@@ -34,6 +34,7 @@ from .errors import CharModelError
 
 KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
 GATES = ("i", "f", "g", "o")
+BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
 
 
 _BLAS = ThreadpoolController()  # finds the BLAS libraries once
@@ -148,12 +149,16 @@ class Engine:
 
     # ------------------------------------------------------------ whole sequences (inspection)
 
-    def forward(self, ids: np.ndarray, state: State | None = None, record=("h",), layers=None):
+    def forward(self, ids: np.ndarray, state: State | None = None, record=("h",), layers=None, dtype=np.float32,
+                progress=None):
         """Run (B, T) ids through the model, layer by layer.
 
         Returns (logits (B, T, V), records, state) where records[(layer, kind)] is (B, T, units)
-        for every kind in `record` and every layer in `layers` (default: all). `state` is carried:
-        pass the returned one to the next call to continue the same text.
+        of `dtype` for every kind in `record` and every layer in `layers` (default: all). `state`
+        is carried: pass the returned one to the next call to continue the same text.
+        Memory: the input projection is made BLOCK steps at a time, so besides the records the
+        pass holds one layer's outputs, (T, B, units) float32, not (T, B, 4 x units).
+        progress: optional callable, given the fraction of the pass done after each block.
         """
         ids = np.asarray(ids)
         B, T = ids.shape
@@ -165,29 +170,33 @@ class Engine:
         gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "o": slice(2 * U, 3 * U), "g": slice(3 * U, 4 * U)}
         for l in range(self.layers):
             want = [k for k in record if l in layers]
-            zin = self.table0[ids.T] if l == 0 else x @ self.K[l] + self.b[l]  # (T, B, 4U)
             H = np.empty((T, B, U), np.float32)
-            rec = {k: np.empty((T, B, U), np.float32) for k in want if k != "h"}
+            rec = {k: np.empty((T, B, U), dtype) for k in want if k != "h"}
             h, c = state.h[l].copy(), state.c[l].copy()
             R = self.R[l]
             z = np.empty((B, 4 * U), np.float32)
-            for t in range(T):
-                np.dot(h, R, out=z)
-                z += zin[t]
-                a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
-                ifo = a[:, : 3 * U]
-                ifo *= 0.5
-                ifo += 0.5
-                c *= a[:, U : 2 * U]
-                c += a[:, :U] * a[:, 3 * U :]
-                np.tanh(c, out=H[t])
-                H[t] *= a[:, 2 * U : 3 * U]
-                h = H[t]
-                for k, arr in rec.items():
-                    arr[t] = c if k == "c" else a[:, gate_at[k]]
+            for t0 in range(0, T, BLOCK):
+                # (steps, B, 4U): this block's input projection, a row lookup for layer 0
+                zin = self.table0[ids.T[t0 : t0 + BLOCK]] if l == 0 else x[t0 : t0 + BLOCK] @ self.K[l] + self.b[l]
+                for t in range(t0, t0 + len(zin)):
+                    np.dot(h, R, out=z)
+                    z += zin[t - t0]
+                    a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
+                    ifo = a[:, : 3 * U]
+                    ifo *= 0.5
+                    ifo += 0.5
+                    c *= a[:, U : 2 * U]
+                    c += a[:, :U] * a[:, 3 * U :]
+                    np.tanh(c, out=H[t])
+                    H[t] *= a[:, 2 * U : 3 * U]
+                    h = H[t]
+                    for k, arr in rec.items():
+                        arr[t] = c if k == "c" else a[:, gate_at[k]]
+                if progress is not None:
+                    progress((l * T + t0 + len(zin)) / (self.layers * T))
             state.h[l], state.c[l] = h.copy(), c
             if "h" in want:
-                records[(l, "h")] = H.transpose(1, 0, 2)
+                records[(l, "h")] = (H if dtype == np.float32 else H.astype(dtype)).transpose(1, 0, 2)
             for k, v in rec.items():
                 records[(l, k)] = v.transpose(1, 0, 2)
             x = H
@@ -220,14 +229,16 @@ class Inspection:
         return self.states[(layer, kind)]
 
 
-def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000):
-    """Yield (start, Inspection) chunk by chunk, carrying state: memory stays bounded for long texts."""
+def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000,
+                 dtype=np.float32):
+    """Yield (start, Inspection) chunk by chunk, carrying state: memory stays bounded for long texts.
+    Recorded activations are of `dtype` (float16 halves a cache's memory)."""
     ids = engine.vocab.encode(text, "text")
     state = engine.zero_state(1)
     prev_logp = None  # log-probs after the last character of the previous chunk
     for start in range(0, len(ids), chunk_len):
         chunk = ids[start : start + chunk_len]
-        logits, records, state = engine.forward(chunk[None, :], state, record, layers)
+        logits, records, state = engine.forward(chunk[None, :], state, record, layers, dtype)
         logp = log_softmax(logits[0].astype(np.float64))  # (T, V): next-char log-probs after each t
         k = min(top_k, logp.shape[1])
         top = np.argsort(-logp, axis=1)[:, :k]
@@ -246,9 +257,10 @@ def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: in
         yield start, out
 
 
-def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000) -> Inspection:
+def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000,
+            dtype=np.float32) -> Inspection:
     """Inspect a whole text; see iter_inspect for a bounded-memory stream."""
-    parts = [p for _, p in iter_inspect(engine, text, record, layers, top_k, chunk_len)]
+    parts = [p for _, p in iter_inspect(engine, text, record, layers, top_k, chunk_len, dtype)]
     out = Inspection(text)
     if not parts:
         return out

@@ -14,10 +14,10 @@ import streamlit as st
 
 from charmodel import CharModelError, atlas, charts
 from charmodel import run as runfs
-from charmodel.cells import FEATURES, SCALAR, first_varying_feature, rank_cells, signal_for
+from charmodel.cells import FEATURES, SCALAR, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import cell_states, engine, layer_values, selected_run, sidebar, split_text, style
+from pages.common import cell_states, engine, layer_values, ranking, selected_run, sidebar, split_text, style
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -97,7 +97,7 @@ def rank():
             raise CharModelError("the signal is constant over this text (all 0 or all 1); "
                                  "pick a longer or different text, or another hypothesis.")
         states = cell_states(name, checkpoint, text)
-        ranked = rank_cells(states, signal, top)
+        ranked = ranking(name, checkpoint, text, feature, regex, states)[:top]
     except CharModelError as e:
         st.error(str(e), icon=":material/warning:")
         return

@@ -7,6 +7,8 @@ a copy, and no caller can change them for the others.
 """
 
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +98,7 @@ def _frozen(states: dict) -> dict:
 @st.cache_resource(max_entries=16, show_spinner="Computing activations…")
 def _activations(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: tuple = KINDS, layers=None):
     """The recorded kinds of the given layers (default: all) for `text`, and the model's guesses."""
-    ins = inspect(_engine(run_dir, checkpoint, stamp), text, record=kinds, layers=layers)
+    ins = inspect(_engine(run_dir, checkpoint, stamp), text, record=kinds, layers=layers, dtype=np.float16)
     ins.states = _frozen(ins.states)
     return ins
 
@@ -172,15 +174,81 @@ def text_or_drop(text: str, vocab, key: str) -> str | None:
     return None
 
 
-@st.cache_resource(max_entries=4, show_spinner="Computing the states of every cell…")
-def _cell_states(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: tuple, layers) -> dict:
-    from charmodel.cells import batched_states
+class SharedLRU:
+    """Values shared by every session: at most `size` of them, the least recently used dropped first.
 
-    return _frozen(batched_states(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
-                                  dtype=np.float16))
+    Unlike st.cache_resource, the computation may draw its own progress bar. One computation per
+    key at a time: a second session asking for the same key waits for the first one's result.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._busy: dict = {}
+
+    def _hit(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return True, self._items[key]
+            return False, None
+
+    def get(self, key, compute):
+        found, value = self._hit(key)
+        if found:
+            return value
+        with self._lock:
+            busy = self._busy.setdefault(key, threading.Lock())
+        with busy:
+            found, value = self._hit(key)
+            if found:
+                return value
+            value = compute()
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._busy.pop(key, None)
+        return value
+
+
+@st.cache_resource
+def _cell_store() -> SharedLRU:
+    return SharedLRU(size=4)
 
 
 def cell_states(run: str, checkpoint: str, text: str, kinds=("h", "c"), layers=None) -> dict:
     """h and c (or `kinds`) of every layer (or `layers`, from 0) over a long text, batched, float16;
-    shared by every session, per (run, checkpoint file version, text)."""
-    return _cell_states(*_key(run, checkpoint), text, tuple(kinds), None if layers is None else tuple(layers))
+    shared by every session, per (run, checkpoint file version, text), with a progress bar."""
+    from charmodel.cells import batched_states
+
+    key = (*_key(run, checkpoint), text, tuple(kinds), None if layers is None else tuple(layers))
+
+    def compute():
+        bar = st.progress(0.0)
+
+        def progress(done: float):
+            bar.progress(min(done, 1.0), text=f"Computing the activations of every cell over {len(text):,} "
+                                              f"characters: {done:.0%}")
+
+        states = batched_states(_engine(*key[:3]), text, kinds=kinds, layers=layers, dtype=np.float16,
+                                progress=progress)
+        bar.empty()
+        return _frozen(states)
+
+    return _cell_store().get(key, compute)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _ranking(run_dir: str, checkpoint: str, stamp: float, text: str, feature: str | None, regex: str | None,
+             _states: dict) -> list[dict]:
+    from charmodel.cells import rank_cells, signal_for
+
+    return rank_cells(_states, signal_for(text, feature, regex))
+
+
+def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: str | None, states: dict) -> list[dict]:
+    """Every cell ranked against a hypothesis, best first; cached, so another session (or a rerun)
+    does not rank again. `states` must be `cell_states(run, checkpoint, text)`."""
+    return _ranking(*_key(run, checkpoint), text, feature, regex, _states=states)

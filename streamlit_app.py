@@ -3,7 +3,7 @@
 import streamlit as st
 
 from charmodel import run as runfs
-from pages.common import DEFAULT_RUN, SIDEBAR, run_names, weights_root
+from pages.common import DEFAULT_RUN, SIDEBAR, run_names, training_in_sidebar, weights_root
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")
 
@@ -18,8 +18,11 @@ pages = st.navigation([
 # Shared sidebar: bound to the URL, so a link reproduces a view (?run=alice&temperature=0.5).
 with st.sidebar:
     runs = run_names()
+    asked = st.query_params.get("run")
     st.selectbox("Run", runs, index=runs.index(DEFAULT_RUN) if DEFAULT_RUN in runs else 0,
                  key="run", bind="query-params", help=f"Training runs under {weights_root().name}/")
+    if asked is not None and asked != st.session_state.get("run"):
+        st.toast(f"The link's run={asked!r} is not a run here; showing {st.session_state.get('run')!r} instead.")
     run = st.session_state.get("run")
     checkpoints = runfs.available_checkpoints(weights_root() / run) if run else []
     st.selectbox("Checkpoint", checkpoints, key="checkpoint", bind="query-params",
@@ -29,5 +32,6 @@ with st.sidebar:
               help="0 always picks the most likely character; higher is more surprising")
     st.number_input("Seed", 0, 2**31 - 1, SIDEBAR["seed"], key="seed", bind="query-params",
                     help="the same seed gives the same text")
+    training_in_sidebar()
 
 pages.run()

@@ -4,6 +4,7 @@ saturation (Karpathy, Johnson and Fei-Fei 2015), and export to LSTMVis's file fo
 All of it works on state arrays of shape (T, units) from the NumPy engine; no TensorFlow.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,12 +90,24 @@ _SPECIAL = {" ": "<space>", "\n": "<newline>", "\t": "<tab>"}
 EXPORT_ROWS = 4096  # characters written to states.h5 per block
 
 
+def word_name(ch: str) -> str:
+    """A character's entry in words.dict. LSTMVis splits each line on whitespace, so every
+    whitespace character (U+00A0, U+2028, ...) gets a name, or its entry would be lost."""
+    if ch in _SPECIAL:
+        return _SPECIAL[ch]
+    return f"<U+{ord(ch):04X}>" if ch.isspace() or not ch.isprintable() else ch
+
+
 def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
-                   description: str = "") -> list[Path]:
+                   description: str = "", unsigned: bool = False) -> list[Path]:
     """Write states.h5, train.h5, words.dict and lstm.yml for LSTMVis.
 
     states: {(layer from 0, kind): (T, units)} with kinds "c" (LSTMVis type state) and "h" (type
     output). A character is a word; whitespace gets a name, since LSTMVis splits on spaces.
+    unsigned: LSTMVis selects and matches only values at or above its threshold, so a cell that
+    is low where a pattern holds cannot be found. With unsigned, each array is (T, 2 x units):
+    cell k is max(x_k, 0) and cell k + units is max(-x_k, 0), the layout of LSTMVis's own
+    signed_to_unsigned tool, and lstm.yml says `unsigned: true`.
     """
     import h5py
 
@@ -108,15 +121,20 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
     with h5py.File(folder / "states.h5", "w") as f:
         for (layer, kind), v in sorted(states.items()):
             path = f"{'states' if kind == 'c' else 'output'}{layer + 1}"
-            d = f.create_dataset(path, shape=v.shape, dtype=np.float32)
-            for t in range(0, len(v), EXPORT_ROWS):  # a block at a time: no float32 copy of the whole array
-                d[t : t + EXPORT_ROWS] = np.asarray(v[t : t + EXPORT_ROWS], dtype=np.float32)
+            T, U = v.shape
+            d = f.create_dataset(path, shape=(T, 2 * U if unsigned else U), dtype=np.float32)
+            for t in range(0, T, EXPORT_ROWS):  # a block at a time: no float32 copy of the whole array
+                block = np.asarray(v[t : t + EXPORT_ROWS], dtype=np.float32)
+                d[t : t + EXPORT_ROWS] = np.hstack([np.maximum(block, 0), np.maximum(-block, 0)]) if unsigned else block
             types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer + 1}, path: {path}}}")
-    lines = [f"{_SPECIAL.get(ch, ch)} {i}" for i, ch in enumerate(vocab_chars)]
+    lines = [f"{word_name(ch)} {i}" for i, ch in enumerate(vocab_chars)]
     (folder / "words.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    description = description or "character-level LSTM states exported by charmodel" + (
+        "; cells k + units are the negative parts" if unsigned else "")
     yml = "\n".join([
-        f"name: {name}",
-        f"description: {description or 'character-level LSTM states exported by charmodel'}",
+        f"name: {json.dumps(name)}",  # quoted: a run named yes or 1.0 stays a string
+        f"description: {json.dumps(description)}",
+        *(["unsigned: true"] if unsigned else []),
         "files:",
         "  states: states.h5",
         "  train: train.h5",
@@ -135,12 +153,13 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
     return [folder / n for n in ("states.h5", "train.h5", "words.dict", "lstm.yml")]
 
 
-def export_size(chars: int, units: int, datasets: int) -> int:
+def export_size(chars: int, units: int, datasets: int, unsigned: bool = False) -> int:
     """Bytes of states.h5 (float32) for `datasets` (layer, kind) arrays: what a download will weigh."""
-    return chars * units * datasets * 4
+    return chars * units * datasets * 4 * (2 if unsigned else 1)
 
 
-def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name: str = "charmodel") -> Path:
+def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
+                       unsigned: bool = False) -> Path:
     """The LSTMVis files in one zip at `zip_path`, under the folder `name`/.
 
     The files are written to a temporary folder on disk and copied into the zip from there, so
@@ -151,7 +170,7 @@ def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name
 
     zip_path = Path(zip_path)
     with tempfile.TemporaryDirectory(prefix="charmodel-lstmvis-") as tmp:
-        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, states, name=name)
+        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, states, name=name, unsigned=unsigned)
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
             for f in files:
                 z.write(f, f"{name}/{f.name}")

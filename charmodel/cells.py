@@ -273,6 +273,42 @@ def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list
     return out[:top] if top else out
 
 
+def headline(engine: Engine, text: str, states: dict | None = None) -> dict:
+    """The run's headline cell: the best cell for the first built-in hypothesis `text` has
+    (inside a quotation, where there are quotations), over `text` (a run's validation text).
+
+    The one answer Home, Visualise and the model card show; `run.write_highlights` stores it.
+    Returns the ranking's entry (layer counted from 1, kind, cell, score, direction, metric) plus
+    the hypothesis's name and description. `states`: batched_states(engine, text), if at hand.
+    """
+    name = first_varying_feature(text)
+    states = batched_states(engine, text) if states is None else states
+    best = rank_cells(states, feature(name, text), top=1)[0]
+    return {**best, "feature": name, "description": FEATURES[name][0]}
+
+
+def compare_texts(prime: str, a: str, b: str, top: int = 4) -> list[dict]:
+    """What an intervention changed: for each yes/no hypothesis, the share of the new characters
+    of `a` and of `b` (both generated after `prime`) where it holds, largest differences first.
+    The prime is included when the signals are computed, so a quotation it opens counts."""
+    out = []
+    for name, (description, fn) in FEATURES.items():
+        if name in SCALAR:
+            continue
+        share = [float(fn(prime + t)[len(prime):].mean()) if t else 0.0 for t in (a, b)]
+        out.append({"feature": name, "description": description, "a": share[0], "b": share[1]})
+    out.sort(key=lambda d: -abs(d["a"] - d["b"]))
+    return out[:top]
+
+
+def first_difference(a: str, b: str) -> int | None:
+    """The first position where two texts differ (the shorter one's length if one extends the other)."""
+    for t, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return t
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
 def signal_for(text: str, feature_name: str | None = None, regex: str | None = None) -> np.ndarray:
     if regex is not None:
         return regex_signal(regex, text)

@@ -93,7 +93,7 @@ def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
     return (
         alt.Chart(df, height=height, title=title)
         .mark_line(point=len(df) < 60)
-        .encode(x=alt.X(f"{x}:Q", title=x), y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
+        .encode(x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
                 color=alt.Color("series:N", title=None), tooltip=[x, "series", alt.Tooltip("bpc:Q", format=".3f")])
     )
 

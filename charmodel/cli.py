@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -7,6 +7,7 @@ with a traceback, because those are bugs to fix.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .corpus import MAX_BYTES
 from .errors import CharModelError
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     _run_args(e)
     e.add_argument("--text", help="a UTF-8 file to score instead of the validation split")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
     i = sub.add_parser("inspect", help="per-character values of one cell (or all of a layer) for a text")
     _run_args(i)
@@ -93,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--text-file", help="rank over this text instead of the validation split")
     c.add_argument("--top", type=int, default=5)
     c.add_argument("--json", action="store_true")
+    x = sub.add_parser("lstmvis", help="export h and c in LSTMVis's format (the files the Cells page's Export writes)")
+    _run_args(x)
+    x.add_argument("--out", required=True, help="folder to write states.h5, train.h5, words.dict and lstm.yml into")
+    x.add_argument("--text-file", help="export over this text instead of the validation split")
+    x.add_argument("--layers", help="comma-separated layers, counted from 1 (default: all)")
+    x.add_argument("--kinds", default="h,c", help="comma-separated, from h and c (default h,c)")
+    x.add_argument("--unsigned", action="store_true",
+                   help="positive and negative parts as separate cells (k and k + units), so LSTMVis can select "
+                        "cells that are low where a pattern holds")
     return p
 
 
@@ -137,9 +148,23 @@ def _generate(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from tqdm import tqdm
+
     from .evaluate import evaluate
 
-    result = evaluate(args.run, args.text, args.checkpoint)
+    bars = []  # made at the first progress call, so a mistake found before scoring prints only its line
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(total=total, unit="char", unit_scale=True, desc="scoring", file=sys.stderr,
+                             disable=args.quiet, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        result = evaluate(args.run, args.text, args.checkpoint, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     if args.json:
         print(json.dumps(result))
     else:
@@ -181,4 +206,40 @@ def _cells(args) -> int:
     return cells_command(args)
 
 
-COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells}
+def _csv(value: str, flag: str, allowed: list) -> list:
+    """A comma-separated flag's items, each one of `allowed` (compared as text), in the given order."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in [str(a) for a in allowed]]
+    if bad or not items:
+        raise CharModelError(f"{flag} {value!r} is not a comma-separated list of {', '.join(map(str, allowed))}.")
+    return list(dict.fromkeys(items))
+
+
+def _lstmvis(args) -> int:
+    import numpy as np
+
+    from . import run as runfs
+    from .atlas import export_lstmvis, export_size
+    from .cells import batched_states
+    from .corpus import clean, read_text
+
+    config = runfs.read_config(args.run)
+    engine = _engine(args)
+    layers = [int(v) for v in _csv(args.layers, "--layers", list(range(1, engine.layers + 1)))] if args.layers \
+        else list(range(1, engine.layers + 1))
+    kinds = _csv(args.kinds, "--kinds", ["h", "c"])
+    if args.text_file:
+        text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
+    else:
+        text = runfs.split_text(args.run, config)[1]
+    engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
+    states = batched_states(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
+    files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)
+    size = export_size(len(text), engine.units, len(states), args.unsigned)
+    print(f"wrote {', '.join(f.name for f in files)} to {args.out} ({len(text)} characters, "
+          f"states.h5 {size / 2**20:.1f} MB)")
+    return 0
+
+
+COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
+            "lstmvis": _lstmvis}

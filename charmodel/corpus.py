@@ -71,6 +71,13 @@ def split(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
     return text[: len(text) - n_val], text[len(text) - n_val :]
 
 
+def paragraph_start(text: str, at: int = 0) -> int:
+    """Where the paragraph holding position `at` begins: just after the last blank line before it
+    (0 if there is none). Passages shown to a user start there, not mid-word."""
+    i = text.rfind("\n\n", 0, max(at, 0) + 1)
+    return 0 if i < 0 else min(i + 2, len(text))
+
+
 @dataclass(frozen=True)
 class Vocab:
     """Characters in sorted order; a character's id is its index."""

@@ -272,15 +272,18 @@ def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5
     return out
 
 
-def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000) -> float:
+def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000, progress=None) -> float:
     """Stateful bits per character: zero state at the first character, carried to the end.
 
     The first character has no prediction, so the mean is over characters 2..T.
+    progress: optional callable, given the number of characters done after each chunk.
     """
     total, n = 0.0, 0
-    for _, part in iter_inspect(engine, text, record=(), top_k=1, chunk_len=chunk_len):
+    for start, part in iter_inspect(engine, text, record=(), top_k=1, chunk_len=chunk_len):
         s = part.surprisal_bits
         s = s[~np.isnan(s)]
         total += float(s.sum())
         n += len(s)
+        if progress is not None:
+            progress(start + len(part.text))
     return total / max(n, 1)

@@ -27,10 +27,11 @@ def compressor_bpc(train: str, val: str) -> dict[str, float]:
     return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
 
 
-def evaluate(run, text_path=None, checkpoint: str | None = None) -> dict:
+def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None) -> dict:
     """Stateful bpc on the run's validation split (or a given file), plus compressor baselines.
 
     For a given file, the baselines are conditioned on the run's training text too.
+    progress: optional callable(characters done, characters in all), called as the pass advances.
     """
     config = runfs.read_config(run)
     checkpoint = checkpoint or runfs.default_checkpoint(run)
@@ -43,7 +44,7 @@ def evaluate(run, text_path=None, checkpoint: str | None = None) -> dict:
         source = "validation split"
     engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
     return {
-        "bpc": bits_per_char(engine, val_text),
+        "bpc": bits_per_char(engine, val_text, progress=progress and (lambda done: progress(done, len(val_text)))),
         "chars": len(val_text),
         "source": source,
         "run": str(run),

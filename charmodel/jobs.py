@@ -214,6 +214,50 @@ def training_policy(settings) -> tuple[bool, int | None, str]:
     return True, None, ""
 
 
+def corpus_chars_of(path) -> int:
+    """Characters in a text file (raw, before cleaning: enough for a time estimate)."""
+    from .corpus import read_text
+
+    return len(read_text(path))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def training_estimate(root, settings: dict, chars: int | None) -> str:
+    """One line: about how long these settings take on `chars` characters, from the chars/s that
+    runs of the same size under `root` recorded in their history; or why there is no estimate."""
+    from statistics import median
+
+    from .corpus import VAL_FRACTION
+    from .run import list_runs, read_config, read_history
+
+    if not chars:
+        return ""
+    size = (settings["layers"], settings["units"])
+    measured = {}
+    for name in list_runs(root):
+        try:
+            arch = read_config(Path(root) / name)["architecture"]
+            speeds = [r["chars_per_s"] for r in read_history(Path(root) / name)]
+        except CharModelError:
+            continue
+        if (arch["layers"], arch["units"]) == size and speeds:
+            measured[name] = median(speeds)
+    shape = f"{size[0]}x{size[1]}"
+    if not measured:
+        return f"No {shape} run has trained here yet, so there is no measured speed to estimate the time from."
+    name = max(measured, key=lambda n: len(read_history(Path(root) / n)))  # the longest record
+    seconds = settings["epochs"] * chars * (1 - VAL_FRACTION) / measured[name]
+    return (f"About {_duration(seconds)} for {settings['epochs']} epochs of {shape} on {chars:,} characters, at the "
+            f"{measured[name]:,.0f} chars/s run {name} recorded (median of its epochs).")
+
+
 # ---------------------------------------------------------------- the child process
 
 

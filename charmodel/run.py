@@ -11,6 +11,7 @@
       samples/epoch-NNNN.txt one sample per epoch
       train_state.json       last finished epoch, best so far, Keras checkpoint for --resume
       train_state/           Keras weights + optimizer state for --resume
+      highlights.json        the headline cell of a checkpoint (written with the model card)
 
 No TensorFlow here: the app lists and reads runs without importing it.
 """
@@ -227,6 +228,29 @@ def read_samples(run) -> dict[int, str]:
     for p in sorted((Path(run) / "samples").glob("epoch-*.txt")):
         out[int(p.stem.split("-")[1])] = p.read_text(encoding="utf-8")
     return out
+
+
+HIGHLIGHTS = "highlights.json"
+
+
+def write_highlights(run, checkpoint: str, headline: dict) -> None:
+    """Store the run's headline cell (see cells.headline), so pages open on it without a ranking."""
+    atomic_write_json(Path(run) / HIGHLIGHTS, {"checkpoint": checkpoint, "text": "validation", "headline": headline})
+
+
+def read_highlights(run, checkpoint: str) -> dict | None:
+    """The stored headline cell for this checkpoint, or None (none stored, or for another checkpoint)."""
+    path = Path(run) / HIGHLIGHTS
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found = data["headline"] if data["checkpoint"] == checkpoint else None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise CharModelError(f"{path} is damaged; delete it and it will be measured again.") from None
+    if found is not None and not all(k in found for k in ("layer", "kind", "cell", "score", "feature")):
+        raise CharModelError(f"{path} is damaged; delete it and it will be measured again.")
+    return found
 
 
 def read_train_state(run) -> dict | None:

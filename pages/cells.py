@@ -14,10 +14,11 @@ import streamlit as st
 
 from charmodel import CharModelError, atlas, charts
 from charmodel import run as runfs
-from charmodel.cells import FEATURES, SCALAR, first_varying_feature, signal_for
+from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import cell_states, engine, layer_values, ranking, selected_run, sidebar, split_text, style
+from pages.common import (cell_states, engine, headline, layer_values, ranking, selected_run, sidebar, split_text,
+                          style)
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -25,13 +26,11 @@ train_text, val_text = split_text(name)
 corpus = train_text + val_text
 
 TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Export"]
-for key in ("atlas_layer", "atlas_kind", "atlas_cell", "atlas_scope"):  # keep the studied cell while the tabs
-    if key in st.session_state:  # that show its pickers are closed (Streamlit drops unrendered widgets' state)
-        st.session_state[key] = st.session_state[key]
 
 
 def _study(layer: int, kind: str, cell: int):
-    st.session_state.update(atlas_layer=layer, atlas_kind=kind, atlas_cell=cell, cells_tab="One cell")
+    st.session_state.update(atlas_layer=layer, atlas_kind=kind, atlas_cell=cell, cells_tab="One cell",
+                            studied={"layer": layer, "kind": kind, "cell": cell})
 
 
 def _pick_saturated():
@@ -46,16 +45,23 @@ def coloured(text, raw, kind, label, selected=None):
 
 
 def pick_cell(kinds=("h", "c")):
-    """The studied cell's pickers: (layer counted from 1, kind, cell)."""
-    c1, c2, c3 = st.columns(3)
-    st.session_state.setdefault("atlas_layer", model.layers)  # default: the top layer, as the post studied
+    """The studied cell's pickers: (layer counted from 1, kind, cell). They open on the cell last
+    studied here or in Visualise, else on the run's headline cell."""
+    last = st.session_state.get("studied")
+    if not last or last["layer"] > model.layers or last["cell"] >= model.units:
+        last = {k: headline(name, checkpoint)[k] for k in ("layer", "kind", "cell")}
+    st.session_state.setdefault("atlas_layer", last["layer"])
+    st.session_state.setdefault("atlas_kind", last["kind"] if last["kind"] in ("h", "c") else "c")
+    st.session_state.setdefault("atlas_cell", last["cell"])
     if st.session_state["atlas_layer"] > model.layers:
         st.session_state["atlas_layer"] = model.layers
+    if int(st.session_state["atlas_cell"]) >= model.units:
+        st.session_state["atlas_cell"] = 0
+    c1, c2, c3 = st.columns(3)
     layer = c1.selectbox("Layer", list(range(1, model.layers + 1)), key="atlas_layer")
     kind = c2.radio("Kind", list(kinds), horizontal=True, key="atlas_kind") if kinds else None
-    if int(st.session_state.get("atlas_cell", 0)) >= model.units:
-        st.session_state["atlas_cell"] = 0
     cell = int(c3.number_input("Cell", 0, model.units - 1, key="atlas_cell"))
+    st.session_state["studied"] = {"layer": layer, "kind": kind or st.session_state["atlas_kind"], "cell": cell}
     return layer, kind, cell
 
 
@@ -125,8 +131,10 @@ def select_and_match():
     layer, kind, cell = pick_cell()
     search, states = search_states(layer, kind)
     c1, c2, c3 = st.columns(3)
-    span_start = int(c1.number_input("Span start", 0, len(search) - 2, min(1000, len(search) - 2), key="match_start"))
-    span_len = int(c2.number_input("Span length", 1, 200, 8, key="match_len"))
+    word = search.find(" the ") + 1  # opens on a common word: the cells on through "the" are on in every "the"
+    default = (word, 3) if 0 < word < len(search) - 4 else (min(1000, len(search) - 2), 8)
+    span_start = int(c1.number_input("Span start", 0, len(search) - 2, default[0], key="match_start"))
+    span_len = int(c2.number_input("Span length", 1, 200, default[1], key="match_len"))
     threshold = c3.slider("Threshold", -1.0, 1.0, 0.3, 0.05, key="match_threshold")
     span = (span_start, min(span_start + span_len, len(search)))
     window = slice(max(span[0] - 60, 0), min(span[1] + 60, len(search)))
@@ -200,18 +208,32 @@ def intervene():
     left.code(prime + free, language=None, wrap_lines=True)
     right.markdown(f"**Layer {layer} {kind} cell {cell} held at {value:+.1f}**")
     right.code(prime + held, language=None, wrap_lines=True)
+    at = first_difference(free, held)
+    st.markdown("**What the clamp changed.** " + (
+        "Nothing: the two texts are the same." if at is None else
+        f"The texts part at new character {at} (`{free[at - 10:at]}` then `{free[at:at + 1]}` against "
+        f"`{held[at:at + 1]}`). Share of the new characters where each hypothesis holds:"))
+    if at is not None:
+        st.dataframe([{"hypothesis": d["description"], "free": f"{d['a']:.0%}", "clamped": f"{d['b']:.0%}"}
+                      for d in compare_texts(prime, free, held)], hide_index=True)
 
 
 def export():
     st.caption("States over the validation text in LSTMVis's format: states.h5 (c as state, h as output), "
                "train.h5 (character ids), words.dict and lstm.yml.")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     layers = c1.multiselect("Layers", list(range(1, model.layers + 1)), default=list(range(1, model.layers + 1)),
                             key="export_layers")
     kinds = c2.multiselect("Kinds", ["h", "c"], default=["h", "c"], key="export_kinds")
-    size = atlas.export_size(len(val_text), model.units, len(layers) * len(kinds))
+    unsigned = c3.checkbox("Positive and negative parts as separate cells", key="export_unsigned",
+                           help="LSTMVis selects only cells at or above its threshold. With this, cell k + units is "
+                                "max(−x, 0), so a cell that is low where a pattern holds (the quotation cell) can be "
+                                "selected through its negative part.")
+    size = atlas.export_size(len(val_text), model.units, len(layers) * len(kinds), unsigned)
     st.caption(f"states.h5 will hold {len(layers) * len(kinds)} array(s) of {len(val_text):,} characters x "
-               f"{model.units} cells: {size / 2**20:.1f} MB before compression.")
+               f"{model.units * (2 if unsigned else 1)} cells: {size / 2**20:.1f} MB before compression. "
+               f"The command line writes the same files: `python -m charmodel lstmvis --run weights/{name} --out FOLDER"
+               f"{' --unsigned' if unsigned else ''}`.")
     if st.button("Prepare the LSTMVis files", key="export_prepare", disabled=not (layers and kinds)):
         old = st.session_state.pop("export_zip", None)
         if old:
@@ -221,7 +243,7 @@ def export():
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)
         with st.spinner("Writing states.h5 and zipping it…"):
-            atlas.export_lstmvis_zip(zip_path, val_text, model.vocab.chars, chosen, name=name)
+            atlas.export_lstmvis_zip(zip_path, val_text, model.vocab.chars, chosen, name=name, unsigned=unsigned)
         st.session_state["export_zip"] = zip_path
     zip_path = st.session_state.get("export_zip")
     if zip_path and Path(zip_path).is_file():

@@ -141,6 +141,7 @@ def job_manager() -> JobManager:
 
 def selected_run():
     """(name, path, config, checkpoint) of the sidebar's run, or an error card and stop."""
+    keep_widget_values()
     name = st.session_state.get("run")
     if not name:
         st.info("No runs yet. Train one on the Train page.")
@@ -153,7 +154,7 @@ def selected_run():
             checkpoint = runfs.default_checkpoint(path)
         engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
     except CharModelError as e:
-        st.error(f"Run **{name}** cannot be used: {e}", icon=":material/warning:")
+        st.error(f"Run **{name}** cannot be used: {user_message(e)}", icon=":material/warning:")
         st.stop()
     return name, path, config, checkpoint
 
@@ -252,3 +253,81 @@ def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: st
     """Every cell ranked against a hypothesis, best first; cached, so another session (or a rerun)
     does not rank again. `states` must be `cell_states(run, checkpoint, text)`."""
     return _ranking(*_key(run, checkpoint), text, feature, regex, _states=states)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _states: dict) -> dict:
+    from charmodel.cells import headline
+
+    return headline(_engine(run_dir, checkpoint, stamp), text, states=_states)
+
+
+def headline(run: str, checkpoint: str) -> dict:
+    """The run's headline cell for this checkpoint (cells.headline): read from the run's
+    highlights.json when the model card stored it, else measured once on the validation text."""
+    stored = runfs.read_highlights(run_path(run), checkpoint)
+    if stored is not None:
+        return stored
+    text = split_text(run)[1]
+    return _measured_headline(*_key(run, checkpoint), text, _states=cell_states(run, checkpoint, text))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _generated(run_dir: str, checkpoint: str, stamp: float, prime: str, length: int, temperature: float, seed: int):
+    from charmodel.sample import generate
+
+    (text,), probs = generate(_engine(run_dir, checkpoint, stamp), prime, length, temperature, seed, return_probs=True)
+    return text, probs[0]
+
+
+def generated(run: str, checkpoint: str, prime: str, length: int, temperature: float, seed: int):
+    """(new text, probability of each chosen character): cached, so a page that shows several
+    samples, or changes only how they are coloured, samples each one once."""
+    return _generated(*_key(run, checkpoint), prime, length, float(temperature), int(seed))
+
+
+def user_message(error: Exception) -> str:
+    """An error's message as a user of the app may see it: no server paths (the weights folder is
+    named `weights/`, the app's own folder `.`)."""
+    text = str(error)
+    for path, shown in ((weights_root().resolve(), "weights"), (ROOT, ".")):
+        text = text.replace(str(path), shown)
+    return text
+
+
+KEEP = ("train_", "atlas_")  # widget keys whose values outlive a visit to another page or tab
+NOT_KEPT = ("_start", "_resume", "_stop", "_upload")  # buttons and uploads cannot be set
+
+
+def keep_widget_values() -> None:
+    """Streamlit forgets a widget's value when a run does not draw the widget (another page, or a
+    tab that is not open). Every page calls this first: remember the values of the widgets
+    under KEEP, and put back the ones Streamlit dropped, so the Train form and the studied cell
+    survive a visit elsewhere."""
+    kept = st.session_state.setdefault("kept_widgets", {})
+    for key, value in st.session_state.to_dict().items():  # user keys (iterating gives widget ids)
+        if key.startswith(KEEP) and not key.endswith(NOT_KEPT):
+            kept[key] = value
+    for key, value in kept.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def training_in_sidebar() -> None:
+    """While a training job runs, every page's sidebar names it, with its epoch and a stop button."""
+    manager = job_manager()
+
+    def show():
+        job = manager.job
+        if job is None or not job.alive:
+            return
+        p = job.snapshot()
+        st.divider()
+        where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.steps}" if p.steps else p.status
+        st.caption(f":material/model_training: Training **{p.run}**: {where}")
+        c1, c2 = st.columns(2)
+        c1.page_link("pages/train.py", label="Watch", icon=":material/monitoring:")
+        c2.button("Stop training", key="sidebar_stop", on_click=manager.stop, disabled=p.status == "stopping")
+
+    running = manager.job is not None and manager.job.alive
+    st.fragment(show, run_every=2.0 if running else None)()

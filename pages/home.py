@@ -1,11 +1,14 @@
-"""Home: what this is, and one click to a sample coloured by an automatically found cell."""
+"""Home: what this is, a sample, and a passage coloured by the run's headline cell, on first open."""
 
+import numpy as np
 import streamlit as st
 
-from charmodel.cells import batched_states, feature, rank_cells
+from charmodel.cells import feature
+from charmodel.corpus import paragraph_start
 from charmodel.render import coloured_text, display_values, legend
-from charmodel.sample import generate
-from pages.common import engine, selected_run, sidebar, split_text, style
+from pages.common import engine, generated, headline, layer_values, selected_run, sidebar, split_text, style
+
+PASSAGE = 700  # characters of the coloured passage
 
 st.title("See what an LSTM's cells learned")
 st.markdown(
@@ -23,27 +26,29 @@ c3.page_link("pages/cells.py", label="Find cells", icon=":material/biotech:")
 c4.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
 name, path, config, checkpoint = selected_run()
-if st.button("Show me a sample and a cell", type="primary", key="show_me"):
-    model = engine(name, checkpoint)
-    seed = int(sidebar("seed"))
-    st.markdown(f"**A sample** (temperature 0.5, seed {seed})")
-    st.code("Alice " + generate(model, "Alice ", 300, 0.5, seed)[0] if not model.vocab.unknown("Alice ")
-            else generate(model, "", 300, 0.5, seed)[0], language=None, wrap_lines=True)
-    # a validation passage with quotations in it, coloured by the cell that best tracks them there
-    val = split_text(name)[1]
-    at = max(val.find("`"), 0)
-    text = val[at : at + 700]
-    states = batched_states(model, text)
-    for name_ in ("quote", "word_start"):
-        signal = feature(name_, text)
-        if 0 < signal.sum() < len(signal):
-            best = rank_cells(states, signal, top=1)[0]
-            break
-    values, (lo, hi) = display_values(states[(best["layer"] - 1, best["kind"])][:, best["cell"]], best["kind"])
-    label = f"layer {best['layer']} cell {best['cell']} {best['kind']}"
+vocab = engine(name, checkpoint).vocab
+temperature, seed = sidebar("temperature"), int(sidebar("seed"))
+prime = "Alice " if not vocab.unknown("Alice ") else ""
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**A sample** from run {name} (temperature {temperature:g}, seed {seed}: both in the sidebar)")
+    st.code(prime + generated(name, checkpoint, prime, 300, temperature, seed)[0], language=None, wrap_lines=True)
+
+# a validation passage where the headline hypothesis holds, coloured by the run's headline cell
+best = headline(name, checkpoint)
+val = split_text(name)[1]
+on = np.flatnonzero(feature(best["feature"], val)) if best["metric"] == "auc" else []
+at = paragraph_start(val, int(on[0]) if len(on) else 0)
+text = val[at : at + PASSAGE]
+raw = layer_values(name, checkpoint, text, best["layer"] - 1, best["kind"], only_this=True)[:, best["cell"]]
+values, (lo, hi) = display_values(raw, best["kind"])
+metric = "AUC" if best["metric"] == "auc" else "|r|"
+with right:
     style()
-    st.markdown(f"**A cell**, found automatically: the one that best separates '{name_.replace('_', ' ')}' "
-                f"characters in this validation passage (AUC {best['score']:.2f})")
-    st.html(legend(lo, hi, label) + coloured_text(text, values, lo, hi))
+    st.markdown(f"**The headline cell**, found automatically: layer {best['layer']} {best['kind']} cell "
+                f"{best['cell']} tracks *{best['description']}* over the validation text "
+                f"({metric} {best['score']:.2f}; {'high' if best['direction'] > 0 else 'low'} where it holds)")
+    st.html(legend(lo, hi, f"layer {best['layer']} cell {best['cell']} {best['kind']}") +
+            coloured_text(text, values, lo, hi))
     st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                  query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})

@@ -1,8 +1,8 @@
 """Train: pick a corpus and settings, run training in the background, watch it live."""
 
+import math
 import os
 import tempfile
-import time
 
 import pandas as pd
 import streamlit as st
@@ -12,8 +12,11 @@ from charmodel import run as runfs
 from charmodel.charts import loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import training_policy
+from charmodel.jobs import corpus_chars_of, training_estimate
 from charmodel.train import DEFAULTS, plan_run
-from pages.common import ROOT, job_manager, weights_root
+from pages.common import ROOT, job_manager, keep_widget_values, user_message, weights_root
+
+LN2 = math.log(2)
 
 UPLOAD_MB = 10  # largest upload the page accepts
 BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",
@@ -29,6 +32,7 @@ def _policy():
     return training_policy(settings)
 
 
+keep_widget_values()  # the form keeps its values while the user visits other pages
 st.title("Train")
 try:
     enabled, max_epochs, policy_note = _policy()
@@ -80,6 +84,13 @@ settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), em
                 init_from=None if init_from == "(random)" else str(runfs.run_in(weights_root(), init_from)))
 
 
+def corpus_chars(source, upload) -> int | None:
+    """Characters of the chosen corpus, for the time estimate (None before an upload)."""
+    if source in BUNDLED:
+        return corpus_chars_of(BUNDLED[source])
+    return len(upload.getvalue()) if upload is not None else None
+
+
 def _corpus_file() -> str:
     """Path of the chosen corpus; an upload is checked, then written to a temporary file."""
     if upload is None:
@@ -94,32 +105,46 @@ def _corpus_file() -> str:
     return f.name
 
 
+estimate = training_estimate(weights_root(), settings, corpus_chars(source, upload))
+if estimate:
+    st.caption(f":material/schedule: {estimate}")
+
+last = manager.job.run if manager.job is not None and not manager.job.alive else None  # the job to resume
 b1, b2, b3, _ = st.columns([1, 1, 1, 3])
 start = b1.button("Start", type="primary", key="train_start", disabled=not enabled)
-resume = b2.button("Resume", key="train_resume", disabled=not enabled, help="continue the run named above")
+resume = b2.button(f"Resume {last.name}" if last else "Resume", key="train_resume", disabled=not enabled,
+                   help="continue the last job of this app, or else the run named above, after its last finished epoch")
 stop = b3.button("Stop training", key="train_stop", help="finish the current batch, save a checkpoint, stop")
 
 if stop:
     manager.stop()
 if start or resume:
     try:
-        run = runfs.run_in(weights_root(), run_name)
+        run = last if resume and last else runfs.run_in(weights_root(), run_name)
         if start:
             corpus = _corpus_file()
             plan_run(run, corpus, settings, UPLOAD_MB * 2**20)  # mistakes show here, not in the job
             manager.start(run, corpus, settings=settings, max_bytes=UPLOAD_MB * 2**20)
         else:
-            runfs.read_config(run)
+            if not (run / runfs.CONFIG).is_file():
+                raise CharModelError(f"there is no run named '{run.name}' to resume; start it first.")
             more = {"epochs": int(epochs)}  # the run keeps its own schedule (the CLI can change it)
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:
-        st.error(str(e), icon=":material/warning:")
+        st.error(user_message(e), icon=":material/warning:")
 
 
 # ---------------------------------------------------------------- live view
+def _open(page: str, run: str):
+    """Select the finished run in the sidebar (a callback may set a drawn widget's value), then go."""
+    st.session_state.update(run=run, open_page=page)
+
+
 @st.fragment(run_every=1.0)
 def live():
+    if page := st.session_state.pop("open_page", None):
+        st.switch_page(page)
     job = manager.job
     if job is None:
         st.caption("No training job in this app process yet.")
@@ -142,14 +167,14 @@ def live():
     if p.batches:
         b = pd.DataFrame(p.batches, columns=["epoch", "batch", "steps", "loss"])
         b["step"] = (b["epoch"] - 1) * b["steps"] + b["batch"]
-        b["bpc"] = b["loss"] / 0.6931471805599453
+        b["bpc"] = b["loss"] / LN2
         b["series"] = "train (per batch)"
         c1, c2 = st.columns(2)
         c1.altair_chart(loss_chart(b[["step", "bpc", "series"]], "step", "per batch"), key="live_batches")
         if p.rows:
             rows = pd.DataFrame(p.rows)
             long = pd.concat([
-                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["train_loss"] / 0.6931471805599453, "series": "train"}),
+                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["train_loss"] / LN2, "series": "train"}),
                 pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["val_bpc"], "series": "validation"}),
             ])
             c2.altair_chart(loss_chart(long, "epoch", "per epoch"), key="live_epochs")
@@ -161,8 +186,18 @@ def live():
         last = max(p.samples)
         with st.expander(f"Sample after epoch {last}", expanded=True):
             st.code(p.samples[last], language=None, wrap_lines=True)
+    if p.running and st.session_state.get("seen_job_start") != p.started:  # once per job: the sidebar shows it
+        st.session_state["seen_job_start"] = p.started
+        st.rerun(scope="app")
     if not p.running and p.rows:
-        st.caption(f"The run is in weights/{p.run}/; pick it in the sidebar to generate and visualise.")
+        if st.session_state.get("seen_job_end") != p.started:  # once per job: the sidebar lists the new run
+            st.session_state["seen_job_end"] = p.started
+            st.rerun(scope="app")
+        c1, c2, _ = st.columns([1, 1, 2])
+        c1.button("Open in Generate", key="open_generate", icon=":material/edit_note:", on_click=_open,
+                  args=("pages/generate.py", p.run))
+        c2.button("Open in Visualise", key="open_visualise", icon=":material/palette:", on_click=_open,
+                  args=("pages/visualise.py", p.run))
 
 
 live()

@@ -4,13 +4,17 @@ import numpy as np
 import streamlit as st
 
 from charmodel import charts
+from charmodel.engine import KINDS
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from charmodel.sample import generate
-from pages.common import engine, guesses, layer_values, selected_run, sidebar, split_text, style, text_or_drop
+from pages.common import (engine, generated, guesses, headline, layer_values, selected_run, sidebar, split_text,
+                          style, text_or_drop)
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
 units, layers = model.units, model.layers
+best = st.session_state.get("studied")  # the view opens on the cell last studied (here or in Cells)...
+if not best or best["layer"] > layers or best["cell"] >= units:
+    best = headline(name, checkpoint)  # ...or on the run's headline cell
 
 
 def _pick_from_heatmap():
@@ -33,7 +37,8 @@ if source == "Corpus passage":
     part = c1.radio("Part", ["validation", "training"], horizontal=True, key="part")
     corpus = val_text if part == "validation" else train_text
     length = c3.slider("Length", 100, 3000, 1000, 50, key="passage_length")
-    start = c2.number_input("Start", 0, max(len(corpus) - 100, 0), 0, 100, key="passage_start")
+    first_paragraph = corpus.find("\n\n") + 2 if "\n\n" in corpus[:5000] else 0  # not mid-word
+    start = c2.number_input("Start", 0, max(len(corpus) - 100, 0), first_paragraph, 100, key="passage_start")
     text = corpus[int(start) : int(start) + length]
     shown_from = 0
 elif source == "Generated text":
@@ -42,7 +47,7 @@ elif source == "Generated text":
     rng = np.random.default_rng(seed)  # a random seed passage from the training text, as the post did
     at = int(rng.integers(0, len(train_text) - 100))
     prime = train_text[at : at + 100]
-    new = generate(model, prime, length, sidebar("temperature"), seed)[0]
+    new = generated(name, checkpoint, prime, length, sidebar("temperature"), seed)[0]
     text, shown_from = prime + new, len(prime)
     st.caption(f"Primed with training characters {at}–{at + 100}; colouring starts after the prime.")
 else:
@@ -56,17 +61,28 @@ else:
 c1, c2, c3, c4, c5 = st.columns([1, 2, 0.5, 0.5, 3])
 if st.session_state.get("layer", 1) not in range(1, layers + 1):  # a new run may have fewer layers...
     del st.session_state["layer"]
-if int(st.session_state.get("cell", 0)) >= units:  # ...or fewer cells: start again from the defaults
+if int(st.session_state.get("cell", 0)) not in range(units):  # ...or fewer cells: back to the defaults
     del st.session_state["cell"]
-layer = c1.selectbox("Layer", list(range(1, layers + 1)), index=layers - 1, key="layer", bind="query-params")
-cell = c2.number_input("Cell", 0, units - 1, key="cell", bind="query-params")
+asked = {k: st.query_params.get(k) for k in ("layer", "cell", "kind")}  # what a link asked for
+layer = c1.selectbox("Layer", list(range(1, layers + 1)), index=best["layer"] - 1, key="layer", bind="query-params")
+cell = c2.number_input("Cell", 0, units - 1, best["cell"], key="cell", bind="query-params")
 c3.button("◀", key="prev_cell", on_click=_step_cell, args=(-1,), help="previous cell")
 c4.button("▶", key="next_cell", on_click=_step_cell, args=(1,), help="next cell")
-kind = c5.radio("State", ["h", "c", "i", "f", "o"], horizontal=True, key="kind", bind="query-params",
-                help="; ".join(KIND_LABELS[k] for k in "hcifo"))  # plain labels: the URL carries them
-scale = st.radio("Colour scale", ["default", "sigmoid"], horizontal=True, key="scale",
-                 format_func=lambda s: {"default": "diverging (−1…1 for h and c, 0…1 for gates)",
-                                        "sigmoid": "the post's sigmoid(value)"}[s])
+kind = c5.radio("Kind", list(KINDS), index=KINDS.index(best["kind"]), horizontal=True, key="kind",
+                bind="query-params", help="; ".join(KIND_LABELS[k] for k in KINDS))  # plain labels: the URL carries them
+ignored = [f"{k}={v}" for k, v in asked.items() if v is not None and v != str({"layer": layer, "cell": int(cell),
+                                                                                 "kind": kind}[k])]
+if ignored:
+    st.caption(f":material/info: The link's {' and '.join(ignored)} does not fit run {name} ({layers} layers, cells "
+               f"0–{units - 1}, kinds {', '.join(KINDS)}); showing layer {layer}, cell {cell}, {kind} instead.")
+st.session_state["studied"] = {"layer": layer, "kind": kind, "cell": int(cell)}
+if kind in ("h", "c"):
+    scale = st.radio("Colour scale", ["default", "sigmoid"], horizontal=True, key="scale",
+                     format_func=lambda s: {"default": "diverging, −1…1 (c shown as tanh(c))",
+                                            "sigmoid": "the post's sigmoid(value), 0…1"}[s])
+else:  # a gate is already in 0…1: the post's sigmoid would squeeze it into 0.5…0.73
+    scale = "default"
+    st.caption("Gates are shown on their own scale: 0…1 for i, f and o, −1…1 for the candidate g.")
 
 # ---------------------------------------------------------------- the cell
 states = layer_values(name, checkpoint, text, layer - 1, kind)[shown_from:]  # (T, units), cached

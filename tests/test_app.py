@@ -59,12 +59,30 @@ def test_sidebar_lists_runs_defaults_to_alice_and_follows_the_url(weights):
     assert at.slider(key="temperature").value == 0.5 and at.number_input(key="seed").value == 3
 
 
-def test_home_button_shows_a_sample_coloured_by_a_found_cell(weights):
-    at = app()
-    at.button(key="show_me").click().run()
+def test_home_shows_a_sample_and_the_headline_cell_on_first_open(weights):
+    at = app(temperature="0.3", seed="5")
     no_errors(at)
     assert 'class="cm-' in htmls(at)
     assert any("AUC" in m.value for m in at.markdown) and at.code[0].value.startswith("Alice ")
+    assert any("temperature 0.3, seed 5" in m.value for m in at.markdown)  # the sidebar's values
+    # no highlights.json in these runs: the headline is measured, and is the Cells ranking's first cell
+    table = at.switch_page("pages/cells.py").run().dataframe[0].value
+    top = table.iloc[0]
+    assert any(f"layer {top['layer']} {top['kind']} cell {top['cell']} tracks" in m.value
+               for m in app().markdown)
+
+
+def test_home_reads_the_headline_cell_from_the_run_folder(weights):
+    from charmodel.cells import headline
+    from charmodel.engine import Engine
+
+    run = weights / "alice"
+    best = headline(Engine.load(run), runfs.split_text(run)[1])
+    runfs.write_highlights(run, "best", {**best, "cell": (best["cell"] + 1) % 24})  # a stored answer wins
+    at = app()
+    assert any(f"cell {(best['cell'] + 1) % 24} tracks" in m.value for m in at.markdown)
+    at.switch_page("pages/visualise.py").run()
+    assert at.number_input(key="cell").value == (best["cell"] + 1) % 24  # Visualise opens on it too
 
 
 def test_generate_follows_seed_and_temperature(weights):
@@ -110,16 +128,18 @@ def test_visualise_switching_cells_reuses_cached_activations(weights, monkeypatc
     calls = []
     real = common.inspect
     monkeypatch.setattr(common, "inspect", lambda *a, **k: calls.append(1) or real(*a, **k))
-    at = app()
+    at = app(layer="2", cell="0", kind="h")
+    calls.clear()  # Home drew its own passage
     at.switch_page("pages/visualise.py").run()
     no_errors(at)
     page = htmls(at)
-    assert "layer 2 cell 0 h" in page and page.count("title=") >= 1000
+    assert "layer 2 cell 0 h" in page and page.count("data-tip=") >= 1000
     at.button(key="next_cell").click().run()
     assert at.number_input(key="cell").value == 1
     assert htmls(at) != page and "layer 2 cell 1 h" in htmls(at)
-    at.radio(key="kind").set_value("f").run()
     at.radio(key="scale").set_value("sigmoid").run()
+    at.radio(key="kind").set_value("f").run()
+    assert "scale" not in [r.key for r in at.radio]  # the post's sigmoid is offered for h and c only
     at.button(key="prev_cell").click().run()
     no_errors(at)
     assert at.number_input(key="cell").value == 0
@@ -141,7 +161,7 @@ def test_visualise_own_text_with_unknown_characters(weights):
     assert "'☃'" in at.warning[0].value
     at.checkbox(key="drop_own").check().run()
     no_errors(at)
-    assert "☃" not in htmls(at) and 'title="#7 s' in htmls(at)  # the snowman is gone; "s" moved up
+    assert "☃" not in htmls(at) and 'data-tip="#7 s' in htmls(at)  # the snowman is gone; "s" moved up
 
 
 def test_a_broken_run_gets_an_error_card_and_others_keep_working(weights):
@@ -289,6 +309,7 @@ def test_cells_page_runs_only_the_open_tab(weights, monkeypatch):
     real = common.inspect
     monkeypatch.setattr(common, "inspect", lambda *a, **k: calls.append(k.get("record")) or real(*a, **k))
     at = app()
+    calls.clear()  # Home drew its own passage
     at.switch_page("pages/cells.py").run()
     no_errors(at)
     assert at.dataframe and calls == []  # the ranking (batched h and c) only: no gates, no checkpoints
@@ -313,8 +334,56 @@ def test_cells_page_select_and_match_and_clamp(weights):
 def test_visualise_follows_a_switch_to_a_run_with_fewer_layers(weights):
     at = app()
     at.switch_page("pages/visualise.py").run()
+    at.selectbox(key="layer").set_value(2).run()
     assert at.selectbox(key="layer").value == 2
     at.session_state["run"] = "small"  # one layer, 12 cells
     at.run()
     no_errors(at)
-    assert at.selectbox(key="layer").value == 1 and "layer 1 cell 0 h" in htmls(at)
+    cell, kind = at.number_input(key="cell").value, at.radio(key="kind").value
+    assert at.selectbox(key="layer").value == 1 and cell < 12 and f"layer 1 cell {cell} {kind}" in htmls(at)
+
+
+def test_the_train_form_keeps_its_values_across_pages(weights):
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.text_input(key="train_run").set_value("kept").run()
+    at.number_input(key="train_units").set_value(64).run()
+    at.switch_page("pages/generate.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.text_input(key="train_run").value == "kept" and at.number_input(key="train_units").value == 64
+
+
+def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
+    at = app()
+    at.switch_page("pages/train.py").run()
+    assert any("No 2x512 run has trained here yet" in c.value for c in at.caption)
+    runfs.write_history(weights / "alice", [dict(epoch=1, train_loss=2.0, val_loss=2.0, val_bpc=2.9, wall_s=10,
+                                                 chars_per_s=1000.0, lr=0.002)])
+    at.number_input(key="train_units").set_value(24).run()
+    at.number_input(key="train_epochs").set_value(3).run()
+    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
+    minutes = round(3 * chars * 0.9 / 1000 / 60)
+    assert any(f"About {minutes} minutes for 3 epochs of 2x24" in c.value and "run alice" in c.value for c in at.caption)
+
+
+def test_resume_errors_name_no_server_path(weights):
+    from pages.common import job_manager
+
+    job_manager.clear()  # no job of an earlier test to resume
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.text_input(key="train_run").set_value("nothing-here").run()
+    at.button(key="train_resume").click().run()
+    assert "no run named 'nothing-here'" in at.error[0].value
+    assert str(weights) not in at.error[0].value and "/" not in at.error[0].value
+
+
+def test_a_deep_link_with_bad_values_says_what_it_ignored(weights):
+    at = app(run="../../etc")
+    assert at.selectbox(key="run").value == "alice"
+    assert any("run='../../etc'" in t.value for t in at.toast)
+    at = app(layer="7", cell="99999")
+    at.switch_page("pages/visualise.py").run()
+    no_errors(at)
+    notice = " ".join(c.value for c in at.caption)
+    assert "layer=7" in notice and "cell=99999" in notice

@@ -92,7 +92,7 @@ def test_generate_then_visualise_a_cell(server, page):
     assert code.inner_text().startswith("Alice ")
     page.screenshot(path=SHOTS / "generate.png", full_page=True)
 
-    page.goto(f"{url}/visualise?layer=2&cell=3")
+    page.goto(f"{url}/visualise?layer=2&cell=3&kind=h")
     settle(page)
     spans = page.locator(".cm-text span[class^='cm-']")
     spans.first.wait_for()
@@ -100,6 +100,15 @@ def test_generate_then_visualise_a_cell(server, page):
     colour = spans.first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour.startswith("rgb(") and colour != "rgba(0, 0, 0, 0)"  # the stylesheet survived sanitising
     assert "layer 2 cell 3 h" in page.locator(".cm-legend").first.inner_text()
+    # readable colours: the darkest bins carry white text (the legend's swatches hold every bin)
+    swatch = page.locator(".cm-legend .cm-bar span.cm-20").first
+    assert swatch.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
+    assert page.locator(".cm-legend .cm-bar span.cm-10").first.evaluate("e => getComputedStyle(e).color") == "rgb(17, 17, 17)"
+    # hover: a styled tooltip drawn at once from the span's data-tip, naming the guesses
+    target = page.locator(".cm-text span[data-tip]").nth(5)
+    target.hover()
+    tip = target.evaluate("e => getComputedStyle(e, '::after').content")
+    assert tip.startswith('"#5 ') and "next: " in tip
     chart = page.locator("[data-testid='stVegaLiteChart']").first
     chart.wait_for()
     assert chart.locator("canvas, svg").count() >= 1
@@ -143,12 +152,20 @@ def test_train_a_tiny_model_and_watch_it(server, page):
                          ("Sequence length", 50), ("Batch size", 256), ("Epochs", 2)]:
         set_number(label, value)
     page.get_by_role("button", name="Start").click()
+    # while the job runs, the sidebar names it (on every page)
+    page.locator("[data-testid='stSidebar']").get_by_text("Training browser-tiny").wait_for(timeout=60000)
     # the live fragment redraws every second: wait for the loss chart and the checkpoint table
     page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=120000)
     page.screenshot(path=SHOTS / "train-running.png", full_page=True)
     page.wait_for_selector("text=finished", timeout=180000)
     page.wait_for_selector("[data-testid='stDataFrame']", timeout=30000)
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
+    # the new run is offered at once, without a page switch
+    page.get_by_role("button", name="Open in Generate").click()
+    page.get_by_role("heading", name="Generate").wait_for(timeout=60000)
+    settle(page)
+    assert "run=browser-tiny" in page.url
+    assert "Run browser-tiny, checkpoint" in page.locator("[data-testid='stCaptionContainer']").first.inner_text()
     assert (weights / "browser-tiny" / "latest.npz").is_file()
     assert (weights / "browser-tiny" / "checkpoints" / "epoch-0002.npz").is_file()
 

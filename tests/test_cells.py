@@ -172,3 +172,22 @@ def test_cells_cli_lists_features_and_ranks_as_json(random_run):
     assert ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"] >= 0.5
     out = cli("--run", random_run, "--regex", "([a-z")
     assert out.returncode == 2 and "invalid" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_intervention_summary_names_where_and_how_the_texts_differ():
+    from charmodel.cells import compare_texts, first_difference
+
+    assert first_difference("abc", "abd") == 2 and first_difference("abc", "abc") is None
+    assert first_difference("ab", "abc") == 2
+    rows = compare_texts("`", "said the cat' and", "said the cat and so")  # a quotation the prime opened
+    quote = next(d for d in rows if d["feature"] == "quote")
+    assert quote["a"] == pytest.approx(12 / 17) and quote["b"] == 1.0
+    assert rows[0]["feature"] == "quote"  # the largest difference first
+
+
+def test_passages_start_at_a_paragraph():
+    from charmodel.corpus import paragraph_start
+
+    text = "end of one.\n\nA new one starts here.\nstill it.\n\nThird."
+    assert paragraph_start(text, text.index("still")) == text.index("A new")
+    assert paragraph_start(text, 3) == 0 and paragraph_start(text, len(text) - 1) == text.index("Third")

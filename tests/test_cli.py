@@ -12,7 +12,7 @@ def cli(*args):
                           capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": ""})
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells", "lstmvis"])
 def test_every_subcommand_has_help(command):
     out = cli(command, "--help")
     assert out.returncode == 0 and "--run" in out.stdout
@@ -32,6 +32,14 @@ def test_evaluate_json_reports_bpc_chars_and_baselines(random_run):
     result = json.loads(out.stdout)
     assert result["chars"] == 600 and result["bpc"] > 0
     assert set(result["baselines"]) == {"gzip", "bz2", "lzma"}
+
+
+def test_evaluate_shows_progress_on_stderr_and_quiet_turns_it_off(random_run):
+    out = cli("evaluate", "--run", random_run, "--json")
+    assert "scoring" in out.stderr and "600" in out.stderr  # tqdm's bar: characters done of all
+    json.loads(out.stdout)  # stdout stays one JSON object
+    quiet = cli("evaluate", "--run", random_run, "--json", "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "" and json.loads(quiet.stdout) == json.loads(out.stdout)
 
 
 def test_inspect_json_gives_one_value_per_character(random_run):

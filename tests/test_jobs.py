@@ -57,6 +57,8 @@ def test_a_killed_child_is_one_line_on_the_page_and_the_app_keeps_working(tmp_pa
     job = manager.start(tmp_path / "run", small_corpus, settings=dict(TINY, epochs=500))
     try:
         wait_for(lambda: job.snapshot().status == "training")
+        home = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+        assert any("Training **run**: epoch" in c.value for c in home.sidebar.caption)  # every page's sidebar
         os.kill(job.process.pid, signal.SIGKILL)
         assert job.wait(60)
     finally:
@@ -70,6 +72,7 @@ def test_a_killed_child_is_one_line_on_the_page_and_the_app_keeps_working(tmp_pa
     assert not at.exception
     assert any("stopped unexpectedly" in e.value for e in at.error)
     assert any("failed" in s.value for s in at.subheader)
+    assert at.button(key="train_resume").label == "Resume run"  # Resume acts on the job that stopped
     # the server still trains: a new job starts once the dead one is reported
     next_job = manager.start(tmp_path / "next", small_corpus, settings=dict(TINY, epochs=1))
     assert next_job.wait(120) and next_job.snapshot().status == "finished", next_job.log_tail()

@@ -48,9 +48,9 @@ def test_every_page_renders_with_the_shipped_model(page, monkeypatch):
     assert at.selectbox(key="run").value == "alice"
     at.switch_page(page).run()
     assert not at.exception and not at.error
-    if page == "pages/home.py":
-        at.button(key="show_me").click().run()
-        assert not at.exception and 'class="cm-' in "".join(h.proto.body for h in at.get("html"))
+    if page == "pages/home.py":  # the sample and the headline cell, on first open
+        assert 'class="cm-' in "".join(h.proto.body for h in at.get("html"))
+        assert any("layer 2 c cell 492 tracks" in m.value for m in at.markdown)
 
 
 def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model():
@@ -78,3 +78,7 @@ def test_cells_page_opens_on_the_shipped_model(monkeypatch):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert (table.iloc[0]["layer"], table.iloc[0]["kind"], table.iloc[0]["cell"]) == (2, "c", 492)  # the card's cell
+    at.session_state["cells_tab"] = "Select and match"
+    at.run()
+    assert not at.exception and not at.info  # the default span and threshold find a pattern...
+    assert any("matching passage" in m.value and not m.value.startswith("0 ") for m in at.markdown)  # ...and matches

@@ -2,8 +2,9 @@
 
     python tools/model_card.py --run weights/alice > /tmp/measured.md
 
-Prints Markdown sections (history, evaluation against compressors, samples, interpretable cells)
-and writes RUN/loss_curve.png with Altair (vl-convert renders it). The card's prose is written by
+Prints Markdown sections (history, evaluation against compressors, samples, interpretable cells),
+writes RUN/highlights.json (the headline cell the app opens on) and RUN/loss_curve.png with
+Altair (vl-convert renders it). The card's prose is written by
 hand around these numbers; every number in it comes from this script's output.
 """
 
@@ -18,7 +19,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from charmodel import run as runfs  # noqa: E402
-from charmodel.cells import batched_states, feature, rank_cells  # noqa: E402
+from charmodel.cells import batched_states, feature, headline, rank_cells  # noqa: E402
 from charmodel.engine import Engine, bits_per_char  # noqa: E402
 from charmodel.evaluate import evaluate  # noqa: E402
 from charmodel.sample import generate  # noqa: E402
@@ -29,9 +30,17 @@ def main():
     p.add_argument("--run", required=True)
     p.add_argument("--prime", default="Alice ")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--highlights-only", action="store_true", help="only measure and write RUN/highlights.json")
     args = p.parse_args()
     run = Path(args.run)
     config = runfs.read_config(run)
+    checkpoint = runfs.default_checkpoint(run)
+    best = headline(Engine.load(run, checkpoint), runfs.split_text(run, config)[1])
+    runfs.write_highlights(run, checkpoint, best)
+    print(f"headline cell ({checkpoint} checkpoint, validation text, {best['description']}): layer {best['layer']} "
+          f"{best['kind']} cell {best['cell']}, {best['metric']} {best['score']:.3f}\n")
+    if args.highlights_only:
+        return
     history = pd.DataFrame(runfs.read_history(run))
 
     long = pd.concat([
@@ -51,7 +60,6 @@ def main():
         print("| " + " | ".join(str(v) for v in row) + " |")
     print(f"\ntotal training wall time: {history['wall_s'].sum():.0f} s over {len(history)} epochs")
 
-    checkpoint = runfs.default_checkpoint(run)
     result = evaluate(run, checkpoint=checkpoint)
     engine = Engine.load(run, checkpoint)
     train_text, val_text = runfs.split_text(run, config)

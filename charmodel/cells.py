@@ -145,9 +145,10 @@ def feature(name: str, text: str) -> np.ndarray:
 
 
 def regex_signal(pattern: str, text: str) -> np.ndarray:
-    """1 for every character inside a match of `pattern`."""
+    """1 for every character inside a match of `pattern`, matched line by line (re.MULTILINE:
+    ^ and $ match at every line's start and end)."""
     try:
-        rx = re.compile(pattern)
+        rx = re.compile(pattern, re.MULTILINE)
     except re.error as e:
         raise CharModelError(f"regular expression {pattern!r} is invalid: {e}.") from None
     out = np.zeros(len(text), dtype=bool)
@@ -334,10 +335,15 @@ def cells_command(args) -> int:
         text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
     else:
         text = runfs.split_text(args.run, config)[1]
+    if args.drop_unknown:
+        text = engine.vocab.drop_unknown(text)
     signal = signal_for(text, args.feature, args.regex)  # bad feature or regex fails before the slow part
+    if signal.dtype == bool and not 0 < signal.sum() < len(signal):
+        raise CharModelError(f"the signal is constant over these {len(text)} characters (all 0 or all 1); "
+                             "pick a longer or different text, or another hypothesis.")
     ranked = rank_cells(batched_states(engine, text), signal, args.top)
     if args.json:
-        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score")} for d in ranked]))
+        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score", "direction")} for d in ranked]))
     else:
         what = args.regex and f"regex {args.regex!r}" or FEATURES[args.feature][0]
         print(f"cells tracking {what} over {len(text)} characters ({'|r|' if ranked[0]['metric'] == 'r' else 'AUC'}):",

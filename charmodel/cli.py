@@ -6,6 +6,7 @@ with a traceback, because those are bugs to fix.
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def _run_args(parser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .sample import SEED, TEMPERATURE
     from .train import DEFAULTS as D
 
     p = _Parser(prog="python -m charmodel", description="Train a character-level LSTM and see what its cells learned.")
@@ -64,17 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="sample text from a run")
     _run_args(g)
     g.add_argument("--length", type=int, default=300, help="new characters per sample")
-    g.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more random")
-    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--temperature", type=float, default=TEMPERATURE, help="0 is greedy; higher is more random")
+    g.add_argument("--seed", type=int, default=SEED)
     g.add_argument("--prime", default="", help="text to start from (default: a newline)")
     g.add_argument("--samples", type=int, default=1, help="how many samples, generated as one batch")
     g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+    _drop_arg(g)
 
     e = sub.add_parser("evaluate", help="bits per character on the validation split or a given text")
     _run_args(e)
     e.add_argument("--text", help="a UTF-8 file to score instead of the validation split")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    _drop_arg(e)
 
     i = sub.add_parser("inspect", help="per-character values of one cell (or all of a layer) for a text")
     _run_args(i)
@@ -86,15 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--kind", choices=["h", "c", "i", "f", "g", "o"], default="h",
                    help="h output, c cell state, or gate i, f, g (candidate), o")
     i.add_argument("--json", action="store_true")
+    _drop_arg(i)
 
     c = sub.add_parser("cells", help="rank cells by how well they track a feature of the text")
     _run_args(c)
     what = c.add_mutually_exclusive_group(required=True)
     what.add_argument("--feature", help="a built-in hypothesis; 'list' prints the names")
-    what.add_argument("--regex", help="characters matched by this regular expression are 1")
+    what.add_argument("--regex", help="characters matched by this regular expression are 1 (multi-line: ^ and $ "
+                                       "match at every line)")
     c.add_argument("--text-file", help="rank over this text instead of the validation split")
     c.add_argument("--top", type=int, default=5)
     c.add_argument("--json", action="store_true")
+    _drop_arg(c)
     x = sub.add_parser("lstmvis", help="export h and c in LSTMVis's format (the files the Cells page's Export writes)")
     _run_args(x)
     x.add_argument("--out", required=True, help="folder to write states.h5, train.h5, words.dict and lstm.yml into")
@@ -104,7 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--unsigned", action="store_true",
                    help="positive and negative parts as separate cells (k and k + units), so LSTMVis can select "
                         "cells that are low where a pattern holds")
+    _drop_arg(x)
     return p
+
+
+def _drop_arg(parser) -> None:
+    parser.add_argument("--drop-unknown", action="store_true",
+                        help="drop characters the model has never seen from the text, instead of refusing it")
 
 
 def main(argv=None) -> int:
@@ -117,6 +130,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _train(args) -> int:
@@ -139,18 +155,20 @@ def _engine(args):
 def _generate(args) -> int:
     from .sample import generate
 
-    texts = generate(_engine(args), args.prime, args.length, args.temperature, args.seed, args.top_k, args.samples)
+    engine = _engine(args)
+    prime = engine.vocab.drop_unknown(args.prime) if args.drop_unknown else args.prime
+    texts = generate(engine, prime, args.length, args.temperature, args.seed, args.top_k, args.samples)
     for n, text in enumerate(texts):
         if n:
             print("-" * 40)
-        print(args.prime + text)
+        print(prime + text)
     return 0
 
 
 def _evaluate(args) -> int:
     from tqdm import tqdm
 
-    from .evaluate import evaluate
+    from .evaluate import MIN_BASELINE_CHARS, evaluate
 
     bars = []  # made at the first progress call, so a mistake found before scoring prints only its line
 
@@ -161,7 +179,7 @@ def _evaluate(args) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = evaluate(args.run, args.text, args.checkpoint, progress=progress)
+        result = evaluate(args.run, args.text, args.checkpoint, progress=progress, drop_unknown=args.drop_unknown)
     finally:
         for bar in bars:
             bar.close()
@@ -171,15 +189,26 @@ def _evaluate(args) -> int:
         print(f"{result['bpc']:.4f} bits per character over {result['chars']} characters ({result['source']})")
         for name, bpc in result["baselines"].items():
             print(f"  {name:5s} {bpc:.4f}")
+        if not result["baselines"]:
+            print(f"  (no compressor baselines: under {MIN_BASELINE_CHARS} characters they measure the compressor's "
+                  "own overhead)")
     return 0
 
 
 def _inspect(args) -> int:
-    from .corpus import read_text
+    import numpy as np
+
+    from . import run as runfs
+    from .corpus import clean, read_text
     from .engine import inspect
 
     engine = _engine(args)
-    text = args.text if args.text is not None else read_text(args.text_file)
+    if args.text is not None:
+        text = args.text
+    else:  # a file is cleaned as the run's corpus was (CRLF, a BOM, runs of spaces)
+        text = clean(read_text(args.text_file), runfs.read_config(args.run)["corpus"]["collapse_spaces"])
+    if args.drop_unknown:
+        text = engine.vocab.drop_unknown(text)
     if not text:
         raise CharModelError("the text is empty; give at least one character.")
     if not 1 <= args.layer <= engine.layers:
@@ -192,7 +221,7 @@ def _inspect(args) -> int:
         values = values[:, args.cell]
     if args.json:
         print(json.dumps({"layer": args.layer, "cell": args.cell, "kind": args.kind, "chars": list(text),
-                          "values": values.round(6).tolist()}))
+                          "values": values.astype(np.float64).round(6).tolist()}))  # no float32 noise
     else:
         for ch, v in zip(text, values):
             shown = f"{v:+.4f}" if args.cell is not None else " ".join(f"{x:+.3f}" for x in v)
@@ -232,6 +261,8 @@ def _lstmvis(args) -> int:
         text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
     else:
         text = runfs.split_text(args.run, config)[1]
+    if args.drop_unknown:
+        text = engine.vocab.drop_unknown(text)
     engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
     states = batched_states(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
     files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)

@@ -52,7 +52,9 @@ def read_text(path, max_bytes: int = MAX_BYTES) -> str:
 
 
 def clean(text: str, collapse_spaces: bool = True) -> str:
-    """Normalise line endings, drop control characters, optionally collapse runs of spaces."""
+    """Drop a leading byte-order mark, normalise line endings, drop control characters, and
+    optionally collapse runs of spaces."""
+    text = text.removeprefix("\ufeff")  # a BOM is an encoding mark, not a character of the text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     if collapse_spaces:
@@ -106,7 +108,7 @@ class Vocab:
             shown = ", ".join(repr(ch) for ch in bad[:20]) + (" ..." if len(bad) > 20 else "")
             raise CharModelError(
                 f"{what} has {len(bad)} character(s) not in the model's vocabulary: {shown}; "
-                "remove them or drop them with drop_unknown."
+                "remove them, or drop them (the command line's --drop-unknown, the app's 'Drop them' box)."
             )
         index = self.index
         return np.fromiter((index[ch] for ch in text), dtype=np.int32, count=len(text))

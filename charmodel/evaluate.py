@@ -14,6 +14,8 @@ from . import run as runfs
 from .corpus import clean, read_text
 from .engine import Engine, bits_per_char
 
+MIN_BASELINE_CHARS = 2000  # below this, a compressor's header and block overhead dwarf the text
+
 COMPRESSORS = {
     "gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
     "bz2": lambda b: bz2.compress(b, compresslevel=9),
@@ -27,7 +29,7 @@ def compressor_bpc(train: str, val: str) -> dict[str, float]:
     return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
 
 
-def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None) -> dict:
+def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False) -> dict:
     """Stateful bpc on the run's validation split (or a given file), plus compressor baselines.
 
     For a given file, the baselines are conditioned on the run's training text too.
@@ -42,6 +44,8 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None) 
         source = str(text_path)
     else:
         source = "validation split"
+    if drop_unknown:
+        val_text = engine.vocab.drop_unknown(val_text)
     engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
     return {
         "bpc": bits_per_char(engine, val_text, progress=progress and (lambda done: progress(done, len(val_text)))),
@@ -49,5 +53,6 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None) 
         "source": source,
         "run": str(run),
         "checkpoint": checkpoint,
-        "baselines": compressor_bpc(train_text, val_text),
+        # a compressor's cost on a few characters is mostly its own overhead, not the text's
+        "baselines": compressor_bpc(train_text, val_text) if len(val_text) >= MIN_BASELINE_CHARS else {},
     }

@@ -11,6 +11,10 @@ from .engine import Engine
 from .errors import CharModelError
 
 
+TEMPERATURE = 0.8  # the default everywhere: CLI, sidebar, per-epoch samples
+SEED = 7  # the default everywhere: CLI and sidebar
+
+
 def check_temperature(temperature: float) -> float:
     if not (0 <= temperature <= 10) or temperature != temperature:
         raise CharModelError(f"temperature {temperature} is out of range; use a value from 0 (greedy) to 10.")
@@ -26,8 +30,8 @@ def generate(
     engine: Engine,
     prime: str = "",
     length: int = 300,
-    temperature: float = 0.8,
-    seed: int = 0,
+    temperature: float = TEMPERATURE,
+    seed: int = SEED,
     top_k: int | None = None,
     samples: int = 1,
     return_probs: bool = False,

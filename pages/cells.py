@@ -17,8 +17,8 @@ from charmodel import run as runfs
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (cell_states, engine, headline, layer_values, ranking, selected_run, sidebar, split_text,
-                          style)
+from pages.common import (cell_states, checkpoint_values, engine, headline, layer_values, ranking, selected_run,
+                          sidebar, split_text, style)
 
 name, path, config, checkpoint = selected_run()
 model = engine(name, checkpoint)
@@ -108,9 +108,9 @@ def rank():
         st.error(str(e), icon=":material/warning:")
         return
     metric = "|r|" if feature in SCALAR else "AUC"
-    st.dataframe([{**{k: d[k] for k in ("layer", "kind", "cell")}, metric: round(d["score"], 3),
-                   "tuned": "high where the signal is 1" if d["direction"] > 0 else "low where the signal is 1"}
-                  for d in ranked], hide_index=True)
+    st.table(pd.DataFrame([{**{k: d[k] for k in ("layer", "kind", "cell")}, metric: round(d["score"], 3),
+                            "tuned": "high where the signal is 1" if d["direction"] > 0 else "low where the signal is 1"}
+                           for d in ranked]), hide_index=True)  # a static table: nothing to load in the browser
     on = np.flatnonzero(signal.astype(float) > (np.median(signal) if feature in SCALAR else 0.5))
     at = max(int(on[0]) - 80, 0) if len(on) else 0
     snippet = slice(at, min(at + 400, len(text)))
@@ -172,7 +172,7 @@ def one_cell():
         st.caption("This run kept no per-epoch checkpoints, so there is no training history to show.")
         return
     passage = val_text[:400]
-    traces = {int(e): layer_values(name, e, passage, layer - 1, kind, only_this=True)[:, cell] for e in epochs}
+    traces = {int(e): checkpoint_values(name, e, passage, layer - 1, kind)[:, cell] for e in epochs}
     st.altair_chart(charts.checkpoint_traces(traces))
 
 

@@ -65,7 +65,9 @@ if int(st.session_state.get("cell", 0)) not in range(units):  # ...or fewer cell
     del st.session_state["cell"]
 asked = {k: st.query_params.get(k) for k in ("layer", "cell", "kind")}  # what a link asked for
 layer = c1.selectbox("Layer", list(range(1, layers + 1)), index=best["layer"] - 1, key="layer", bind="query-params")
-cell = c2.number_input("Cell", 0, units - 1, best["cell"], key="cell", bind="query-params")
+if "cell" not in st.query_params:  # the default, as state: the ◀ ▶ buttons and the heatmap also set it
+    st.session_state.setdefault("cell", best["cell"])
+cell = c2.number_input("Cell", 0, units - 1, key="cell", bind="query-params")
 c3.button("◀", key="prev_cell", on_click=_step_cell, args=(-1,), help="previous cell")
 c4.button("▶", key="next_cell", on_click=_step_cell, args=(1,), help="next cell")
 kind = c5.radio("Kind", list(KINDS), index=KINDS.index(best["kind"]), horizontal=True, key="kind",

@@ -66,7 +66,7 @@ def test_home_shows_a_sample_and_the_headline_cell_on_first_open(weights):
     assert any("AUC" in m.value for m in at.markdown) and at.code[0].value.startswith("Alice ")
     assert any("temperature 0.3, seed 5" in m.value for m in at.markdown)  # the sidebar's values
     # no highlights.json in these runs: the headline is measured, and is the Cells ranking's first cell
-    table = at.switch_page("pages/cells.py").run().dataframe[0].value
+    table = at.switch_page("pages/cells.py").run().table[0].value
     top = table.iloc[0]
     assert any(f"layer {top['layer']} {top['kind']} cell {top['cell']} tracks" in m.value
                for m in app().markdown)
@@ -277,7 +277,7 @@ def test_cells_page_ranks_studies_and_exports(weights):
     at = app()
     at.switch_page("pages/cells.py").run()
     no_errors(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert len(table) == 5 and table["AUC"].is_monotonic_decreasing and table["AUC"].min() >= 0.5
     chosen = table.iloc[1]
     at.button(key="study_1").click().run()
@@ -312,7 +312,7 @@ def test_cells_page_runs_only_the_open_tab(weights, monkeypatch):
     calls.clear()  # Home drew its own passage
     at.switch_page("pages/cells.py").run()
     no_errors(at)
-    assert at.dataframe and calls == []  # the ranking (batched h and c) only: no gates, no checkpoints
+    assert at.table and calls == []  # the ranking (batched h and c) only: no gates, no checkpoints
     open_tab(at, "Gate saturation")
     no_errors(at)
     assert calls == [("f",), ("i",), ("o",)]  # one layer's gates, on demand

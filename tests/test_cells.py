@@ -168,7 +168,8 @@ def test_cells_cli_lists_features_and_ranks_as_json(random_run):
     out = cli("--run", random_run, "--feature", "word_start", "--top", 3, "--json")
     assert out.returncode == 0, out.stderr
     ranked = json.loads(out.stdout)
-    assert len(ranked) == 3 and set(ranked[0]) == {"layer", "kind", "cell", "score"}
+    assert len(ranked) == 3 and set(ranked[0]) == {"layer", "kind", "cell", "score", "direction"}
+    assert {d["direction"] for d in ranked} <= {1, -1}
     assert ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"] >= 0.5
     out = cli("--run", random_run, "--regex", "([a-z")
     assert out.returncode == 2 and "invalid" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, make_random_run
 
 
 def cli(*args):
@@ -26,12 +26,51 @@ def test_generate_prints_prime_and_new_text(random_run):
     assert second.rstrip("\n").startswith("Alice ")
 
 
-def test_evaluate_json_reports_bpc_chars_and_baselines(random_run):
-    out = cli("evaluate", "--run", random_run, "--json")
+def test_evaluate_json_reports_bpc_chars_and_baselines(tmp_path, alice_text):
+    run = make_random_run(tmp_path / "long", alice_text[:30000])
+    out = cli("evaluate", "--run", run, "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["chars"] == 600 and result["bpc"] > 0
+    assert result["chars"] == 3000 and result["bpc"] > 0
     assert set(result["baselines"]) == {"gzip", "bz2", "lzma"}
+
+
+def test_evaluate_leaves_out_compressor_baselines_on_a_tiny_text(random_run):
+    out = cli("evaluate", "--run", random_run)
+    assert out.returncode == 0 and "over 600 characters" in out.stdout
+    assert "no compressor baselines: under 2000 characters" in out.stdout and "gzip" not in out.stdout
+
+
+def test_evaluate_reads_a_text_file_cleaned_like_the_corpus(random_run, tmp_path):
+    text = tmp_path / "crlf.txt"
+    text.write_bytes(b"\xef\xbb\xbfAlice was\r\nbeginning   to get\r\n")  # a BOM, CRLF, a run of spaces
+    out = cli("evaluate", "--run", random_run, "--text", text, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["chars"] == len("Alice was\nbeginning to get\n")
+
+
+def test_inspect_text_file_is_cleaned_and_json_is_rounded(random_run, tmp_path):
+    text = tmp_path / "crlf.txt"
+    text.write_bytes(b"Alice\r\nwas")
+    out = cli("inspect", "--run", random_run, "--text-file", text, "--layer", 1, "--cell", 2, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["chars"] == list("Alice\nwas")
+    assert all(v == round(v, 6) and len(repr(v)) <= 10 for v in result["values"])  # no float32 noise
+
+
+def test_inspect_json_into_a_closed_pipe_exits_quietly(random_run):
+    shell = subprocess.run(f"{sys.executable} -m charmodel inspect --run {random_run} --text-file /dev/stdin "
+                           "--json --layer 1 | head -c 10", shell=True, cwd=ROOT, capture_output=True, text=True,
+                           input="Alice was " * 3000)
+    assert "Traceback" not in shell.stderr and "BrokenPipeError" not in shell.stderr
+
+
+def test_unknown_characters_can_be_dropped_on_the_command_line(random_run):
+    out = cli("generate", "--run", random_run, "--prime", "Alice ☃", "--length", 5)
+    assert out.returncode == 2 and "--drop-unknown" in out.stderr
+    out = cli("generate", "--run", random_run, "--prime", "Alice ☃", "--length", 5, "--drop-unknown")
+    assert out.returncode == 0 and out.stdout.startswith("Alice ") and "☃" not in out.stdout
 
 
 def test_evaluate_shows_progress_on_stderr_and_quiet_turns_it_off(random_run):

@@ -76,7 +76,7 @@ def test_cells_page_opens_on_the_shipped_model(monkeypatch):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.switch_page("pages/cells.py").run()
     assert not at.exception and not at.error
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert (table.iloc[0]["layer"], table.iloc[0]["kind"], table.iloc[0]["cell"]) == (2, "c", 492)  # the card's cell
     at.session_state["cells_tab"] = "Select and match"
     at.run()

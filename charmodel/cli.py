@@ -27,8 +27,8 @@ def _run_args(parser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import settings
     from .sample import SEED, TEMPERATURE
-    from .train import DEFAULTS as D
 
     p = _Parser(prog="python -m charmodel", description="Train a character-level LSTM and see what its cells learned.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -37,30 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--text", help="UTF-8 corpus file (required for a new run)")
     t.add_argument("--run", required=True, help="run folder, for example weights/alice")
     t.add_argument("--resume", action="store_true", help="continue the run after its last finished epoch")
-    t.add_argument("--layers", type=int, help=f"LSTM layers (default {D['layers']})")
-    t.add_argument("--units", type=int, help=f"cells per layer (default {D['units']})")
-    t.add_argument("--dropout", type=float, help=f"dropout after each LSTM (default {D['dropout']})")
-    t.add_argument("--recurrent-dropout", type=float,
-                   help="variational dropout on each LSTM's recurrent input (default 0; slower per batch)")
-    t.add_argument("--embedding", type=int, help=f"embedding size (default {D['embedding']})")
-    t.add_argument("--seq-len", type=int, help=f"characters per training chunk (default {D['seq_len']})")
-    t.add_argument("--batch-size", type=int, help=f"chunks per batch (default {D['batch_size']})")
-    t.add_argument("--epochs", type=int, help=f"total epochs (default {D['epochs']})")
-    t.add_argument("--lr", type=float, help=f"Adam learning rate (default {D['lr']})")
-    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this after each epoch (default 1.0)")
-    t.add_argument("--lr-plateau", type=float,
-                   help="also multiply it by this after an epoch without a better validation loss (default 1.0)")
-    t.add_argument("--weight-decay", type=float,
-                   help="decoupled weight decay, AdamW (default 0: plain Adam)")
-    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss (default 0: off)")
-    t.add_argument("--seed", type=int, help=f"random seed (default {D['seed']})")
-    t.add_argument("--jit", dest="jit_compile", action="store_const", const=True, help="compile with XLA")
-    t.add_argument("--carry-state", action="store_const", const=True,
-                   help="batches continue each other and the LSTM state carries over between them")
-    t.add_argument("--init-from", help="start from the best weights of this run (same architecture and vocabulary)")
-    t.add_argument("--keep-spaces", dest="collapse_spaces", action="store_const", const=False,
-                   help="do not collapse runs of spaces")
-    t.add_argument("--val-fraction", type=float, help="last fraction of the text used for validation (default 0.1)")
+    settings.add_flags(t)  # one flag per training setting (charmodel/settings.py)
     t.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20, help="refuse corpus files larger than this (default 50)")
 
     g = sub.add_parser("generate", help="sample text from a run")
@@ -136,9 +113,10 @@ def main(argv=None) -> int:
 
 
 def _train(args) -> int:
-    from .train import DEFAULTS, train
+    from .settings import from_args
+    from .train import train
 
-    settings = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
+    settings = from_args(args)
     if args.max_mb <= 0:
         raise CharModelError(f"--max-mb must be positive, not {args.max_mb}.")
     train(args.run, args.text, resume=args.resume, progress=True, max_bytes=int(args.max_mb * 2**20), **settings)

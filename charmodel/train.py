@@ -22,65 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from . import run as runfs
-from .corpus import MAX_BYTES, VAL_FRACTION, Vocab, clean, read_text, sha256, split
+from .corpus import MAX_BYTES, Vocab, clean, read_text, sha256, split
 from .engine import Engine
 from .errors import CharModelError
 from .sample import generate
+from .settings import ARCH, DEFAULTS, RESUMABLE, TRAINING
+from .settings import check as check_settings
 
-# ---------------------------------------------------------------- settings
+# ---------------------------------------------------------------- settings (defined in settings.py)
 
-DEFAULTS = dict(
-    layers=2,  # LSTM blocks, each followed by Dropout
-    units=512,  # cells per LSTM layer
-    dropout=0.2,  # after each LSTM layer
-    recurrent_dropout=0.0,  # Keras' variational dropout on each LSTM's recurrent input (slower per batch)
-    embedding=64,  # size of the character embedding
-    seq_len=100,  # characters per training chunk (and per validation chunk)
-    batch_size=64,  # chunks per batch
-    epochs=30,  # total epochs (resume continues up to this)
-    lr=0.002,  # Adam learning rate at epoch 1
-    lr_decay=1.0,  # learning rate is multiplied by this after every epoch
-    lr_plateau=1.0,  # ... and by this after an epoch that did not improve the validation loss
-    weight_decay=0.0,  # decoupled weight decay (AdamW) on every weight; 0 is plain Adam
-    patience=0,  # stop after this many epochs without a better validation loss (0: never)
-    seed=0,  # weights init, chunk offsets and order, per-epoch samples
-    jit_compile=False,  # XLA; helps small models on CPU, measure before turning on
-    carry_state=False,  # batches continue each other and the LSTM state carries over (char-rnn style)
-    init_from=None,  # a run folder whose best weights start this run (same architecture and vocabulary)
-    keep_epochs=[1, 2, 5, 10, 20, 50, 100],  # epochs kept under checkpoints/
-    collapse_spaces=True,  # runs of spaces become one space
-    val_fraction=VAL_FRACTION,  # last fraction of the cleaned text is validation
-)
-RESUMABLE = ("epochs", "patience", "lr_plateau")  # the settings --resume may change
-ARCH = ("layers", "units", "dropout", "recurrent_dropout", "embedding")
-TRAINING = ("seq_len", "batch_size", "epochs", "lr", "lr_decay", "lr_plateau", "weight_decay", "patience", "seed",
-            "jit_compile", "keep_epochs", "carry_state", "init_from")
 SAMPLE_LEN = 300  # characters of the per-epoch sample
-
-
-def check_settings(s: dict) -> dict:
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise CharModelError(f"unknown training setting(s): {', '.join(sorted(unknown))}.")
-    s = {**DEFAULTS, **s}
-    for key in ("layers", "units", "embedding", "seq_len", "batch_size", "epochs"):
-        if not isinstance(s[key], int) or s[key] < 1:
-            raise CharModelError(f"{key} must be a whole number of at least 1, not {s[key]!r}.")
-    for key in ("dropout", "recurrent_dropout"):
-        if not 0 <= s[key] < 1:
-            raise CharModelError(f"{key} must be in [0, 1), not {s[key]}.")
-    if not s["lr"] > 0:
-        raise CharModelError(f"lr must be positive, not {s['lr']}.")
-    for key in ("lr_decay", "lr_plateau"):
-        if not 0 < s[key] <= 1:
-            raise CharModelError(f"{key} must be in (0, 1], not {s[key]}.")
-    if not 0 <= s["weight_decay"] < 1:
-        raise CharModelError(f"weight_decay must be in [0, 1), not {s['weight_decay']}.")
-    if not 0 < s["val_fraction"] < 0.5:
-        raise CharModelError(f"val_fraction must be in (0, 0.5), not {s['val_fraction']}.")
-    if s["patience"] < 0:
-        raise CharModelError(f"patience must be 0 (off) or more, not {s['patience']}.")
-    return s
 
 
 # ---------------------------------------------------------------- data

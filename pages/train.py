@@ -13,7 +13,8 @@ from charmodel.charts import loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import training_policy
 from charmodel.jobs import corpus_chars_of, training_estimate
-from charmodel.train import DEFAULTS, plan_run
+from charmodel.settings import SETTINGS, Setting
+from charmodel.train import plan_run
 from pages.common import ROOT, job_manager, keep_widget_values, user_message, weights_root
 
 LN2 = math.log(2)
@@ -50,38 +51,41 @@ if source == "Upload a .txt file":
     upload = st.file_uploader(f"UTF-8 text, up to {UPLOAD_MB} MB", type=["txt"], key="train_upload",
                               max_upload_size=UPLOAD_MB)
 
+def widget(setting: Setting, column, max_epochs: int | None):
+    """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value."""
+    key, label, help_ = f"train_{setting.name}", setting.title, setting.help
+    if setting.kind is bool:
+        return column.checkbox(label, setting.default, key=key, help=help_)
+    if setting.name == "init_from":  # a run of this app, or random weights
+        choice = column.selectbox(label, ["(random)", *runfs.list_runs(weights_root())], key=key, help=help_)
+        return None if choice == "(random)" else str(runfs.run_in(weights_root(), choice))
+    if setting.kind in (int, float):
+        step = setting.step or 1
+        low = None if setting.low is None else setting.low + (step if setting.low_open and setting.step else 0)
+        high = None if setting.high is None else setting.high - (step if setting.high_open and setting.step else 0)
+        if setting.low_open and not setting.step:
+            low = None  # no step to stay inside an open bound: a value on it is refused at Start
+        if setting.name == "epochs" and max_epochs:
+            high = max_epochs
+        default = setting.default if high is None else min(setting.default, high)
+        cast = setting.kind
+        value = column.number_input(label, None if low is None else cast(low), None if high is None else cast(high),
+                                    default, None if setting.step is None else cast(setting.step), key=key,
+                                    help=help_, **setting.meta)
+        return cast(value)
+    return column.text_input(label, setting.default or "", key=key, help=help_) or None
+
+
 c1, c2, c3, c4 = st.columns(4)
 run_name = c1.text_input("Run name", "my-run", key="train_run", help="a folder under weights/; letters, digits, - _ .")
-layers = c2.number_input("LSTM layers", 1, 4, DEFAULTS["layers"], key="train_layers")
-units = c3.number_input("Units per layer", 8, 1024, DEFAULTS["units"], 8, key="train_units")
-dropout = c4.number_input("Dropout", 0.0, 0.9, DEFAULTS["dropout"], 0.05, key="train_dropout")
-c1, c2, c3, c4 = st.columns(4)
-embedding = c1.number_input("Embedding size", 2, 512, DEFAULTS["embedding"], key="train_embedding")
-seq_len = c2.number_input("Sequence length", 10, 1000, DEFAULTS["seq_len"], 10, key="train_seq_len")
-batch_size = c3.number_input("Batch size", 1, 512, DEFAULTS["batch_size"], key="train_batch_size")
-epochs = c4.number_input("Epochs", 1, max_epochs or 1000, min(DEFAULTS["epochs"], max_epochs or 1000), key="train_epochs")
-lr = st.number_input("Learning rate", 1e-5, 1.0, DEFAULTS["lr"], format="%.4f", key="train_lr")
-with st.expander("More settings (the shipped Alice model used halving, patience, kept spaces and recurrent dropout)"):
-    c1, c2, c3 = st.columns(3)
-    halve = c1.checkbox("Halve the learning rate when validation stalls", key="train_halve",
-                        help="after every epoch whose validation loss is not the best so far")
-    patience = c2.number_input("Stop after epochs without progress (0: never)", 0, 100, 0, key="train_patience")
-    keep_spaces = c3.checkbox("Keep runs of spaces", key="train_keep_spaces",
-                              help="off: runs of spaces collapse to one when the text is cleaned")
-    carry = c1.checkbox("Carry state between batches", key="train_carry",
-                        help="char-rnn's layout: each batch row continues the text of the row before it")
-    init_from = c2.selectbox("Start from the weights of", ["(random)", *runfs.list_runs(weights_root())],
-                             key="train_init", help="same layers, units, embedding and vocabulary")
-    weight_decay = c3.number_input("Weight decay (AdamW; 0: plain Adam)", 0.0, 0.9, DEFAULTS["weight_decay"], 0.01,
-                                   key="train_weight_decay", help="every step shrinks each weight by lr x this")
-    recurrent_dropout = c1.number_input("Recurrent dropout", 0.0, 0.9, DEFAULTS["recurrent_dropout"], 0.05,
-                                        key="train_recurrent_dropout",
-                                        help="one mask per sequence on each LSTM's recurrent input; slower per batch")
-settings = dict(layers=int(layers), units=int(units), dropout=float(dropout), embedding=int(embedding),
-                seq_len=int(seq_len), batch_size=int(batch_size), epochs=int(epochs), lr=float(lr),
-                lr_plateau=0.5 if halve else 1.0, patience=int(patience), collapse_spaces=not keep_spaces,
-                carry_state=carry, weight_decay=float(weight_decay), recurrent_dropout=float(recurrent_dropout),
-                init_from=None if init_from == "(random)" else str(runfs.run_in(weights_root(), init_from)))
+main = [s for s in SETTINGS if s.page == "main"]
+more = [s for s in SETTINGS if s.page == "more"]
+columns = [c2, c3, c4, *st.columns(4), *st.columns(4)]
+settings = {s.name: widget(s, columns[n], max_epochs) for n, s in enumerate(main)}
+with st.expander("More settings (the shipped Alice model used a plateau factor of 0.5, patience, kept spaces and "
+                 "recurrent dropout)"):
+    columns = [c for _ in range(0, len(more), 3) for c in st.columns(3)]
+    settings |= {s.name: widget(s, columns[n], max_epochs) for n, s in enumerate(more)}
 
 
 def corpus_chars(source, upload) -> int | None:
@@ -128,7 +132,7 @@ if start or resume:
         else:
             if not (run / runfs.CONFIG).is_file():
                 raise CharModelError(f"there is no run named '{run.name}' to resume; start it first.")
-            more = {"epochs": int(epochs)}  # the run keeps its own schedule (the CLI can change it)
+            more = {"epochs": settings["epochs"]}  # the run keeps its own schedule (the CLI can change it)
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:

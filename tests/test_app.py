@@ -217,10 +217,9 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     at.text_input(key="train_run").set_value("tiny").run()
     for key, value in [("train_layers", 1), ("train_units", 8), ("train_embedding", 4), ("train_seq_len", 50),
                        ("train_batch_size", 256), ("train_epochs", 1), ("train_weight_decay", 0.05),
-                       ("train_recurrent_dropout", 0.1)]:
+                       ("train_recurrent_dropout", 0.1), ("train_lr_plateau", 0.5)]:
         at.number_input(key=key).set_value(value)
-    at.checkbox(key="train_halve").check()
-    at.checkbox(key="train_keep_spaces").check()
+    at.checkbox(key="train_collapse_spaces").uncheck()
     at.button(key="train_start").click().run()
     assert not at.error
     deadline = time.time() + 120
@@ -245,7 +244,7 @@ def test_train_refuses_to_start_from_a_run_that_does_not_fit(weights):
     at.switch_page("pages/train.py").run()
     at.text_input(key="train_run").set_value("warm").run()
     at.number_input(key="train_units").set_value(8)
-    at.selectbox(key="train_init").set_value("small")
+    at.selectbox(key="train_init_from").set_value("small")
     at.button(key="train_start").click().run()
     assert "was trained on a different vocabulary" in at.error[0].value  # checked before the job starts
     assert not (weights / "warm").exists()

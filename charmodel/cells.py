@@ -9,10 +9,8 @@ Signals follow the states' convention: value t describes the text *after reading
 an opening quotation mark is already inside the quotation, and the closing mark is outside.
 """
 
-import json
 import re
 import string
-import sys
 
 import numpy as np
 
@@ -315,40 +313,3 @@ def signal_for(text: str, feature_name: str | None = None, regex: str | None = N
         return regex_signal(regex, text)
     return feature(feature_name, text)
 
-
-# ---------------------------------------------------------------- CLI
-
-def cells_command(args) -> int:
-    from . import run as runfs
-    from .corpus import clean, read_text
-
-    if args.feature == "list":
-        for name, (description, _) in FEATURES.items():
-            print(f"{name:14s} {description}")
-        return 0
-    if args.top < 1:
-        raise CharModelError(f"--top must be at least 1, not {args.top}.")
-    config = runfs.read_config(args.run)
-    checkpoint = args.checkpoint or runfs.default_checkpoint(args.run)
-    engine = Engine.load(args.run, checkpoint)
-    if args.text_file:
-        text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
-    else:
-        text = runfs.split_text(args.run, config)[1]
-    if args.drop_unknown:
-        text = engine.vocab.drop_unknown(text)
-    signal = signal_for(text, args.feature, args.regex)  # bad feature or regex fails before the slow part
-    if signal.dtype == bool and not 0 < signal.sum() < len(signal):
-        raise CharModelError(f"the signal is constant over these {len(text)} characters (all 0 or all 1); "
-                             "pick a longer or different text, or another hypothesis.")
-    ranked = rank_cells(batched_states(engine, text), signal, args.top)
-    if args.json:
-        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score", "direction")} for d in ranked]))
-    else:
-        what = args.regex and f"regex {args.regex!r}" or FEATURES[args.feature][0]
-        print(f"cells tracking {what} over {len(text)} characters ({'|r|' if ranked[0]['metric'] == 'r' else 'AUC'}):",
-              file=sys.stdout)
-        for d in ranked:
-            sign = "+" if d["direction"] > 0 else "-"
-            print(f"  layer {d['layer']} {d['kind']} cell {d['cell']:4d}  {d['score']:.3f}  ({sign})")
-    return 0

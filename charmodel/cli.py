@@ -207,10 +207,45 @@ def _inspect(args) -> int:
     return 0
 
 
-def _cells(args) -> int:
-    from .cells import cells_command
+def _text_of(args, engine) -> str:
+    """The text a command reads: --text-file, cleaned as the run's corpus was, or else the run's
+    validation split; --drop-unknown drops characters the model has never seen."""
+    from . import run as runfs
+    from .corpus import clean, read_text
 
-    return cells_command(args)
+    config = runfs.read_config(args.run)
+    if args.text_file:
+        text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
+    else:
+        text = runfs.split_text(args.run, config)[1]
+    return engine.vocab.drop_unknown(text) if args.drop_unknown else text
+
+
+def _cells(args) -> int:
+    from .cells import FEATURES, batched_states, rank_cells, signal_for
+
+    if args.feature == "list":
+        for name, (description, _) in FEATURES.items():
+            print(f"{name:14s} {description}")
+        return 0
+    if args.top < 1:
+        raise CharModelError(f"--top must be at least 1, not {args.top}.")
+    engine = _engine(args)
+    text = _text_of(args, engine)
+    signal = signal_for(text, args.feature, args.regex)  # bad feature or regex fails before the slow part
+    if signal.dtype == bool and not 0 < signal.sum() < len(signal):
+        raise CharModelError(f"the signal is constant over these {len(text)} characters (all 0 or all 1); "
+                             "pick a longer or different text, or another hypothesis.")
+    ranked = rank_cells(batched_states(engine, text), signal, args.top)
+    if args.json:
+        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score", "direction")} for d in ranked]))
+        return 0
+    what = args.regex and f"regex {args.regex!r}" or FEATURES[args.feature][0]
+    print(f"cells tracking {what} over {len(text)} characters ({'|r|' if ranked[0]['metric'] == 'r' else 'AUC'}):")
+    for d in ranked:
+        sign = "+" if d["direction"] > 0 else "-"
+        print(f"  layer {d['layer']} {d['kind']} cell {d['cell']:4d}  {d['score']:.3f}  ({sign})")
+    return 0
 
 
 def _csv(value: str, flag: str, allowed: list) -> list:
@@ -225,22 +260,14 @@ def _csv(value: str, flag: str, allowed: list) -> list:
 def _lstmvis(args) -> int:
     import numpy as np
 
-    from . import run as runfs
     from .atlas import export_lstmvis, export_size
     from .cells import batched_states
-    from .corpus import clean, read_text
 
-    config = runfs.read_config(args.run)
     engine = _engine(args)
     layers = [int(v) for v in _csv(args.layers, "--layers", list(range(1, engine.layers + 1)))] if args.layers \
         else list(range(1, engine.layers + 1))
     kinds = _csv(args.kinds, "--kinds", ["h", "c"])
-    if args.text_file:
-        text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
-    else:
-        text = runfs.split_text(args.run, config)[1]
-    if args.drop_unknown:
-        text = engine.vocab.drop_unknown(text)
+    text = _text_of(args, engine)
     engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
     states = batched_states(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
     files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)

@@ -64,7 +64,7 @@ def clean(text: str, collapse_spaces: bool = True) -> str:
 
 def sha256(path) -> str:
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()  # reads in blocks, not the whole file
 
 
 def split(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:

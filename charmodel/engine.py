@@ -33,7 +33,6 @@ from .corpus import Vocab
 from .errors import CharModelError
 
 KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
-GATES = ("i", "f", "g", "o")
 BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,20 +37,26 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # ---------------------------------------------------------------- atomic files
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+@contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yield a temporary path beside `path`; when the block ends, fsync it and rename it over
+    `path`. If the block fails (or the process dies), `path` keeps its old content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -66,18 +73,8 @@ def save_weights_npz(path, weights: dict, dtype=np.float16) -> None:
     Stored as float16 and computed in float32: on the Alice model this moved validation bits
     per character by about 1e-6, and it halves every checkpoint.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:  # np.savez adds .npz to other names
         np.savez(tmp, **{k: np.asarray(v, dtype=dtype) for k, v in weights.items()})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_weights_npz(path) -> dict:
@@ -215,11 +212,10 @@ def read_history(run) -> list[dict]:
 
 
 def write_history(run, rows: list[dict]) -> None:
-    fields = HISTORY_FIELDS + HISTORY_OPTIONAL
-    lines = [",".join(fields)]
-    for r in rows:
-        lines.append(",".join(str(r.get(k, "")) for k in fields))
-    atomic_write_text(Path(run) / "history.csv", "\n".join(lines) + "\n")
+    with atomic_path(Path(run) / "history.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS + HISTORY_OPTIONAL, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_samples(run) -> dict[int, str]:

@@ -261,11 +261,8 @@ def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
 
     epoch = row["epoch"]
     keras_name = f"train_state/epoch-{epoch:04d}.weights.h5"
-    tmp = run / f"train_state/tmp-{epoch:04d}.weights.h5"
-    tmp.parent.mkdir(exist_ok=True)
-    model.save_weights(tmp)
-    runfs.fsync_file(tmp)
-    tmp.replace(run / keras_name)
+    with runfs.atomic_path(run / keras_name, suffix=".weights.h5") as tmp:  # Keras wants that ending
+        model.save_weights(tmp)
 
     weights = export_weights(model)
     runfs.save_weights_npz(run / "latest.npz", weights)

@@ -17,11 +17,11 @@ from charmodel import run as runfs
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (cell_states, checkpoint_values, engine, headline, layer_values, ranking, selected_run,
-                          sidebar, split_text, style)
+from pages.common import (cell_states, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
+                          selected_run, sidebar, split_text, style)
 
-name, path, config, checkpoint = selected_run()
-model = engine(name, checkpoint)
+name, checkpoint = selected_run()
+engine = load_engine(name, checkpoint)
 train_text, val_text = split_text(name)
 corpus = train_text + val_text
 
@@ -48,19 +48,19 @@ def pick_cell(kinds=("h", "c")):
     """The studied cell's pickers: (layer counted from 1, kind, cell). They open on the cell last
     studied here or in Visualise, else on the run's headline cell."""
     last = st.session_state.get("studied")
-    if not last or last["layer"] > model.layers or last["cell"] >= model.units:
+    if not last or last["layer"] > engine.layers or last["cell"] >= engine.units:
         last = {k: headline(name, checkpoint)[k] for k in ("layer", "kind", "cell")}
     st.session_state.setdefault("atlas_layer", last["layer"])
     st.session_state.setdefault("atlas_kind", last["kind"] if last["kind"] in ("h", "c") else "c")
     st.session_state.setdefault("atlas_cell", last["cell"])
-    if st.session_state["atlas_layer"] > model.layers:
-        st.session_state["atlas_layer"] = model.layers
-    if int(st.session_state["atlas_cell"]) >= model.units:
+    if st.session_state["atlas_layer"] > engine.layers:
+        st.session_state["atlas_layer"] = engine.layers
+    if int(st.session_state["atlas_cell"]) >= engine.units:
         st.session_state["atlas_cell"] = 0
     c1, c2, c3 = st.columns(3)
-    layer = c1.selectbox("Layer", list(range(1, model.layers + 1)), key="atlas_layer")
+    layer = c1.selectbox("Layer", list(range(1, engine.layers + 1)), key="atlas_layer")
     kind = c2.radio("Kind", list(kinds), horizontal=True, key="atlas_kind") if kinds else None
-    cell = int(c3.number_input("Cell", 0, model.units - 1, key="atlas_cell"))
+    cell = int(c3.number_input("Cell", 0, engine.units - 1, key="atlas_cell"))
     st.session_state["studied"] = {"layer": layer, "kind": kind or st.session_state["atlas_kind"], "cell": cell}
     return layer, kind, cell
 
@@ -167,7 +167,7 @@ def one_cell():
                                 "context": f"{c['before']}[{c['char']}]{c['after']}".replace("\n", "↵")}
                                for c in atlas.top_contexts(values, search)]), hide_index=True)
     st.altair_chart(charts.histogram_chart(atlas.histogram(values), kind))
-    epochs = [c for c in runfs.available_checkpoints(path) if c not in ("best", "latest")]
+    epochs = [c for c in runfs.available_checkpoints(run_path(name)) if c not in ("best", "latest")]
     if not epochs:
         st.caption("This run kept no per-epoch checkpoints, so there is no training history to show.")
         return
@@ -193,13 +193,13 @@ def intervene():
                "and prime). The prime is read without the clamp.")
     layer, kind, cell = pick_cell()
     c1, c2, c3 = st.columns(3)
-    prime = c1.text_input("Prime", "`" if "`" in model.vocab.chars else "\n", key="clamp_prime")
+    prime = c1.text_input("Prime", "`" if "`" in engine.vocab.chars else "\n", key="clamp_prime")
     value = c2.slider(f"Clamp layer {layer} {kind} cell {cell} to", -3.0, 3.0, 1.0, 0.1, key="clamp_value")
     length = c3.slider("Length", 50, 1000, 300, 50, key="clamp_length")
     temperature, seed = sidebar("temperature"), int(sidebar("seed"))
     try:
-        free = generate(model, prime, length, temperature, seed)[0]
-        held = generate(model, prime, length, temperature, seed, clamp=(layer - 1, kind, cell, value))[0]
+        free = generate(engine, prime, length, temperature, seed)[0]
+        held = generate(engine, prime, length, temperature, seed, clamp=(layer - 1, kind, cell, value))[0]
     except CharModelError as e:
         st.error(str(e))
         return
@@ -222,16 +222,16 @@ def export():
     st.caption("States over the validation text in LSTMVis's format: states.h5 (c as state, h as output), "
                "train.h5 (character ids), words.dict and lstm.yml.")
     c1, c2, c3 = st.columns(3)
-    layers = c1.multiselect("Layers", list(range(1, model.layers + 1)), default=list(range(1, model.layers + 1)),
+    layers = c1.multiselect("Layers", list(range(1, engine.layers + 1)), default=list(range(1, engine.layers + 1)),
                             key="export_layers")
     kinds = c2.multiselect("Kinds", ["h", "c"], default=["h", "c"], key="export_kinds")
     unsigned = c3.checkbox("Positive and negative parts as separate cells", key="export_unsigned",
                            help="LSTMVis selects only cells at or above its threshold. With this, cell k + units is "
                                 "max(−x, 0), so a cell that is low where a pattern holds (the quotation cell) can be "
                                 "selected through its negative part.")
-    size = atlas.export_size(len(val_text), model.units, len(layers) * len(kinds), unsigned)
+    size = atlas.export_size(len(val_text), engine.units, len(layers) * len(kinds), unsigned)
     st.caption(f"states.h5 will hold {len(layers) * len(kinds)} array(s) of {len(val_text):,} characters x "
-               f"{model.units * (2 if unsigned else 1)} cells: {size / 2**20:.1f} MB before compression. "
+               f"{engine.units * (2 if unsigned else 1)} cells: {size / 2**20:.1f} MB before compression. "
                f"The command line writes the same files: `python -m charmodel lstmvis --run weights/{name} --out FOLDER"
                f"{' --unsigned' if unsigned else ''}`.")
     if st.button("Prepare the LSTMVis files", key="export_prepare", disabled=not (layers and kinds)):
@@ -243,7 +243,7 @@ def export():
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)
         with st.spinner("Writing states.h5 and zipping it…"):
-            atlas.export_lstmvis_zip(zip_path, val_text, model.vocab.chars, chosen, name=name, unsigned=unsigned)
+            atlas.export_lstmvis_zip(zip_path, val_text, engine.vocab.chars, chosen, name=name, unsigned=unsigned)
         st.session_state["export_zip"] = zip_path
     zip_path = st.session_state.get("export_zip")
     if zip_path and Path(zip_path).is_file():

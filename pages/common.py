@@ -83,7 +83,8 @@ def _key(run: str, checkpoint: str) -> tuple[str, str, float]:
     return str(path), checkpoint, _stamp(runfs.checkpoint_path(path, checkpoint))
 
 
-def engine(run: str, checkpoint: str) -> Engine:
+def load_engine(run: str, checkpoint: str) -> Engine:
+    """The run's engine for this checkpoint, shared by every session."""
     return _engine(*_key(run, checkpoint))
 
 
@@ -155,7 +156,7 @@ def job_manager() -> JobManager:
 
 
 def selected_run():
-    """(name, path, config, checkpoint) of the sidebar's run, or an error card and stop."""
+    """(name, checkpoint) of the sidebar's run, or an error card and stop."""
     keep_widget_values()
     name = st.session_state.get("run")
     if not name:
@@ -163,15 +164,15 @@ def selected_run():
         st.stop()
     try:
         path = run_path(name)
-        config = runfs.read_config(path)
+        runfs.read_config(path)  # a damaged config is named before anything else
         checkpoint = st.session_state.get("checkpoint") or runfs.default_checkpoint(path)
         if checkpoint not in runfs.available_checkpoints(path):
             checkpoint = runfs.default_checkpoint(path)
-        engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
+        load_engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
     except CharModelError as e:
         st.error(f"Run **{name}** cannot be used: {user_message(e)}", icon=":material/warning:")
         st.stop()
-    return name, path, config, checkpoint
+    return name, checkpoint
 
 
 def style() -> None:

@@ -6,19 +6,19 @@ import numpy as np
 import streamlit as st
 
 from charmodel.render import coloured_text, legend
-from pages.common import engine, generated, selected_run, sidebar, style, text_or_drop
+from pages.common import generated, load_engine, selected_run, sidebar, style, text_or_drop
 
 SURPRISAL_MAX = 8.0  # bits at which the colour is darkest; a guess among 256 characters
 
-name, path, config, checkpoint = selected_run()
-model = engine(name, checkpoint)
+name, checkpoint = selected_run()
+engine = load_engine(name, checkpoint)
 temperature, seed = sidebar("temperature"), int(sidebar("seed"))
 
 st.title("Generate")
 st.caption(f"Run **{name}**, checkpoint **{checkpoint}**, temperature **{temperature:g}**, seed **{seed}** "
            "(temperature and seed are in the sidebar).")
 
-prime = st.text_area("Prime text", "Alice " if not model.vocab.unknown("Alice ") else "", key="prime",
+prime = st.text_area("Prime text", "Alice " if not engine.vocab.unknown("Alice ") else "", key="prime",
                      help="The model reads this first and continues it. Empty: start after a newline.")
 length = st.slider("Length (new characters)", 10, 3000, 500, 10, key="length")
 c1, c2 = st.columns(2)
@@ -28,7 +28,7 @@ colour = c2.radio("Colour by", ["nothing", "probability", "surprisal"], horizont
                   help="probability of each chosen character under the model (temperature 1), or its surprisal "
                        "in bits (red: the characters the model did not expect). The prime is shown in grey.")
 
-prime = text_or_drop(prime, model.vocab, key="drop_prime")
+prime = text_or_drop(prime, engine.vocab, key="drop_prime")
 if prime is None:
     st.stop()
 

@@ -6,7 +6,7 @@ import streamlit as st
 from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
 from charmodel.render import coloured_text, display_values, legend
-from pages.common import (engine, generated, headline, layer_values, prefetch_cell_states, selected_run, sidebar,
+from pages.common import (generated, headline, layer_values, load_engine, prefetch_cell_states, selected_run, sidebar,
                           split_text, style)
 
 PASSAGE = 700  # characters of the coloured passage
@@ -26,8 +26,8 @@ c2.page_link("pages/visualise.py", label="Visualise a cell", icon=":material/pal
 c3.page_link("pages/cells.py", label="Find cells", icon=":material/biotech:")
 c4.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
-name, path, config, checkpoint = selected_run()
-vocab = engine(name, checkpoint).vocab
+name, checkpoint = selected_run()
+vocab = load_engine(name, checkpoint).vocab
 temperature, seed = sidebar("temperature"), int(sidebar("seed"))
 prime = "Alice " if not vocab.unknown("Alice ") else ""
 left, right = st.columns(2)

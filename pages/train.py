@@ -11,8 +11,7 @@ from charmodel import CharModelError
 from charmodel import run as runfs
 from charmodel.charts import loss_chart
 from charmodel.corpus import decode
-from charmodel.jobs import training_policy
-from charmodel.jobs import corpus_chars_of, training_estimate
+from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
 from pages.common import ROOT, job_manager, keep_widget_values, user_message, weights_root

@@ -6,12 +6,12 @@ import streamlit as st
 from charmodel import charts
 from charmodel.engine import KINDS
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from pages.common import (engine, generated, guesses, headline, layer_values, selected_run, sidebar, split_text,
+from pages.common import (generated, guesses, headline, layer_values, load_engine, selected_run, sidebar, split_text,
                           style, text_or_drop)
 
-name, path, config, checkpoint = selected_run()
-model = engine(name, checkpoint)
-units, layers = model.units, model.layers
+name, checkpoint = selected_run()
+engine = load_engine(name, checkpoint)
+units, layers = engine.units, engine.layers
 best = st.session_state.get("studied")  # the view opens on the cell last studied (here or in Cells)...
 if not best or best["layer"] > layers or best["cell"] >= units:
     best = headline(name, checkpoint)  # ...or on the run's headline cell
@@ -52,7 +52,7 @@ elif source == "Generated text":
     st.caption(f"Primed with training characters {at}–{at + 100}; colouring starts after the prime.")
 else:
     typed = st.text_area("Your text", "`Oh, you can't help that,' said the Cat: `we're all mad here.'", key="own_text")
-    text = text_or_drop(typed, model.vocab, key="drop_own")
+    text = text_or_drop(typed, engine.vocab, key="drop_own")
     if not text:
         st.stop()
     shown_from = 0

@@ -23,15 +23,11 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.app import FLAGS, rss_mb, settle, start_server, tensorflow_loaded  # noqa: E402
+from app import FLAGS, ROOT, rss_mb, settle, start_server, tensorflow_loaded  # benchmarks/app.py, beside this one
 
 TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Export"]
 

@@ -12,17 +12,14 @@ Prints medians of --repeats runs, in characters per second, and the ratios.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charmodel import run as runfs  # noqa: E402
-from charmodel.engine import Engine  # noqa: E402
-from charmodel.sample import generate  # noqa: E402
+from charmodel import run as runfs
+from charmodel.engine import Engine
+from charmodel.sample import generate
 
 
 def floor_sampler(weights, n_chars, first_id, seed):

@@ -26,15 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-CHILD = """
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from benchmarks.load import passes
-start_at = float(sys.argv[5])
-print(json.dumps(passes(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[6] == "pinned", start_at)))
-"""
 
 
 def setup(run: str, chars: int):
@@ -73,8 +64,8 @@ def passes(run: str, chars: int, repeats: int, pinned: bool, start_at: float = 0
 
 def two_processes(run, chars, repeats, mode) -> list[float]:
     start_at = time.time() + 8  # both load their weights, then start together
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), run, str(chars), str(repeats), str(start_at),
-                               mode], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", run, str(chars), str(repeats), str(start_at), mode],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
     times = []
     for p in procs:
         out, _ = p.communicate()
@@ -110,6 +101,10 @@ def alone(engine, ids, repeats) -> list[float]:
 
 
 def main():
+    if sys.argv[1:2] == ["--child"]:  # one of the two processes of two_processes
+        run, chars, repeats, start_at, mode = sys.argv[2:7]
+        print(json.dumps(passes(run, int(chars), int(repeats), mode == "pinned", float(start_at))))
+        return
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="weights/alice")
     p.add_argument("--chars", type=int, default=2000)

@@ -14,16 +14,13 @@ it, windows start at every position (stride 1), shuffled, batch 64 here.
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charmodel.corpus import Vocab, clean, read_text, split  # noqa: E402
-from charmodel.train import epoch_batches  # noqa: E402
+from charmodel.corpus import Vocab, clean, read_text, split
+from charmodel.train import epoch_batches
 
 
 def build(vocab_size, layers, units, last_only: bool):

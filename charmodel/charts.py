@@ -88,6 +88,24 @@ def picked_cell(selection: dict | None) -> int | None:
     return None
 
 
+LN2 = math.log(2)  # nats per bit: Keras' losses are in nats, the charts in bits per character
+
+
+def batch_frame(batches: list) -> pd.DataFrame:
+    """(epoch, batch, steps, loss) rows -> step, bpc, series: the per-batch training curve."""
+    b = pd.DataFrame(batches, columns=["epoch", "batch", "steps", "loss"])
+    return pd.DataFrame({"step": (b["epoch"] - 1) * b["steps"] + b["batch"], "bpc": b["loss"] / LN2,
+                         "series": "train (per batch)"})
+
+
+def epoch_frame(rows: list[dict], train: str = "train", validation: str = "validation") -> pd.DataFrame:
+    """History rows -> epoch, bpc, series: training and validation bits per character per epoch,
+    for the Train page and the model card alike."""
+    h = pd.DataFrame(rows)
+    return pd.concat([pd.DataFrame({"epoch": h["epoch"], "bpc": h["train_loss"] / LN2, "series": train}),
+                      pd.DataFrame({"epoch": h["epoch"], "bpc": h["val_bpc"], "series": validation})])
+
+
 def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
     """Lines of bits per character; `df` has columns x, 'bpc' and 'series'."""
     return (

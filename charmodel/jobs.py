@@ -78,10 +78,12 @@ def _describe_exit(code: int) -> str:
 class TrainingJob:
     """A training child process and what the app knows of it."""
 
-    def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int):
+    def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int,
+                 corpus_name: str | None = None, cleanup=()):
         from .run import read_history
 
         self.run = Path(run)
+        self.cleanup = [Path(p) for p in cleanup]  # files to delete when the child has gone (an upload's copy)
         self.lock = threading.Lock()
         self.progress = Progress(run=self.run.name, epochs=settings.get("epochs", 0))
         if resume:
@@ -94,7 +96,7 @@ class TrainingJob:
             self.process = subprocess.Popen([sys.executable, "-m", "charmodel.jobs"], stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env)
         job = dict(run=str(self.run), text_path=None if text_path is None else str(text_path), resume=resume,
-                   settings=settings, max_bytes=max_bytes)
+                   settings=settings, max_bytes=max_bytes, corpus_name=corpus_name)
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
         self.reader = threading.Thread(target=self._follow, name=f"train-{self.run.name}", daemon=True)
@@ -111,6 +113,8 @@ class TrainingJob:
             with self.lock:
                 done |= self._apply(event)
         code = self.process.wait()
+        for path in self.cleanup:
+            path.unlink(missing_ok=True)
         with self.lock:
             p = self.progress
             if not done:
@@ -179,14 +183,15 @@ class JobManager:
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
 
-    def start(self, run, text_path=None, resume=False, settings=None, max_bytes=10 * 2**20) -> TrainingJob:
+    def start(self, run, text_path=None, resume=False, settings=None, max_bytes=10 * 2**20, corpus_name=None,
+              cleanup=()) -> TrainingJob:
         with self._lock:
             if self.job is not None and self.job.alive:
                 raise CharModelError(
                     f"a training job for run '{self.job.run.name}' is already running; "
                     "stop it or wait for it to finish before starting another."
                 )
-            self.job = TrainingJob(run, text_path, resume, dict(settings or {}), max_bytes)
+            self.job = TrainingJob(run, text_path, resume, dict(settings or {}), max_bytes, corpus_name, cleanup)
             return self.job
 
     def stop(self) -> None:
@@ -301,7 +306,7 @@ def child_main() -> int:
     try:
         _cap_threads()
         train(job["run"], job["text_path"], resume=job["resume"], listener=Listener(), stop=stop,
-              max_bytes=job["max_bytes"], **job["settings"])
+              max_bytes=job["max_bytes"], corpus_name=job["corpus_name"], **job["settings"])
         send(event="done", status="stopped" if stop.is_set() else "finished", error="")
     except CharModelError as e:
         send(event="done", status="failed", error=str(e))

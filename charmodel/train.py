@@ -87,7 +87,7 @@ def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
     return text, train_text, val_text
 
 
-def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES):
+def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_name: str | None = None):
     """Every check a new run needs, without TensorFlow and without writing anything:
     (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once."""
     s = check_settings(settings)
@@ -96,7 +96,7 @@ def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES):
     if text_path is None:
         raise CharModelError("no text given; pass the corpus file to train on.")
     text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
-    config = _new_config(text_path, text, train_text, val_text, s)
+    config = _new_config(text_path, text, train_text, val_text, s, corpus_name)
     if s["init_from"]:
         _check_init_from(s["init_from"], config)
     return s, config, text, train_text, val_text
@@ -162,11 +162,13 @@ def train(
     stop: threading.Event | None = None,
     progress: bool = False,
     max_bytes: int = MAX_BYTES,
+    corpus_name: str | None = None,
     **settings,
 ) -> list[dict]:
     """Train into the run folder `run`; with resume=True, continue after its last finished epoch.
 
     Returns the run's full history. Set `stop` to end after the current batch, with a checkpoint.
+    corpus_name: what config.json records as the corpus (default: text_path), for an upload.
     """
     run = Path(run)
     listener = listener or TrainListener()
@@ -177,7 +179,7 @@ def train(
         text = runfs.corpus_text(run, config)
         train_text, val_text = split(text, s["val_fraction"])
     else:
-        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes)
+        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes, corpus_name)
         run.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(text_path, run / "corpus.txt")
         runfs.atomic_write_json(run / runfs.CONFIG, config)
@@ -304,14 +306,14 @@ def _init_weights(init_run) -> dict:
     return runfs.load_weights_npz(runfs.checkpoint_path(init_run, "best"))
 
 
-def _new_config(text_path, text, train_text, val_text, s) -> dict:
+def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | None = None) -> dict:
     vocab = Vocab.from_text(text)  # the whole corpus, so validation text is always encodable
     return {
         "format": 1,
         "architecture": {k: s[k] for k in ARCH} | {"vocab_size": len(vocab)},
         "training": {k: s[k] for k in TRAINING},
         "corpus": {
-            "path": str(text_path),
+            "path": corpus_name or str(text_path),  # an upload's own name, not its temporary file
             "sha256": sha256(text_path),
             "collapse_spaces": s["collapse_spaces"],
             "val_fraction": s["val_fraction"],

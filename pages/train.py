@@ -1,6 +1,5 @@
 """Train: pick a corpus and settings, run training in the background, watch it live."""
 
-import math
 import os
 import tempfile
 
@@ -9,14 +8,13 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel import run as runfs
-from charmodel.charts import loss_chart
+from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
 from pages.common import ROOT, job_manager, keep_widget_values, user_message, weights_root
 
-LN2 = math.log(2)
 
 UPLOAD_MB = 10  # largest upload the page accepts
 BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",
@@ -94,18 +92,19 @@ def corpus_chars(source, upload) -> int | None:
     return len(upload.getvalue()) if upload is not None else None
 
 
-def _corpus_file() -> str:
-    """Path of the chosen corpus; an upload is checked, then written to a temporary file."""
+def _corpus_file() -> tuple[str, str | None]:
+    """(path, name to record) of the chosen corpus; an upload is checked, then written to a temporary
+    file, which the job deletes when it ends (the run keeps its own copy, corpus.txt)."""
     if upload is None:
         if source in BUNDLED:
-            return str(BUNDLED[source])
+            return str(BUNDLED[source]), None
         raise CharModelError("no file uploaded yet; choose a .txt file first.")
     data = upload.getvalue()
     decode(data, name=upload.name, max_bytes=UPLOAD_MB * 2**20)  # empty, binary, not UTF-8, too big
     f = tempfile.NamedTemporaryFile("wb", suffix=".txt", prefix="upload-", delete=False)
     f.write(data)
     f.close()
-    return f.name
+    return f.name, upload.name
 
 
 estimate = training_estimate(weights_root(), settings, corpus_chars(source, upload))
@@ -125,9 +124,16 @@ if start or resume:
     try:
         run = last if resume and last else runfs.run_in(weights_root(), run_name)
         if start:
-            corpus = _corpus_file()
-            plan_run(run, corpus, settings, UPLOAD_MB * 2**20)  # mistakes show here, not in the job
-            manager.start(run, corpus, settings=settings, max_bytes=UPLOAD_MB * 2**20)
+            corpus, name = _corpus_file()
+            temporary = [corpus] if name else []
+            try:
+                plan_run(run, corpus, settings, UPLOAD_MB * 2**20, name)  # mistakes show here, not in the job
+                manager.start(run, corpus, settings=settings, max_bytes=UPLOAD_MB * 2**20, corpus_name=name,
+                              cleanup=temporary)
+            except CharModelError:
+                for path in temporary:
+                    os.unlink(path)
+                raise
         else:
             if not (run / runfs.CONFIG).is_file():
                 raise CharModelError(f"there is no run named '{run.name}' to resume; start it first.")
@@ -168,19 +174,10 @@ def live():
         st.progress(p.batch / p.steps, text=f"epoch {p.epoch}/{p.epochs or '?'}: batch {p.batch}/{p.steps}, "
                     f"{p.chars_per_s:,.0f} chars/s" + (f", about {eta:.0f} s left in this epoch" if eta else ""))
     if p.batches:
-        b = pd.DataFrame(p.batches, columns=["epoch", "batch", "steps", "loss"])
-        b["step"] = (b["epoch"] - 1) * b["steps"] + b["batch"]
-        b["bpc"] = b["loss"] / LN2
-        b["series"] = "train (per batch)"
         c1, c2 = st.columns(2)
-        c1.altair_chart(loss_chart(b[["step", "bpc", "series"]], "step", "per batch"), key="live_batches")
+        c1.altair_chart(loss_chart(batch_frame(p.batches), "step", "per batch"), key="live_batches")
         if p.rows:
-            rows = pd.DataFrame(p.rows)
-            long = pd.concat([
-                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["train_loss"] / LN2, "series": "train"}),
-                pd.DataFrame({"epoch": rows["epoch"], "bpc": rows["val_bpc"], "series": "validation"}),
-            ])
-            c2.altair_chart(loss_chart(long, "epoch", "per epoch"), key="live_epochs")
+            c2.altair_chart(loss_chart(epoch_frame(p.rows), "epoch", "per epoch"), key="live_epochs")
     if p.rows:
         st.markdown("**Checkpoints**")
         table = pd.DataFrame(p.rows)[["epoch", "val_bpc", "wall_s", "chars_per_s"]]

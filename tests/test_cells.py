@@ -192,3 +192,14 @@ def test_passages_start_at_a_paragraph():
     text = "end of one.\n\nA new one starts here.\nstill it.\n\nThird."
     assert paragraph_start(text, text.index("still")) == text.index("A new")
     assert paragraph_start(text, 3) == 0 and paragraph_start(text, len(text) - 1) == text.index("Third")
+
+
+def test_clamping_a_cell_state_holds_c_and_changes_the_text(random_run):
+    engine = Engine.load(random_run)
+    free = generate(engine, "Alice ", 200, 0.0, seed=1)[0]
+    held = generate(engine, "Alice ", 200, 0.0, seed=1, clamp=(0, "c", 3, 5.0))[0]
+    assert held != free
+    state = engine.zero_state(1)
+    for ch in "Alice was":
+        engine.step(engine.vocab.encode(ch)[:1], state, clamp=(0, "c", 3, 5.0))
+        assert state.c[0][0, 3] == 5.0 and state.h[0][0, 3] != 0

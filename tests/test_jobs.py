@@ -22,9 +22,14 @@ def wait_for(predicate, timeout=120.0, step=0.2):
 
 
 def test_training_child_reports_progress_and_finishes(tmp_path, small_corpus):
-    job = JobManager().start(tmp_path / "run", small_corpus, settings=dict(TINY, epochs=2))
+    upload = tmp_path / "upload-123.txt"  # as the Train page writes an upload
+    upload.write_bytes(small_corpus.read_bytes())
+    job = JobManager().start(tmp_path / "run", upload, settings=dict(TINY, epochs=2), corpus_name="my story.txt",
+                             cleanup=[upload])
     assert job.process.pid != os.getpid()
     assert job.wait(180)
+    assert not upload.exists()  # the temporary copy is gone; the run keeps corpus.txt
+    assert runfs.read_config(tmp_path / "run")["corpus"]["path"] == "my story.txt"
     p = job.snapshot()
     assert p.status == "finished", (p.error, job.log_tail())
     assert [r["epoch"] for r in p.rows] == [1, 2] and sorted(p.samples) == [1, 2]

@@ -9,20 +9,18 @@ hand around these numbers; every number in it comes from this script's output.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import altair as alt  # noqa: E402
-import pandas as pd  # noqa: E402
+import altair as alt
+import pandas as pd
 
-from charmodel import run as runfs  # noqa: E402
-from charmodel.cells import batched_states, feature, headline, rank_cells  # noqa: E402
-from charmodel.engine import Engine, bits_per_char  # noqa: E402
-from charmodel.evaluate import evaluate  # noqa: E402
-from charmodel.sample import generate  # noqa: E402
+from charmodel import run as runfs
+from charmodel.charts import epoch_frame
+from charmodel.cells import batched_states, feature, headline, rank_cells
+from charmodel.engine import Engine, bits_per_char
+from charmodel.evaluate import evaluate
+from charmodel.sample import generate
 
 
 def main():
@@ -43,11 +41,7 @@ def main():
         return
     history = pd.DataFrame(runfs.read_history(run))
 
-    long = pd.concat([
-        pd.DataFrame({"epoch": history["epoch"], "bpc": history["train_loss"] / 0.6931471805599453,
-                      "series": "train (with dropout)"}),
-        pd.DataFrame({"epoch": history["epoch"], "bpc": history["val_bpc"], "series": "validation (chunked)"}),
-    ])
+    long = epoch_frame(runfs.read_history(run), "train (with dropout)", "validation (chunked)")
     chart = (alt.Chart(long, width=560, height=300, title=f"{run.name}: loss per epoch")
              .mark_line(point=True)
              .encode(x="epoch:Q", y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from charmodel import run as runfs
+from charmodel import runfolder
 from pages.common import DEFAULT_RUN, SIDEBAR, run_names, training_in_sidebar, weights_root
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")
@@ -24,7 +24,7 @@ with st.sidebar:
     if asked is not None and asked != st.session_state.get("run"):
         st.toast(f"The link's run={asked!r} is not a run here; showing {st.session_state.get('run')!r} instead.")
     run = st.session_state.get("run")
-    checkpoints = runfs.available_checkpoints(weights_root() / run) if run else []
+    checkpoints = runfolder.available_checkpoints(weights_root() / run) if run else []
     st.selectbox("Checkpoint", checkpoints, key="checkpoint", bind="query-params",
                  format_func=lambda c: c if c in ("best", "latest") else f"epoch {c}",
                  help="best: lowest validation loss; latest: last finished epoch; or a kept epoch")

@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 COLD = """
 import time, sys
 t0 = time.perf_counter()
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import Engine
 from charmodel.cells import batched_states, feature, rank_cells
 run = sys.argv[1]
-engine = Engine.load(run, runfs.default_checkpoint(run))
-text = runfs.split_text(run)[1]
+engine = Engine.load(run, runfolder.default_checkpoint(run))
+text = runfolder.split_text(run)[1]
 states = batched_states(engine, text)
 t1 = time.perf_counter()
 ranked = rank_cells(states, feature("quote", text))
@@ -53,12 +53,12 @@ def main():
           f"target <= 10 s)")
     print(f"  of which states {statistics.median(states_s):.2f} s, ranking {statistics.median(rank_s):.2f} s")
 
-    from charmodel import run as runfs
+    from charmodel import runfolder
     from charmodel.cells import batched_states, feature, rank_cells
     from charmodel.engine import Engine, inspect
 
-    engine = Engine.load(args.run, runfs.default_checkpoint(args.run))
-    text = runfs.split_text(args.run)[1]
+    engine = Engine.load(args.run, runfolder.default_checkpoint(args.run))
+    text = runfolder.split_text(args.run)[1]
     t0 = time.perf_counter()
     exact = inspect(engine, text, record=("h", "c")).states
     exact_s = time.perf_counter() - t0

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import Engine
 from charmodel.sample import generate
 
@@ -75,13 +75,13 @@ def main():
     p.add_argument("--post-chars", type=int, default=30)
     args = p.parse_args()
 
-    config = runfs.read_config(args.run)
-    checkpoint = runfs.default_checkpoint(args.run)
-    weights = runfs.load_weights_npz(runfs.checkpoint_path(args.run, checkpoint))
+    config = runfolder.read_config(args.run)
+    checkpoint = runfolder.default_checkpoint(args.run)
+    weights = runfolder.load_weights_npz(runfolder.checkpoint_path(args.run, checkpoint))
     engine = Engine.load(args.run, checkpoint)
     arch = config["architecture"]
     print(f"run {args.run} ({checkpoint}): {arch['layers']}x{arch['units']}, vocab {len(engine.vocab)}")
-    prime = runfs.split_text(args.run, config)[1][:100]
+    prime = runfolder.split_text(args.run, config)[1][:100]
     first = int(engine.vocab.encode(prime[-1])[0])
 
     eng = median_rate(lambda: generate(engine, prime, args.chars, 0.8, seed=1), args.chars, args.repeats)

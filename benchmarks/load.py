@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def setup(run: str, chars: int):
-    from charmodel import run as runfs
+    from charmodel import runfolder
     from charmodel.engine import Engine
 
-    engine = Engine.load(run, runfs.default_checkpoint(run))
-    text = runfs.split_text(run)[1][:chars]
+    engine = Engine.load(run, runfolder.default_checkpoint(run))
+    text = runfolder.split_text(run)[1][:chars]
     return engine, engine.vocab.encode(text, "text")[None, :]
 
 

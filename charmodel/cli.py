@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a run (or continue one with --resume)")
-    t.add_argument("--text", help="UTF-8 corpus file (required for a new run)")
+    t.add_argument("--text-file", help="UTF-8 corpus file (required for a new run)")
+    _old_text_flag(t)
     t.add_argument("--run", required=True, help="run folder, for example weights/alice")
     t.add_argument("--resume", action="store_true", help="continue the run after its last finished epoch")
     settings.add_flags(t)  # one flag per training setting (charmodel/settings.py)
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="bits per character on the validation split or a given text")
     _run_args(e)
-    e.add_argument("--text", help="a UTF-8 file to score instead of the validation split")
+    e.add_argument("--text-file", help="a UTF-8 file to score instead of the validation split")
+    _old_text_flag(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     _drop_arg(e)
@@ -69,10 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     _drop_arg(i)
 
-    c = sub.add_parser("cells", help="rank cells by how well they track a feature of the text")
+    c = sub.add_parser("cells", help="rank cells by how well they track a hypothesis about the text")
     _run_args(c)
     what = c.add_mutually_exclusive_group(required=True)
-    what.add_argument("--feature", help="a built-in hypothesis; 'list' prints the names")
+    what.add_argument("--hypothesis", dest="feature", help="a built-in hypothesis; 'list' prints the names")
+    what.add_argument("--feature", dest="feature", help=argparse.SUPPRESS)  # the old spelling
     what.add_argument("--regex", help="characters matched by this regular expression are 1 (multi-line: ^ and $ "
                                        "match at every line)")
     c.add_argument("--text-file", help="rank over this text instead of the validation split")
@@ -90,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
                         "cells that are low where a pattern holds")
     _drop_arg(x)
     return p
+
+
+def _old_text_flag(parser) -> None:
+    """train and evaluate once took the file as --text; everywhere else --text is the text itself
+    and --text-file a file. The old spelling still works, with a note."""
+    parser.add_argument("--text", dest="old_text", help=argparse.SUPPRESS)
+
+
+def _text_file(args) -> str | None:
+    if args.old_text is not None:
+        print(f"note: {args.command} --text FILE is now --text-file FILE (--text means the text itself, as in "
+              "inspect); the old spelling will go.", file=sys.stderr)
+        return args.text_file or args.old_text
+    return args.text_file
 
 
 def _drop_arg(parser) -> None:
@@ -119,15 +136,15 @@ def _train(args) -> int:
     settings = from_args(args)
     if args.max_mb <= 0:
         raise CharModelError(f"--max-mb must be positive, not {args.max_mb}.")
-    train(args.run, args.text, resume=args.resume, progress=True, max_bytes=int(args.max_mb * 2**20), **settings)
+    train(args.run, _text_file(args), resume=args.resume, progress=True, max_bytes=int(args.max_mb * 2**20), **settings)
     return 0
 
 
 def _engine(args):
-    from . import run as runfs
+    from . import runfolder
     from .engine import Engine
 
-    return Engine.load(args.run, args.checkpoint or runfs.default_checkpoint(args.run))
+    return Engine.load(args.run, args.checkpoint or runfolder.default_checkpoint(args.run))
 
 
 def _generate(args) -> int:
@@ -157,7 +174,7 @@ def _evaluate(args) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = evaluate(args.run, args.text, args.checkpoint, progress=progress, drop_unknown=args.drop_unknown)
+        result = evaluate(args.run, _text_file(args), args.checkpoint, progress=progress, drop_unknown=args.drop_unknown)
     finally:
         for bar in bars:
             bar.close()
@@ -176,7 +193,7 @@ def _evaluate(args) -> int:
 def _inspect(args) -> int:
     import numpy as np
 
-    from . import run as runfs
+    from . import runfolder
     from .corpus import clean, read_text
     from .engine import inspect
 
@@ -184,7 +201,7 @@ def _inspect(args) -> int:
     if args.text is not None:
         text = args.text
     else:  # a file is cleaned as the run's corpus was (CRLF, a BOM, runs of spaces)
-        text = clean(read_text(args.text_file), runfs.read_config(args.run)["corpus"]["collapse_spaces"])
+        text = clean(read_text(args.text_file), runfolder.read_config(args.run)["corpus"]["collapse_spaces"])
     if args.drop_unknown:
         text = engine.vocab.drop_unknown(text)
     if not text:
@@ -210,14 +227,14 @@ def _inspect(args) -> int:
 def _text_of(args, engine) -> str:
     """The text a command reads: --text-file, cleaned as the run's corpus was, or else the run's
     validation split; --drop-unknown drops characters the model has never seen."""
-    from . import run as runfs
+    from . import runfolder
     from .corpus import clean, read_text
 
-    config = runfs.read_config(args.run)
+    config = runfolder.read_config(args.run)
     if args.text_file:
         text = clean(read_text(args.text_file), config["corpus"]["collapse_spaces"])
     else:
-        text = runfs.split_text(args.run, config)[1]
+        text = runfolder.split_text(args.run, config)[1]
     return engine.vocab.drop_unknown(text) if args.drop_unknown else text
 
 

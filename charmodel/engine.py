@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import run as runfs
+from . import runfolder
 from .corpus import Vocab
 from .errors import CharModelError
 
@@ -97,15 +97,15 @@ class Engine:
 
     @classmethod
     def load(cls, run, checkpoint: str = "best") -> "Engine":
-        config = runfs.read_config(run)
-        weights = runfs.load_weights_npz(runfs.checkpoint_path(run, checkpoint))
+        config = runfolder.read_config(run)
+        weights = runfolder.load_weights_npz(runfolder.checkpoint_path(run, checkpoint))
         arch = config["architecture"]
         missing = [k for k in weight_names(arch["layers"]) if k not in weights]
         if missing:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run} lacks {', '.join(missing)}; the run folder is damaged."
             )
-        engine = cls(weights, runfs.vocab_of(config))
+        engine = cls(weights, runfolder.vocab_of(config))
         if engine.layers != arch["layers"] or engine.units != arch["units"]:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run} has {engine.layers}x{engine.units} weights but the "

@@ -10,7 +10,7 @@ import bz2
 import gzip
 import lzma
 
-from . import run as runfs
+from . import runfolder
 from .corpus import clean, read_text
 from .engine import Engine, bits_per_char
 
@@ -35,10 +35,10 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
     For a given file, the baselines are conditioned on the run's training text too.
     progress: optional callable(characters done, characters in all), called as the pass advances.
     """
-    config = runfs.read_config(run)
-    checkpoint = checkpoint or runfs.default_checkpoint(run)
+    config = runfolder.read_config(run)
+    checkpoint = checkpoint or runfolder.default_checkpoint(run)
     engine = Engine.load(run, checkpoint)
-    train_text, val_text = runfs.split_text(run, config)
+    train_text, val_text = runfolder.split_text(run, config)
     if text_path is not None:
         val_text = clean(read_text(text_path), collapse_spaces=config["corpus"]["collapse_spaces"])
         source = str(text_path)

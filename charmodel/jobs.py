@@ -80,7 +80,7 @@ class TrainingJob:
 
     def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int,
                  corpus_name: str | None = None, cleanup=()):
-        from .run import read_history
+        from .runfolder import read_history
 
         self.run = Path(run)
         self.cleanup = [Path(p) for p in cleanup]  # files to delete when the child has gone (an upload's copy)
@@ -240,7 +240,7 @@ def training_estimate(root, settings: dict, chars: int | None) -> str:
     from statistics import median
 
     from .corpus import VAL_FRACTION
-    from .run import list_runs, read_config, read_history
+    from .runfolder import list_runs, read_config, read_history
 
     if not chars:
         return ""

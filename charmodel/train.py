@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import run as runfs
+from . import runfolder
 from .corpus import MAX_BYTES, Vocab, clean, read_text, sha256, split
 from .engine import Engine
 from .errors import CharModelError
@@ -91,7 +91,7 @@ def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_
     """Every check a new run needs, without TensorFlow and without writing anything:
     (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once."""
     s = check_settings(settings)
-    if (Path(run) / runfs.CONFIG).exists():
+    if (Path(run) / runfolder.CONFIG).exists():
         raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
     if text_path is None:
         raise CharModelError("no text given; pass the corpus file to train on.")
@@ -176,20 +176,20 @@ def train(
 
     if resume:
         config, s, start, state = _resume_settings(run, text_path, settings)
-        text = runfs.corpus_text(run, config)
+        text = runfolder.corpus_text(run, config)
         train_text, val_text = split(text, s["val_fraction"])
     else:
         s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes, corpus_name)
         run.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(text_path, run / "corpus.txt")
-        runfs.atomic_write_json(run / runfs.CONFIG, config)
+        runfolder.atomic_write_json(run / runfolder.CONFIG, config)
         start, state = 0, {"epoch": 0, "best_val_loss": None, "best_epoch": None}
 
     import keras  # TensorFlow is imported only here, when training starts
 
     from . import model as kmodel
 
-    vocab = runfs.vocab_of(config)
+    vocab = runfolder.vocab_of(config)
     arch = config["architecture"]
     keras.utils.set_random_seed(s["seed"] + start)
     model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
@@ -213,7 +213,7 @@ def train(
     train_ids = vocab.encode(train_text, "training text")
     val_ids = vocab.encode(val_text, "validation text")
     xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])
-    history = [r for r in runfs.read_history(run) if r["epoch"] <= start]
+    history = [r for r in runfolder.read_history(run) if r["epoch"] <= start]
     stale = state.get("stale", 0)  # epochs since the best validation loss
     lr = state.get("lr", s["lr"] * s["lr_decay"] ** start)
 
@@ -263,23 +263,23 @@ def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
 
     epoch = row["epoch"]
     keras_name = f"train_state/epoch-{epoch:04d}.weights.h5"
-    with runfs.atomic_path(run / keras_name, suffix=".weights.h5") as tmp:  # Keras wants that ending
+    with runfolder.atomic_path(run / keras_name, suffix=".weights.h5") as tmp:  # Keras wants that ending
         model.save_weights(tmp)
 
     weights = export_weights(model)
-    runfs.save_weights_npz(run / "latest.npz", weights)
+    runfolder.save_weights_npz(run / "latest.npz", weights)
     if improved:
-        runfs.save_weights_npz(run / "best.npz", weights)
+        runfolder.save_weights_npz(run / "best.npz", weights)
     if epoch in s["keep_epochs"]:
-        runfs.save_weights_npz(run / "checkpoints" / f"epoch-{epoch:04d}.npz", weights)
+        runfolder.save_weights_npz(run / "checkpoints" / f"epoch-{epoch:04d}.npz", weights)
 
     sample = generate(Engine(weights, vocab), length=SAMPLE_LEN, temperature=0.8, seed=s["seed"])[0]
-    runfs.atomic_write_text(run / f"samples/epoch-{epoch:04d}.txt", sample)
-    runfs.write_history(run, history)
+    runfolder.atomic_write_text(run / f"samples/epoch-{epoch:04d}.txt", sample)
+    runfolder.write_history(run, history)
 
     old = state.get("keras_weights")
     state.update(epoch=epoch, keras_weights=keras_name)
-    runfs.atomic_write_json(run / "train_state.json", state)
+    runfolder.atomic_write_json(run / "train_state.json", state)
     if old and old != keras_name:
         (run / old).unlink(missing_ok=True)
     return sample
@@ -287,7 +287,7 @@ def _save_epoch(run, model, vocab, s, row, history, state, improved) -> str:
 
 def _check_init_from(init_run, config) -> None:
     """Refuse, before anything is written, a starting run whose weights would not fit this one."""
-    theirs = runfs.read_config(init_run)
+    theirs = runfolder.read_config(init_run)
     shapes = ("layers", "units", "embedding", "vocab_size")
     if theirs["vocab"] != config["vocab"]:
         raise CharModelError(f"{init_run} was trained on a different vocabulary; it cannot start this run.")
@@ -297,13 +297,13 @@ def _check_init_from(init_run, config) -> None:
             f"{init_run} has {', '.join(f'{k}={arch[k]}' for k in shapes)}; "
             "this run must use the same to start from its weights."
         )
-    if not runfs.checkpoint_path(init_run, "best").is_file():
+    if not runfolder.checkpoint_path(init_run, "best").is_file():
         raise CharModelError(f"{init_run} has no best.npz to start from.")
 
 
 def _init_weights(init_run) -> dict:
     """The best weights of `init_run` (plain arrays; checked by `_check_init_from`)."""
-    return runfs.load_weights_npz(runfs.checkpoint_path(init_run, "best"))
+    return runfolder.load_weights_npz(runfolder.checkpoint_path(init_run, "best"))
 
 
 def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | None = None) -> dict:
@@ -327,8 +327,8 @@ def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | Non
 
 
 def _resume_settings(run, text_path, settings):
-    config = runfs.read_config(run)
-    state = runfs.read_train_state(run)
+    config = runfolder.read_config(run)
+    state = runfolder.read_train_state(run)
     if state is None:
         raise CharModelError(f"run folder {run} has no finished epoch to resume from; start it fresh.")
     if not (run / state["keras_weights"]).is_file():
@@ -353,5 +353,5 @@ def _resume_settings(run, text_path, settings):
         )
     if any(config["training"].get(k) != s[k] for k in RESUMABLE):
         config["training"].update({k: s[k] for k in RESUMABLE})
-        runfs.atomic_write_json(run / runfs.CONFIG, config)
+        runfolder.atomic_write_json(run / runfolder.CONFIG, config)
     return config, s, state["epoch"], state

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from charmodel import CharModelError, atlas, charts
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
@@ -84,7 +84,7 @@ def rank():
         options = list(FEATURES)
         if st.session_state.get("cells_feature") not in options:  # open on one this corpus has
             st.session_state["cells_feature"] = first_varying_feature(val_text)
-        feature = c2.selectbox("Feature", options, format_func=lambda f: FEATURES[f][0], key="cells_feature")
+        feature = c2.selectbox("Built-in hypothesis", options, format_func=lambda f: FEATURES[f][0], key="cells_feature")
         regex = None
     else:
         feature = None
@@ -167,7 +167,7 @@ def one_cell():
                                 "context": f"{c['before']}[{c['char']}]{c['after']}".replace("\n", "↵")}
                                for c in atlas.top_contexts(values, search)]), hide_index=True)
     st.altair_chart(charts.histogram_chart(atlas.histogram(values), kind))
-    epochs = [c for c in runfs.available_checkpoints(run_path(name)) if c not in ("best", "latest")]
+    epochs = [c for c in runfolder.available_checkpoints(run_path(name)) if c not in ("best", "latest")]
     if not epochs:
         st.caption("This run kept no per-epoch checkpoints, so there is no training history to show.")
         return

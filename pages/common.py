@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import KINDS, Engine, inspect
 from charmodel.jobs import JobManager
 from charmodel.render import css, next_guesses
@@ -58,11 +58,11 @@ def weights_root() -> Path:
 
 
 def run_names() -> list[str]:
-    return runfs.list_runs(weights_root())
+    return runfolder.list_runs(weights_root())
 
 
 def run_path(name: str) -> Path:
-    return runfs.run_in(weights_root(), name)
+    return runfolder.run_in(weights_root(), name)
 
 
 def _stamp(path: Path) -> float:
@@ -80,7 +80,7 @@ def _engine(run_dir: str, checkpoint: str, stamp: float) -> Engine:
 
 def _key(run: str, checkpoint: str) -> tuple[str, str, float]:
     path = run_path(run)
-    return str(path), checkpoint, _stamp(runfs.checkpoint_path(path, checkpoint))
+    return str(path), checkpoint, _stamp(runfolder.checkpoint_path(path, checkpoint))
 
 
 def load_engine(run: str, checkpoint: str) -> Engine:
@@ -140,13 +140,13 @@ def guesses(run: str, checkpoint: str, text: str) -> list[str]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _split_text(run_dir: str, stamp: float) -> tuple[str, str]:
-    return runfs.split_text(run_dir)
+    return runfolder.split_text(run_dir)
 
 
 def split_text(run: str) -> tuple[str, str]:
     """(training, validation) text of a run, by the run's own split rule."""
     path = run_path(run)
-    return _split_text(str(path), _stamp(path / runfs.CONFIG))
+    return _split_text(str(path), _stamp(path / runfolder.CONFIG))
 
 
 @st.cache_resource
@@ -164,10 +164,10 @@ def selected_run():
         st.stop()
     try:
         path = run_path(name)
-        runfs.read_config(path)  # a damaged config is named before anything else
-        checkpoint = st.session_state.get("checkpoint") or runfs.default_checkpoint(path)
-        if checkpoint not in runfs.available_checkpoints(path):
-            checkpoint = runfs.default_checkpoint(path)
+        runfolder.read_config(path)  # a damaged config is named before anything else
+        checkpoint = st.session_state.get("checkpoint") or runfolder.default_checkpoint(path)
+        if checkpoint not in runfolder.available_checkpoints(path):
+            checkpoint = runfolder.default_checkpoint(path)
         load_engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
     except CharModelError as e:
         st.error(f"Run **{name}** cannot be used: {user_message(e)}", icon=":material/warning:")
@@ -319,7 +319,7 @@ def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _
 def headline(run: str, checkpoint: str) -> dict:
     """The run's headline cell for this checkpoint (cells.headline): read from the run's
     highlights.json when the model card stored it, else measured once on the validation text."""
-    stored = runfs.read_highlights(run_path(run), checkpoint)
+    stored = runfolder.read_highlights(run_path(run), checkpoint)
     if stored is not None:
         return stored
     text = split_text(run)[1]

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
@@ -54,8 +54,8 @@ def widget(setting: Setting, column, max_epochs: int | None):
     if setting.kind is bool:
         return column.checkbox(label, setting.default, key=key, help=help_)
     if setting.name == "init_from":  # a run of this app, or random weights
-        choice = column.selectbox(label, ["(random)", *runfs.list_runs(weights_root())], key=key, help=help_)
-        return None if choice == "(random)" else str(runfs.run_in(weights_root(), choice))
+        choice = column.selectbox(label, ["(random)", *runfolder.list_runs(weights_root())], key=key, help=help_)
+        return None if choice == "(random)" else str(runfolder.run_in(weights_root(), choice))
     if setting.kind in (int, float):
         step = setting.step or 1
         low = None if setting.low is None else setting.low + (step if setting.low_open and setting.step else 0)
@@ -122,7 +122,7 @@ if stop:
     manager.stop()
 if start or resume:
     try:
-        run = last if resume and last else runfs.run_in(weights_root(), run_name)
+        run = last if resume and last else runfolder.run_in(weights_root(), run_name)
         if start:
             corpus, name = _corpus_file()
             temporary = [corpus] if name else []
@@ -135,7 +135,7 @@ if start or resume:
                     os.unlink(path)
                 raise
         else:
-            if not (run / runfs.CONFIG).is_file():
+            if not (run / runfolder.CONFIG).is_file():
                 raise CharModelError(f"there is no run named '{run.name}' to resume; start it first.")
             more = {"epochs": settings["epochs"]}  # the run keeps its own schedule (the CLI can change it)
             manager.start(run, resume=True, settings=more)

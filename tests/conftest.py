@@ -14,7 +14,7 @@ TINY = dict(layers=1, units=16, embedding=8, seq_len=20, batch_size=8, epochs=2,
 
 def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed=0) -> Path:
     """A run folder with random weights, written with NumPy only (no TensorFlow)."""
-    from charmodel import run as runfs
+    from charmodel import runfolder
     from charmodel.corpus import Vocab, split
 
     vocab = Vocab.from_text(text)
@@ -42,7 +42,7 @@ def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed
         "vocab": vocab.chars,
     }
     (path / "config.json").write_text(json.dumps(config))
-    runfs.save_weights_npz(path / "best.npz", w)
+    runfolder.save_weights_npz(path / "best.npz", w)
     return path
 
 

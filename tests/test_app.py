@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.jobs import JobManager, training_policy
 
 from .conftest import ROOT, make_random_run
@@ -77,8 +77,8 @@ def test_home_reads_the_headline_cell_from_the_run_folder(weights):
     from charmodel.engine import Engine
 
     run = weights / "alice"
-    best = headline(Engine.load(run), runfs.split_text(run)[1])
-    runfs.write_highlights(run, "best", {**best, "cell": (best["cell"] + 1) % 24})  # a stored answer wins
+    best = headline(Engine.load(run), runfolder.split_text(run)[1])
+    runfolder.write_highlights(run, "best", {**best, "cell": (best["cell"] + 1) % 24})  # a stored answer wins
     at = app()
     assert any(f"cell {(best['cell'] + 1) % 24} tracks" in m.value for m in at.markdown)
     at.switch_page("pages/visualise.py").run()
@@ -234,7 +234,7 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     assert any("finished" in s.value for s in at.subheader)
     assert at.dataframe[0].value["epoch"].tolist() == [1]
     assert "tiny" in app().selectbox(key="run").options
-    config = runfs.read_config(weights / "tiny")
+    config = runfolder.read_config(weights / "tiny")
     assert config["training"]["lr_plateau"] == 0.5 and config["corpus"]["collapse_spaces"] is False
     assert config["training"]["weight_decay"] == 0.05 and config["architecture"]["recurrent_dropout"] == 0.1
 
@@ -356,7 +356,7 @@ def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
     at = app()
     at.switch_page("pages/train.py").run()
     assert any("No 2x512 run has trained here yet" in c.value for c in at.caption)
-    runfs.write_history(weights / "alice", [dict(epoch=1, train_loss=2.0, val_loss=2.0, val_bpc=2.9, wall_s=10,
+    runfolder.write_history(weights / "alice", [dict(epoch=1, train_loss=2.0, val_loss=2.0, val_bpc=2.9, wall_s=10,
                                                  chars_per_s=1000.0, lr=0.002)])
     at.number_input(key="train_units").set_value(24).run()
     at.number_input(key="train_epochs").set_value(3).run()

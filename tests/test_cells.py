@@ -165,7 +165,7 @@ def cli(*args):
 def test_cells_cli_lists_features_and_ranks_as_json(random_run):
     out = cli("--run", random_run, "--feature", "list")
     assert out.returncode == 0 and "quote" in out.stdout and "line_position" in out.stdout
-    out = cli("--run", random_run, "--feature", "word_start", "--top", 3, "--json")
+    out = cli("--run", random_run, "--hypothesis", "word_start", "--top", 3, "--json")
     assert out.returncode == 0, out.stderr
     ranked = json.loads(out.stdout)
     assert len(ranked) == 3 and set(ranked[0]) == {"layer", "kind", "cell", "score", "direction"}

@@ -3,7 +3,7 @@
 import numpy as np
 
 from charmodel import charts
-from charmodel import run as runfs
+from charmodel import runfolder
 
 
 def test_brush_range_turns_a_selection_into_whole_characters():
@@ -30,9 +30,9 @@ def test_heatmap_frame_keeps_the_most_variable_cells_and_averages_position_bins(
 
 def test_a_history_without_the_lr_column_still_reads(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,train_loss,val_loss,val_bpc,wall_s,chars_per_s\n1,2.0,2.1,3.03,10.0,900\n")
-    rows = runfs.read_history(tmp_path)
+    rows = runfolder.read_history(tmp_path)
     assert rows == [{"epoch": 1, "train_loss": 2.0, "val_loss": 2.1, "val_bpc": 3.03, "wall_s": 10.0, "chars_per_s": 900.0}]
-    runfs.write_history(tmp_path, rows)  # and writes back with an empty lr column
+    runfolder.write_history(tmp_path, rows)  # and writes back with an empty lr column
     assert (tmp_path / "history.csv").read_text().splitlines()[1] == "1,2.0,2.1,3.03,10.0,900.0,"
 
 

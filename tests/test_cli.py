@@ -44,7 +44,7 @@ def test_evaluate_leaves_out_compressor_baselines_on_a_tiny_text(random_run):
 def test_evaluate_reads_a_text_file_cleaned_like_the_corpus(random_run, tmp_path):
     text = tmp_path / "crlf.txt"
     text.write_bytes(b"\xef\xbb\xbfAlice was\r\nbeginning   to get\r\n")  # a BOM, CRLF, a run of spaces
-    out = cli("evaluate", "--run", random_run, "--text", text, "--json")
+    out = cli("evaluate", "--run", random_run, "--text-file", text, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["chars"] == len("Alice was\nbeginning to get\n")
 
@@ -94,9 +94,9 @@ def test_inspect_json_gives_one_value_per_character(random_run):
     (("generate", "--prime", "Alice €"), "'€'"),
     (("inspect", "--text", "Alice", "--layer", 7), "--layer 7 is out of range"),
     (("inspect", "--text", "Alice", "--cell", 999), "--cell 999 is out of range"),
-    (("evaluate", "--text", "missing.txt"), "does not exist"),
+    (("evaluate", "--text-file", "missing.txt"), "does not exist"),
     (("generate", "--length", "many"), "invalid int value"),
-    (("train", "--text", "x.txt", "--units", 0), "units must be"),
+    (("train", "--text-file", "x.txt", "--units", 0), "units must be"),
 ])
 def test_user_mistakes_give_one_line_and_status_2(random_run, args, message):
     args = list(args)
@@ -106,3 +106,12 @@ def test_user_mistakes_give_one_line_and_status_2(random_run, args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_the_old_text_spelling_of_evaluate_still_works_with_a_note(random_run, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("Alice was here", encoding="utf-8")
+    old = cli("evaluate", "--run", random_run, "--text", text, "--json", "--quiet")
+    new = cli("evaluate", "--run", random_run, "--text-file", text, "--json", "--quiet")
+    assert old.returncode == 0 and json.loads(old.stdout) == json.loads(new.stdout)
+    assert "--text-file" in old.stderr and new.stderr == ""

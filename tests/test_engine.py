@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import KINDS, Engine, bits_per_char, inspect, iter_inspect, softmax
 
 
@@ -35,7 +35,7 @@ def test_numpy_engine_matches_keras_on_500_characters(random_run, small_text):
 
     from charmodel import model as kmodel
 
-    weights = runfs.load_weights_npz(random_run / "best.npz")
+    weights = runfolder.load_weights_npz(random_run / "best.npz")
     engine = Engine.load(random_run)
     text = small_text[:500]
     ids = engine.vocab.encode(text)
@@ -59,7 +59,7 @@ def test_numpy_engine_matches_keras_on_500_characters(random_run, small_text):
 
 
 def test_every_state_and_gate_matches_a_textbook_lstm(random_run, small_text):
-    weights = runfs.load_weights_npz(random_run / "best.npz")
+    weights = runfolder.load_weights_npz(random_run / "best.npz")
     engine = Engine.load(random_run)
     text = small_text[:300]
     ref, probs = naive_lstm(weights, engine.vocab.encode(text), layers=2)

@@ -6,7 +6,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.jobs import JobManager
 
 from .conftest import ROOT
@@ -29,12 +29,12 @@ def test_training_child_reports_progress_and_finishes(tmp_path, small_corpus):
     assert job.process.pid != os.getpid()
     assert job.wait(180)
     assert not upload.exists()  # the temporary copy is gone; the run keeps corpus.txt
-    assert runfs.read_config(tmp_path / "run")["corpus"]["path"] == "my story.txt"
+    assert runfolder.read_config(tmp_path / "run")["corpus"]["path"] == "my story.txt"
     p = job.snapshot()
     assert p.status == "finished", (p.error, job.log_tail())
     assert [r["epoch"] for r in p.rows] == [1, 2] and sorted(p.samples) == [1, 2]
     assert p.batches and p.batches[-1][0] == 2 and p.chars_per_s > 0
-    assert [r["epoch"] for r in runfs.read_history(tmp_path / "run")] == [1, 2]
+    assert [r["epoch"] for r in runfolder.read_history(tmp_path / "run")] == [1, 2]
 
 
 def test_stop_ends_the_child_with_a_checkpoint_and_resume_shows_the_whole_history(tmp_path, small_corpus):
@@ -46,7 +46,7 @@ def test_stop_ends_the_child_with_a_checkpoint_and_resume_shows_the_whole_histor
     assert job.wait(120)
     p = job.snapshot()
     assert p.status == "stopped" and not p.error
-    state = runfs.read_train_state(tmp_path / "run")
+    state = runfolder.read_train_state(tmp_path / "run")
     assert state["epoch"] == len(p.rows) >= 1 and (tmp_path / "run" / state["keras_weights"]).is_file()
 
     again = manager.start(tmp_path / "run", resume=True, settings={"epochs": state["epoch"] + 1})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import Engine, weight_names
 from charmodel.sample import generate
 
@@ -16,9 +16,9 @@ WEIGHTS = ROOT / "weights"
 @pytest.mark.parametrize("name", ["alice", "shakespeare"])
 def test_shipped_run_loads_and_samples(name):
     run = WEIGHTS / name
-    config = runfs.read_config(run)
+    config = runfolder.read_config(run)
     arch = config["architecture"]
-    weights = runfs.load_weights_npz(runfs.checkpoint_path(run, "best"))
+    weights = runfolder.load_weights_npz(runfolder.checkpoint_path(run, "best"))
     # the config's vocabulary and the weights' shapes agree
     V, U, L = len(config["vocab"]), arch["units"], arch["layers"]
     assert arch["vocab_size"] == V and set(weights) == set(weight_names(L))
@@ -29,11 +29,11 @@ def test_shipped_run_loads_and_samples(name):
     text = generate(engine, "", 200, temperature=0.8, seed=7)[0]
     assert len(text) == 200 and set(text) <= set(config["vocab"])
     assert text == generate(engine, "", 200, temperature=0.8, seed=7)[0]
-    assert runfs.read_history(run) and runfs.read_samples(run)
+    assert runfolder.read_history(run) and runfolder.read_samples(run)
 
 
 def test_shipped_alice_is_the_posts_architecture():
-    arch = runfs.read_config(WEIGHTS / "alice")["architecture"]
+    arch = runfolder.read_config(WEIGHTS / "alice")["architecture"]
     assert (arch["layers"], arch["units"]) == (2, 512)
     shipped = [p for p in (WEIGHTS / "alice").rglob("*")
                if p.is_file() and "train_state" not in p.relative_to(WEIGHTS).as_posix()]  # resume state is not shipped
@@ -60,7 +60,7 @@ def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model()
     from charmodel.cells import batched_states, feature, rank_cells
 
     run = WEIGHTS / "alice"
-    text = runfs.split_text(run)[1][:5000]
+    text = runfolder.split_text(run)[1][:5000]
     states = batched_states(Engine.load(run), text)
     signal = feature("quote", text)
     full = rank_cells(states, signal)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.engine import Engine
 from charmodel.train import TrainListener, epoch_batches, streams, train
 
@@ -19,32 +19,32 @@ from .conftest import ROOT, TINY
 
 
 def optimizer_steps(run) -> int:
-    state = runfs.read_train_state(run)
+    state = runfolder.read_train_state(run)
     with h5py.File(run / state["keras_weights"], "r") as f:
         return int(f["optimizer/vars/0"][()])  # Adam's iteration counter
 
 
 def test_training_writes_a_complete_run_folder(trained_run):
-    config = runfs.read_config(trained_run)
+    config = runfolder.read_config(trained_run)
     assert config["architecture"] == {"layers": 1, "units": 16, "dropout": 0.0, "recurrent_dropout": 0.0,
                                       "embedding": 8, "vocab_size": len(config["vocab"])}
     assert len(config["corpus"]["sha256"]) == 64 and config["corpus"]["val_fraction"] == 0.1
-    history = runfs.read_history(trained_run)
+    history = runfolder.read_history(trained_run)
     assert [r["epoch"] for r in history] == [1, 2]
     assert all(r["val_bpc"] > 0 and r["chars_per_s"] > 0 for r in history)
-    assert sorted(runfs.read_samples(trained_run)) == [1, 2]
-    assert runfs.available_checkpoints(trained_run) == ["best", "latest", "1", "2"]
-    assert runfs.read_train_state(trained_run)["epoch"] == 2
-    for which in runfs.available_checkpoints(trained_run):
+    assert sorted(runfolder.read_samples(trained_run)) == [1, 2]
+    assert runfolder.available_checkpoints(trained_run) == ["best", "latest", "1", "2"]
+    assert runfolder.read_train_state(trained_run)["epoch"] == 2
+    for which in runfolder.available_checkpoints(trained_run):
         Engine.load(trained_run, which)
 
 
 def test_resume_continues_at_the_next_epoch_with_intact_history(trained_copy):
-    before = runfs.read_history(trained_copy)
+    before = runfolder.read_history(trained_copy)
     steps_before = optimizer_steps(trained_copy)
     history = train(trained_copy, resume=True, epochs=3)
     assert [r["epoch"] for r in history] == [1, 2, 3]
-    assert runfs.read_history(trained_copy) == history
+    assert runfolder.read_history(trained_copy) == history
     assert history[:2] == before
     # the optimizer state came back: Adam's step counter kept counting instead of restarting
     assert optimizer_steps(trained_copy) > steps_before * 1.4
@@ -53,15 +53,15 @@ def test_resume_continues_at_the_next_epoch_with_intact_history(trained_copy):
 
 def test_plateau_cuts_the_learning_rate_and_patience_stops_across_a_resume(trained_copy):
     # the fixture ran 2 epochs with the defaults: a constant learning rate
-    assert [r["lr"] for r in runfs.read_history(trained_copy)] == [0.002, 0.002]
+    assert [r["lr"] for r in runfolder.read_history(trained_copy)] == [0.002, 0.002]
     # pretend the best validation loss so far was perfect: no later epoch can improve on it
-    state = runfs.read_train_state(trained_copy)
-    runfs.atomic_write_json(trained_copy / "train_state.json", {**state, "best_val_loss": 0.0})
+    state = runfolder.read_train_state(trained_copy)
+    runfolder.atomic_write_json(trained_copy / "train_state.json", {**state, "best_val_loss": 0.0})
     history = train(trained_copy, resume=True, epochs=9, lr_plateau=0.1, patience=3)
-    assert runfs.read_config(trained_copy)["training"]["lr_plateau"] == 0.1
+    assert runfolder.read_config(trained_copy)["training"]["lr_plateau"] == 0.1
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]  # three epochs without progress, then stop
     assert [r["lr"] for r in history[2:]] == pytest.approx([0.002, 0.0002, 0.00002])
-    assert runfs.read_train_state(trained_copy)["lr"] == pytest.approx(0.000002)
+    assert runfolder.read_train_state(trained_copy)["lr"] == pytest.approx(0.000002)
 
 
 def test_resume_refuses_a_changed_architecture(trained_copy):
@@ -70,9 +70,9 @@ def test_resume_refuses_a_changed_architecture(trained_copy):
 
 
 def test_resume_of_an_older_run_refuses_a_setting_it_did_not_have(trained_copy):
-    config = runfs.read_config(trained_copy)
+    config = runfolder.read_config(trained_copy)
     del config["architecture"]["recurrent_dropout"], config["training"]["weight_decay"]  # as written before them
-    runfs.atomic_write_json(trained_copy / "config.json", config)
+    runfolder.atomic_write_json(trained_copy / "config.json", config)
     with pytest.raises(CharModelError, match="recurrent_dropout=0.0"):
         train(trained_copy, resume=True, epochs=3, recurrent_dropout=0.3)
     with pytest.raises(CharModelError, match="weight_decay=0.0"):
@@ -110,45 +110,45 @@ def test_listener_streams_batches_and_epochs_and_stop_ends_with_a_checkpoint(tmp
     assert [b[:2] for b in rec.batches] == [(1, i) for i in range(1, steps + 1)] + [(2, 1), (2, 2), (2, 3)]
     assert all(b[3] > 0 for b in rec.batches)
     assert [r["epoch"] for r, _ in rec.epochs] == [1, 2] and all(s for _, s in rec.epochs)
-    assert runfs.read_train_state(tmp_path / "r")["epoch"] == 2
+    assert runfolder.read_train_state(tmp_path / "r")["epoch"] == 2
     Engine.load(tmp_path / "r", "latest")
 
 
 def test_resume_continues_after_kill(tmp_path, small_corpus):
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "charmodel", "train", "--text", str(small_corpus), "--run", str(run),
+    cmd = [sys.executable, "-m", "charmodel", "train", "--text-file", str(small_corpus), "--run", str(run),
            "--layers", "1", "--units", "16", "--embedding", "8", "--seq-len", "20", "--batch-size", "8",
            "--epochs", "4", "--dropout", "0"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while runfs.read_train_state(run) is None or runfs.read_train_state(run)["epoch"] < 1:
+    while runfolder.read_train_state(run) is None or runfolder.read_train_state(run)["epoch"] < 1:
         assert time.time() < deadline and proc.poll() is None, "training never finished an epoch"
         time.sleep(0.02)
     time.sleep(0.3)  # somewhere in the middle of epoch 2 or its checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    state = runfs.read_train_state(run)
+    state = runfolder.read_train_state(run)
     assert state["epoch"] in (1, 2, 3)
     Engine.load(run, "latest")  # still loadable
-    assert [r["epoch"] for r in runfs.read_history(run)][: state["epoch"]] == list(range(1, state["epoch"] + 1))
+    assert [r["epoch"] for r in runfolder.read_history(run)][: state["epoch"]] == list(range(1, state["epoch"] + 1))
 
     done = subprocess.run(cmd[:8] + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert [r["epoch"] for r in runfs.read_history(run)] == [1, 2, 3, 4]
-    assert runfs.read_train_state(run)["epoch"] == 4
+    assert [r["epoch"] for r in runfolder.read_history(run)] == [1, 2, 3, 4]
+    assert runfolder.read_train_state(run)["epoch"] == 4
     assert not list(run.rglob("*.tmp")) and not list(run.glob("train_state/tmp-*"))
     assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 4
 
 
 def test_kept_epochs_can_live_beside_the_run(trained_copy):
     (trained_copy / "checkpoints").rename(trained_copy.parent / f"{trained_copy.name}.checkpoints")
-    assert runfs.available_checkpoints(trained_copy) == ["best", "latest", "1", "2"]
-    assert runfs.checkpoint_path(trained_copy, "2").parent.name == f"{trained_copy.name}.checkpoints"
+    assert runfolder.available_checkpoints(trained_copy) == ["best", "latest", "1", "2"]
+    assert runfolder.checkpoint_path(trained_copy, "2").parent.name == f"{trained_copy.name}.checkpoints"
     Engine.load(trained_copy, "2")
     with pytest.raises(CharModelError, match="not best, latest or an epoch"):
-        runfs.checkpoint_path(trained_copy, "../../etc")
+        runfolder.checkpoint_path(trained_copy, "../../etc")
 
 
 def test_streams_continue_each_other_row_by_row():
@@ -178,13 +178,13 @@ def test_a_run_can_start_from_another_runs_weights_with_carried_state(trained_ru
     corpus = trained_run.parent / "small.txt"
     history = train(tmp_path / "warm", corpus, **{**TINY, "epochs": 1, "lr": 1e-9},
                     init_from=str(trained_run), carry_state=True)
-    config = runfs.read_config(tmp_path / "warm")
+    config = runfolder.read_config(tmp_path / "warm")
     assert config["training"]["init_from"] == str(trained_run) and config["training"]["carry_state"] is True
     # a learning rate of 1e-9 leaves the starting weights as they were
-    start, after = (runfs.load_weights_npz(runfs.checkpoint_path(r, "best")) for r in (trained_run, tmp_path / "warm"))
+    start, after = (runfolder.load_weights_npz(runfolder.checkpoint_path(r, "best")) for r in (trained_run, tmp_path / "warm"))
     for name in start:
         np.testing.assert_allclose(after[name], start[name], atol=1e-3)
-    assert history[0]["val_loss"] < runfs.read_history(trained_run)[0]["val_loss"]
+    assert history[0]["val_loss"] < runfolder.read_history(trained_run)[0]["val_loss"]
 
 
 def test_starting_from_a_run_of_another_shape_is_refused_before_anything_is_written(trained_run, tmp_path):
@@ -209,8 +209,8 @@ def test_weight_decay_is_recorded_and_pulls_the_weights_towards_zero(trained_run
     for wd in (0.0, 0.5):
         run = tmp_path / f"wd{wd}"
         train(run, corpus, **{**TINY, "epochs": 1}, init_from=str(trained_run), weight_decay=wd)
-        assert runfs.read_config(run)["training"]["weight_decay"] == wd
-        weights = runfs.load_weights_npz(runfs.checkpoint_path(run, "latest"))
+        assert runfolder.read_config(run)["training"]["weight_decay"] == wd
+        weights = runfolder.load_weights_npz(runfolder.checkpoint_path(run, "latest"))
         norms[wd] = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in weights.values())
     # same start, seed and batches: only the decay differs
     assert norms[0.5] < norms[0.0]
@@ -229,6 +229,6 @@ def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, 
         np.testing.assert_allclose(np.asarray(model(ids)), np.asarray(model(ids)))  # none at inference
     run = tmp_path / "rd"
     train(run, trained_run.parent / "small.txt", **{**TINY, "epochs": 1}, recurrent_dropout=0.25)
-    assert runfs.read_config(run)["architecture"]["recurrent_dropout"] == 0.25
+    assert runfolder.read_config(run)["architecture"]["recurrent_dropout"] == 0.25
     with pytest.raises(CharModelError, match="recurrent_dropout=0.25"):
         train(run, resume=True, epochs=2, recurrent_dropout=0.0)

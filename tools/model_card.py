@@ -15,7 +15,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from charmodel import run as runfs
+from charmodel import runfolder
 from charmodel.charts import epoch_frame
 from charmodel.cells import batched_states, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char
@@ -31,17 +31,17 @@ def main():
     p.add_argument("--highlights-only", action="store_true", help="only measure and write RUN/highlights.json")
     args = p.parse_args()
     run = Path(args.run)
-    config = runfs.read_config(run)
-    checkpoint = runfs.default_checkpoint(run)
-    best = headline(Engine.load(run, checkpoint), runfs.split_text(run, config)[1])
-    runfs.write_highlights(run, checkpoint, best)
+    config = runfolder.read_config(run)
+    checkpoint = runfolder.default_checkpoint(run)
+    best = headline(Engine.load(run, checkpoint), runfolder.split_text(run, config)[1])
+    runfolder.write_highlights(run, checkpoint, best)
     print(f"headline cell ({checkpoint} checkpoint, validation text, {best['description']}): layer {best['layer']} "
           f"{best['kind']} cell {best['cell']}, {best['metric']} {best['score']:.3f}\n")
     if args.highlights_only:
         return
-    history = pd.DataFrame(runfs.read_history(run))
+    history = pd.DataFrame(runfolder.read_history(run))
 
-    long = epoch_frame(runfs.read_history(run), "train (with dropout)", "validation (chunked)")
+    long = epoch_frame(runfolder.read_history(run), "train (with dropout)", "validation (chunked)")
     chart = (alt.Chart(long, width=560, height=300, title=f"{run.name}: loss per epoch")
              .mark_line(point=True)
              .encode(x="epoch:Q", y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
@@ -56,7 +56,7 @@ def main():
 
     result = evaluate(run, checkpoint=checkpoint)
     engine = Engine.load(run, checkpoint)
-    train_text, val_text = runfs.split_text(run, config)
+    train_text, val_text = runfolder.split_text(run, config)
     train_bpc = bits_per_char(engine, train_text)
     print(f"\n## Evaluation ({checkpoint} checkpoint, stateful)\n")
     print("| | bits per character |\n|---|---|")

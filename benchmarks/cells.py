@@ -24,11 +24,11 @@ import time, sys
 t0 = time.perf_counter()
 from charmodel import runfolder
 from charmodel.engine import Engine
-from charmodel.cells import batched_states, feature, rank_cells
+from charmodel.cells import batched_activations, feature, rank_cells
 run = sys.argv[1]
 engine = Engine.load(run, runfolder.default_checkpoint(run))
 text = runfolder.split_text(run)[1]
-states = batched_states(engine, text)
+states = batched_activations(engine, text)
 t1 = time.perf_counter()
 ranked = rank_cells(states, feature("quote", text))
 t2 = time.perf_counter()
@@ -54,15 +54,15 @@ def main():
     print(f"  of which states {statistics.median(states_s):.2f} s, ranking {statistics.median(rank_s):.2f} s")
 
     from charmodel import runfolder
-    from charmodel.cells import batched_states, feature, rank_cells
+    from charmodel.cells import batched_activations, feature, rank_cells
     from charmodel.engine import Engine, inspect
 
     engine = Engine.load(args.run, runfolder.default_checkpoint(args.run))
     text = runfolder.split_text(args.run)[1]
     t0 = time.perf_counter()
-    exact = inspect(engine, text, record=("h", "c")).states
+    exact = inspect(engine, text, record=("h", "c")).activations
     exact_s = time.perf_counter() - t0
-    batched = batched_states(engine, text)
+    batched = batched_activations(engine, text)
     print(f"exact sequential pass (inspect): {exact_s:.2f} s")
     for key in sorted(exact):
         d = np.abs(batched[key] - exact[key])

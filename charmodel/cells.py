@@ -157,7 +157,7 @@ def regex_signal(pattern: str, text: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- states, fast
 
-def batched_states(engine: Engine, text: str, kinds=("h", "c"), layers=None, piece: int = 700,
+def batched_activations(engine: Engine, text: str, kinds=("h", "c"), layers=None, piece: int = 700,
                    warmup: int = 300, group: int = 32, dtype=np.float32, progress=None) -> dict:
     """States of a long text, computed as batches of independent pieces.
 
@@ -278,10 +278,10 @@ def headline(engine: Engine, text: str, states: dict | None = None) -> dict:
 
     The one answer Home, Visualise and the model card show; `run.write_highlights` stores it.
     Returns the ranking's entry (layer counted from 1, kind, cell, score, direction, metric) plus
-    the hypothesis's name and description. `states`: batched_states(engine, text), if at hand.
+    the hypothesis's name and description. `states`: batched_activations(engine, text), if at hand.
     """
     name = first_varying_feature(text)
-    states = batched_states(engine, text) if states is None else states
+    states = batched_activations(engine, text) if states is None else states
     best = rank_cells(states, feature(name, text), top=1)[0]
     return {**best, "feature": name, "description": FEATURES[name][0]}
 

@@ -239,7 +239,7 @@ def _text_of(args, engine) -> str:
 
 
 def _cells(args) -> int:
-    from .cells import FEATURES, batched_states, rank_cells, signal_for
+    from .cells import FEATURES, batched_activations, rank_cells, signal_for
 
     if args.feature == "list":
         for name, (description, _) in FEATURES.items():
@@ -253,7 +253,7 @@ def _cells(args) -> int:
     if signal.dtype == bool and not 0 < signal.sum() < len(signal):
         raise CharModelError(f"the signal is constant over these {len(text)} characters (all 0 or all 1); "
                              "pick a longer or different text, or another hypothesis.")
-    ranked = rank_cells(batched_states(engine, text), signal, args.top)
+    ranked = rank_cells(batched_activations(engine, text), signal, args.top)
     if args.json:
         print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score", "direction")} for d in ranked]))
         return 0
@@ -278,7 +278,7 @@ def _lstmvis(args) -> int:
     import numpy as np
 
     from .atlas import export_lstmvis, export_size
-    from .cells import batched_states
+    from .cells import batched_activations
 
     engine = _engine(args)
     layers = [int(v) for v in _csv(args.layers, "--layers", list(range(1, engine.layers + 1)))] if args.layers \
@@ -286,7 +286,7 @@ def _lstmvis(args) -> int:
     kinds = _csv(args.kinds, "--kinds", ["h", "c"])
     text = _text_of(args, engine)
     engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
-    states = batched_states(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
+    states = batched_activations(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
     files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)
     size = export_size(len(text), engine.units, len(states), args.unsigned)
     print(f"wrote {', '.join(f.name for f in files)} to {args.out} ({len(text)} characters, "

@@ -1,4 +1,4 @@
-"""The NumPy engine: Keras' LSTM math, stateful, with every internal state exposed.
+"""The NumPy engine: Keras' LSTM math, stateful, with every internal value exposed.
 
 Keras stores an LSTM's gates in the order i, f, g (candidate), o. One step is
 
@@ -57,14 +57,14 @@ def weight_names(layers: int) -> list[str]:
 
 
 @dataclass
-class State:
-    """Per-layer (h, c), each (B, units). Carry it between calls to stay stateful."""
+class Carry:
+    """The carry: per-layer (h, c), each (B, units). Pass it from call to call to continue a text."""
 
     h: list
     c: list
 
-    def copy(self) -> "State":
-        return State([x.copy() for x in self.h], [x.copy() for x in self.c])
+    def copy(self) -> "Carry":
+        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c])
 
 
 class Engine:
@@ -113,14 +113,14 @@ class Engine:
             )
         return engine
 
-    def zero_state(self, batch: int = 1) -> State:
+    def zero_carry(self, batch: int = 1) -> Carry:
         z = lambda: np.zeros((batch, self.units), np.float32)
-        return State([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
+        return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
 
     # ------------------------------------------------------------ one step (sampling)
 
-    def step(self, ids: np.ndarray, state: State, clamp=None) -> np.ndarray:
-        """Feed one character per row; update `state` in place; return logits (B, V).
+    def step(self, ids: np.ndarray, carry: Carry, clamp=None) -> np.ndarray:
+        """Feed one character per row; update `carry` in place; return logits (B, V).
 
         clamp: optional (layer, kind, cell, value) with kind "h" or "c": that cell is held at
         `value` at every step, an intervention to see what the cell does to the output.
@@ -128,7 +128,7 @@ class Engine:
         U = self.units
         x = None
         for l in range(self.layers):
-            h, c = state.h[l], state.c[l]
+            h, c = carry.h[l], carry.c[l]
             z = h @ self.R[l]
             z += self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]
             a = np.tanh(z, out=z)  # (B, 4U): i, f, o as tanh(x/2); g as tanh(x)
@@ -148,12 +148,12 @@ class Engine:
 
     # ------------------------------------------------------------ whole sequences (inspection)
 
-    def forward(self, ids: np.ndarray, state: State | None = None, record=("h",), layers=None, dtype=np.float32,
+    def forward(self, ids: np.ndarray, carry: Carry | None = None, record=("h",), layers=None, dtype=np.float32,
                 progress=None):
         """Run (B, T) ids through the model, layer by layer.
 
-        Returns (logits (B, T, V), records, state) where records[(layer, kind)] is (B, T, units)
-        of `dtype` for every kind in `record` and every layer in `layers` (default: all). `state`
+        Returns (logits (B, T, V), records, carry) where records[(layer, kind)] is (B, T, units)
+        of `dtype` for every kind in `record` and every layer in `layers` (default: all). `carry`
         is carried: pass the returned one to the next call to continue the same text.
         Memory: the input projection is made BLOCK steps at a time, so besides the records the
         pass holds one layer's outputs, (T, B, units) float32, not (T, B, 4 x units).
@@ -162,7 +162,7 @@ class Engine:
         ids = np.asarray(ids)
         B, T = ids.shape
         U = self.units
-        state = state.copy() if state is not None else self.zero_state(B)
+        carry = carry.copy() if carry is not None else self.zero_carry(B)
         layers = range(self.layers) if layers is None else layers
         records = {}
         x = None  # (T, B, U): time-major, so each step reads and writes one contiguous block
@@ -171,7 +171,7 @@ class Engine:
             want = [k for k in record if l in layers]
             H = np.empty((T, B, U), np.float32)
             rec = {k: np.empty((T, B, U), dtype) for k in want if k != "h"}
-            h, c = state.h[l].copy(), state.c[l].copy()
+            h, c = carry.h[l].copy(), carry.c[l].copy()
             R = self.R[l]
             z = np.empty((B, 4 * U), np.float32)
             for t0 in range(0, T, BLOCK):
@@ -193,14 +193,14 @@ class Engine:
                         arr[t] = c if k == "c" else a[:, gate_at[k]]
                 if progress is not None:
                     progress((l * T + t0 + len(zin)) / (self.layers * T))
-            state.h[l], state.c[l] = h.copy(), c
+            carry.h[l], carry.c[l] = h.copy(), c
             if "h" in want:
                 records[(l, "h")] = (H if dtype == np.float32 else H.astype(dtype)).transpose(1, 0, 2)
             for k, v in rec.items():
                 records[(l, k)] = v.transpose(1, 0, 2)
             x = H
         logits = (x @ self.Wd + self.bd).transpose(1, 0, 2)  # (B, T, V)
-        return logits, records, state
+        return logits, records, carry
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -218,31 +218,31 @@ class Inspection:
     """Everything the model did over one text. Arrays are indexed by character position t."""
 
     text: str
-    states: dict = field(default_factory=dict)  # (layer, kind) -> (T, units)
+    activations: dict = field(default_factory=dict)  # (layer, kind) -> (T, units)
     top_ids: np.ndarray = None  # (T, k) most likely next characters after position t
     top_probs: np.ndarray = None  # (T, k)
     surprisal_bits: np.ndarray = None  # (T,) -log2 p(text[t] | text[:t]); NaN at t = 0
     prob: np.ndarray = None  # (T,) p(text[t] | text[:t]); NaN at t = 0
 
     def values(self, layer: int, kind: str) -> np.ndarray:
-        return self.states[(layer, kind)]
+        return self.activations[(layer, kind)]
 
 
 def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5, chunk_len: int = 2000,
                  dtype=np.float32):
-    """Yield (start, Inspection) chunk by chunk, carrying state: memory stays bounded for long texts.
+    """Yield (start, Inspection) chunk by chunk, passing the carry on: memory stays bounded for long texts.
     Recorded activations are of `dtype` (float16 halves a cache's memory)."""
     ids = engine.vocab.encode(text, "text")
-    state = engine.zero_state(1)
+    carry = engine.zero_carry(1)
     prev_logp = None  # log-probs after the last character of the previous chunk
     for start in range(0, len(ids), chunk_len):
         chunk = ids[start : start + chunk_len]
-        logits, records, state = engine.forward(chunk[None, :], state, record, layers, dtype)
+        logits, records, carry = engine.forward(chunk[None, :], carry, record, layers, dtype)
         logp = log_softmax(logits[0].astype(np.float64))  # (T, V): next-char log-probs after each t
         k = min(top_k, logp.shape[1])
         top = np.argsort(-logp, axis=1)[:, :k]
         out = Inspection(text[start : start + len(chunk)])
-        out.states = {key: v[0] for key, v in records.items()}
+        out.activations = {key: v[0] for key, v in records.items()}
         out.top_ids = top
         out.top_probs = np.exp(np.take_along_axis(logp, top, axis=1))
         # surprisal of character t uses the prediction made at t - 1
@@ -263,7 +263,7 @@ def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5
     out = Inspection(text)
     if not parts:
         return out
-    out.states = {key: np.concatenate([p.states[key] for p in parts]) for key in parts[0].states}
+    out.activations = {key: np.concatenate([p.activations[key] for p in parts]) for key in parts[0].activations}
     out.top_ids = np.concatenate([p.top_ids for p in parts])
     out.top_probs = np.concatenate([p.top_probs for p in parts])
     out.surprisal_bits = np.concatenate([p.surprisal_bits for p in parts])
@@ -272,7 +272,7 @@ def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5
 
 
 def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000, progress=None) -> float:
-    """Stateful bits per character: zero state at the first character, carried to the end.
+    """Stateful bits per character: zero carry at the first character, carried to the end.
 
     The first character has no prediction, so the mean is over characters 2..T.
     progress: optional callable, given the number of characters done after each chunk.

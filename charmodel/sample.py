@@ -61,15 +61,15 @@ def generate(
     rng = np.random.default_rng(seed)
 
     # Feed all but the last prime character as a sequence; the last one starts the loop.
-    state = engine.zero_state(samples)
+    carry = engine.zero_carry(samples)
     if len(ids) > 1:
-        _, _, state = engine.forward(np.repeat(ids[None, :-1], samples, axis=0), state, record=())
+        _, _, carry = engine.forward(np.repeat(ids[None, :-1], samples, axis=0), carry, record=())
     x = np.full(samples, ids[-1], dtype=np.intp)
     out = np.empty((samples, length), dtype=np.intp)
     chosen_p = np.empty((samples, length), dtype=np.float64) if return_probs else None
     rows = np.arange(samples)
     for t in range(length):
-        logits = engine.step(x, state, clamp).astype(np.float64)  # (B, V)
+        logits = engine.step(x, carry, clamp).astype(np.float64)  # (B, V)
         if temperature == 0:
             x = logits.argmax(axis=1)
         else:

@@ -17,7 +17,7 @@ from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (cell_states, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
+from pages.common import (cell_activations, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
                           selected_run, sidebar, split_text, style)
 
 name, checkpoint = selected_run()
@@ -70,8 +70,8 @@ def search_states(layer: int, kind: str):
     scope = st.radio("Search in", ["validation text (fast)", "whole corpus (a scan of a minute or so, once)"],
                      horizontal=True, key="atlas_scope")
     if scope.startswith("validation"):
-        return val_text, cell_states(name, checkpoint, val_text)[(layer - 1, kind)]  # the ranking's own cache
-    return corpus, cell_states(name, checkpoint, corpus, kinds=(kind,), layers=(layer - 1,))[(layer - 1, kind)]
+        return val_text, cell_activations(name, checkpoint, val_text)[(layer - 1, kind)]  # the ranking's own cache
+    return corpus, cell_activations(name, checkpoint, corpus, kinds=(kind,), layers=(layer - 1,))[(layer - 1, kind)]
 
 
 def rank():
@@ -102,7 +102,7 @@ def rank():
         if signal.dtype == bool and not 0 < signal.sum() < len(signal):  # before the slow part
             raise CharModelError("the signal is constant over this text (all 0 or all 1); "
                                  "pick a longer or different text, or another hypothesis.")
-        states = cell_states(name, checkpoint, text)
+        states = cell_activations(name, checkpoint, text)
         ranked = ranking(name, checkpoint, text, feature, regex, states)[:top]
     except CharModelError as e:
         st.error(str(e), icon=":material/warning:")
@@ -238,7 +238,7 @@ def export():
         old = st.session_state.pop("export_zip", None)
         if old:
             Path(old).unlink(missing_ok=True)
-        states = cell_states(name, checkpoint, val_text)
+        states = cell_activations(name, checkpoint, val_text)
         chosen = {(l - 1, k): states[(l - 1, k)] for l in layers for k in kinds}
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)

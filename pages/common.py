@@ -102,14 +102,14 @@ def _frozen(states: dict) -> dict:
 def _activations(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: tuple = KINDS, layers=None):
     """The recorded kinds of the given layers (default: all) for `text`, and the model's guesses."""
     ins = inspect(_engine(run_dir, checkpoint, stamp), text, record=kinds, layers=layers, dtype=np.float16)
-    ins.states = _frozen(ins.states)
+    ins.activations = _frozen(ins.activations)
     return ins
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _checkpoint_values(run_dir: str, checkpoint: str, stamp: float, text: str, layer: int, kind: str) -> np.ndarray:
     engine = Engine.load(run_dir, checkpoint)  # not kept: one per kept epoch would cost 13 MB each for Alice
-    states = inspect(engine, text, record=(kind,), layers=(layer,), dtype=np.float16).states
+    states = inspect(engine, text, record=(kind,), layers=(layer,), dtype=np.float16).activations
     return _frozen(states)[(layer, kind)]
 
 
@@ -240,15 +240,15 @@ def _cell_store() -> SharedLRU:
     return SharedLRU(size=4)
 
 
-def _cell_states_key(run, checkpoint, text, kinds, layers) -> tuple:
+def _cell_activations_key(run, checkpoint, text, kinds, layers) -> tuple:
     return (*_key(run, checkpoint), text, tuple(kinds), None if layers is None else tuple(layers))
 
 
-def _compute_cell_states(key: tuple, progress=None) -> dict:
-    from charmodel.cells import batched_states
+def _compute_cell_activations(key: tuple, progress=None) -> dict:
+    from charmodel.cells import batched_activations
 
     run_dir, checkpoint, stamp, text, kinds, layers = key
-    states = _frozen(batched_states(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
+    states = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
                                     dtype=np.float16, progress=progress))
     _return_free_memory()
     return states
@@ -265,10 +265,10 @@ def _return_free_memory() -> None:
         pass
 
 
-def cell_states(run: str, checkpoint: str, text: str, kinds=("h", "c"), layers=None) -> dict:
+def cell_activations(run: str, checkpoint: str, text: str, kinds=("h", "c"), layers=None) -> dict:
     """h and c (or `kinds`) of every layer (or `layers`, from 0) over a long text, batched, float16;
     shared by every session, per (run, checkpoint file version, text), with a progress bar."""
-    key = _cell_states_key(run, checkpoint, text, kinds, layers)
+    key = _cell_activations_key(run, checkpoint, text, kinds, layers)
 
     def compute():
         bar = st.progress(0.0)
@@ -277,21 +277,21 @@ def cell_states(run: str, checkpoint: str, text: str, kinds=("h", "c"), layers=N
             bar.progress(min(done, 1.0), text=f"Computing the activations of every cell over {len(text):,} "
                                               f"characters: {done:.0%}")
 
-        states = _compute_cell_states(key, progress)
+        states = _compute_cell_activations(key, progress)
         bar.empty()
         return states
 
     return _cell_store().get(key, compute)
 
 
-def prefetch_cell_states(run: str, checkpoint: str, text: str) -> None:
-    """Start computing cell_states(run, checkpoint, text) in a background thread, unless it is
+def prefetch_cell_activations(run: str, checkpoint: str, text: str) -> None:
+    """Start computing cell_activations(run, checkpoint, text) in a background thread, unless it is
     stored or under way. Home calls it for the validation text, so that Cells, which ranks over it,
     opens without the wait; a page that asks meanwhile waits for this computation, never repeats it."""
-    key = _cell_states_key(run, checkpoint, text, ("h", "c"), None)
+    key = _cell_activations_key(run, checkpoint, text, ("h", "c"), None)
     store = _cell_store()
     if not store.known(key):
-        threading.Thread(target=store.get, args=(key, lambda: _compute_cell_states(key)), daemon=True,
+        threading.Thread(target=store.get, args=(key, lambda: _compute_cell_activations(key)), daemon=True,
                          name=f"prefetch-{run}").start()
 
 
@@ -305,7 +305,7 @@ def _ranking(run_dir: str, checkpoint: str, stamp: float, text: str, feature: st
 
 def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: str | None, states: dict) -> list[dict]:
     """Every cell ranked against a hypothesis, best first; cached, so another session (or a rerun)
-    does not rank again. `states` must be `cell_states(run, checkpoint, text)`."""
+    does not rank again. `states` must be `cell_activations(run, checkpoint, text)`."""
     return _ranking(*_key(run, checkpoint), text, feature, regex, _states=states)
 
 
@@ -323,7 +323,7 @@ def headline(run: str, checkpoint: str) -> dict:
     if stored is not None:
         return stored
     text = split_text(run)[1]
-    return _measured_headline(*_key(run, checkpoint), text, _states=cell_states(run, checkpoint, text))
+    return _measured_headline(*_key(run, checkpoint), text, _states=cell_activations(run, checkpoint, text))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -6,7 +6,7 @@ import streamlit as st
 from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
 from charmodel.render import coloured_text, display_values, legend
-from pages.common import (generated, headline, layer_values, load_engine, prefetch_cell_states, selected_run, sidebar,
+from pages.common import (generated, headline, layer_values, load_engine, prefetch_cell_activations, selected_run, sidebar,
                           split_text, style)
 
 PASSAGE = 700  # characters of the coloured passage
@@ -53,4 +53,4 @@ with right:
             coloured_text(text, values, lo, hi))
     st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                  query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})
-prefetch_cell_states(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens
+prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

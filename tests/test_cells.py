@@ -9,7 +9,7 @@ import pytest
 from charmodel import CharModelError
 from charmodel.atlas import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
                              top_contexts)
-from charmodel.cells import (FEATURES, after_quotation, auc_columns, batched_states, feature, inside_parentheses,
+from charmodel.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
                              inside_quotation, line_position, rank_cells, regex_signal, sentence_end_coming,
                              word_end, word_start)
 from charmodel.engine import Engine, inspect
@@ -95,12 +95,12 @@ def test_batched_states_match_the_exact_pass(random_run, small_text):
     engine = Engine.load(random_run)
     text = small_text[:2500]
     exact = inspect(engine, text, record=("h", "c"))
-    batched = batched_states(engine, text, piece=200, warmup=150, group=3)
+    batched = batched_activations(engine, text, piece=200, warmup=150, group=3)
     assert batched[(0, "h")].shape == (2500, 24)
     # the first row is exact; later rows converge after their warm-up
     for key in batched:
-        assert np.abs(batched[key][:350] - exact.states[key][:350]).max() < 1e-5
-        assert np.abs(batched[key] - exact.states[key]).max() < 0.05, key
+        assert np.abs(batched[key][:350] - exact.activations[key][:350]).max() < 1e-5
+        assert np.abs(batched[key] - exact.activations[key]).max() < 0.05, key
 
 
 def test_select_and_match_finds_cells_on_through_a_span_and_other_places():
@@ -147,7 +147,7 @@ def test_clamping_a_cell_changes_generation(random_run):
 def test_lstmvis_export_writes_its_four_files(tmp_path, random_run, small_text):
     engine = Engine.load(random_run)
     text = small_text[:300]
-    states = batched_states(engine, text)
+    states = batched_activations(engine, text)
     files = export_lstmvis(tmp_path / "lv", text, engine.vocab.chars, states, name="alice")
     assert [f.name for f in files] == ["states.h5", "train.h5", "words.dict", "lstm.yml"]
     with h5py.File(files[0]) as f:
@@ -199,7 +199,7 @@ def test_clamping_a_cell_state_holds_c_and_changes_the_text(random_run):
     free = generate(engine, "Alice ", 200, 0.0, seed=1)[0]
     held = generate(engine, "Alice ", 200, 0.0, seed=1, clamp=(0, "c", 3, 5.0))[0]
     assert held != free
-    state = engine.zero_state(1)
+    carry = engine.zero_carry(1)
     for ch in "Alice was":
-        engine.step(engine.vocab.encode(ch)[:1], state, clamp=(0, "c", 3, 5.0))
-        assert state.c[0][0, 3] == 5.0 and state.h[0][0, 3] != 0
+        engine.step(engine.vocab.encode(ch)[:1], carry, clamp=(0, "c", 3, 5.0))
+        assert carry.c[0][0, 3] == 5.0 and carry.h[0][0, 3] != 0

@@ -132,7 +132,7 @@ def test_every_engine_loop_runs_with_one_blas_thread(random_run, monkeypatch):
 
     from threadpoolctl import threadpool_limits
 
-    from charmodel.cells import batched_states, feature, rank_cells
+    from charmodel.cells import batched_activations, feature, rank_cells
     from charmodel.sample import generate
 
     threadpool_limits(2, "blas")  # as NumPy starts on a 2-core machine
@@ -154,7 +154,7 @@ def test_every_engine_loop_runs_with_one_blas_thread(random_run, monkeypatch):
         "clamp": lambda: generate(engine, "Alice ", 20, 0.8, seed=1, clamp=(0, "c", 3, 1.0)),
         "inspect": lambda: inspect(engine, text),
         "bits_per_char": lambda: bits_per_char(engine, text),
-        "rank": lambda: rank_cells(batched_states(engine, text * 20, piece=100, warmup=50),
+        "rank": lambda: rank_cells(batched_activations(engine, text * 20, piece=100, warmup=50),
                                    feature("word_start", text * 20)),
     }
     found = {}

@@ -12,14 +12,14 @@ sys.modules["keras"] = None
 from charmodel.engine import Engine, inspect
 from charmodel.sample import generate
 from charmodel.evaluate import evaluate
-from charmodel.cells import batched_states, feature, rank_cells
+from charmodel.cells import batched_activations, feature, rank_cells
 from charmodel import atlas, charts, render, jobs
 run = sys.argv[1]
 e = Engine.load(run)
 print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")
 print(inspect(e, "Alice was here").values(1, "f").shape)
 print(evaluate(run)["bpc"] > 0)
-print(len(rank_cells(batched_states(e, "Alice was here, `she said.'"), feature("quote", "Alice was here, `she said.'"))))
+print(len(rank_cells(batched_activations(e, "Alice was here, `she said.'"), feature("quote", "Alice was here, `she said.'"))))
 from charmodel.cli import main
 main(["generate", "--run", run, "--length", "20"])
 """

@@ -57,11 +57,11 @@ def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model()
     """The app caches activations as float16. Over 5,000 characters of Alice's validation text,
     no cell's AUC moves by more than 0.005 (saturated cells, whose values near +-1 round to
     few float16 levels, move most) and the ten best cells keep their order."""
-    from charmodel.cells import batched_states, feature, rank_cells
+    from charmodel.cells import batched_activations, feature, rank_cells
 
     run = WEIGHTS / "alice"
     text = runfolder.split_text(run)[1][:5000]
-    states = batched_states(Engine.load(run), text)
+    states = batched_activations(Engine.load(run), text)
     signal = feature("quote", text)
     full = rank_cells(states, signal)
     half = rank_cells({k: v.astype(np.float16) for k, v in states.items()}, signal)

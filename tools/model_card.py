@@ -17,7 +17,7 @@ import pandas as pd
 
 from charmodel import runfolder
 from charmodel.charts import epoch_frame
-from charmodel.cells import batched_states, feature, headline, rank_cells
+from charmodel.cells import batched_activations, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char
 from charmodel.evaluate import evaluate
 from charmodel.sample import generate
@@ -71,7 +71,7 @@ def main():
         print(f"temperature {temperature}:\n\n```\n{args.prime}{text}\n```\n")
 
     print("## Interpretable cells (validation text)\n")
-    states = batched_states(engine, val_text)
+    states = batched_activations(engine, val_text)
     print("| hypothesis | best cell | score |\n|---|---|---|")
     for name in ("quote", "after_quote", "word_start", "word_end", "line_position", "parens", "sentence_end"):
         signal = feature(name, val_text)

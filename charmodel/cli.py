@@ -131,12 +131,13 @@ def main(argv=None) -> int:
 
 def _train(args) -> int:
     from .settings import from_args
-    from .train import train
+    from .train import ConsoleListener, train
 
     settings = from_args(args)
     if args.max_mb <= 0:
         raise CharModelError(f"--max-mb must be positive, not {args.max_mb}.")
-    train(args.run, _text_file(args), resume=args.resume, progress=True, max_bytes=int(args.max_mb * 2**20), **settings)
+    train(args.run, _text_file(args), resume=args.resume, listener=ConsoleListener(),
+          max_bytes=int(args.max_mb * 2**20), **settings)
     return 0
 
 

@@ -105,14 +105,42 @@ def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_
 # ---------------------------------------------------------------- callbacks
 
 class TrainListener:
-    """Subclass (or pass functions to `train`) to follow training from a UI."""
+    """Follow training: the app's job, the console and tests subclass it. Every hook is optional."""
+
+    def on_epoch_start(self, epoch: int, epochs: int, lr: float, steps: int): ...
 
     def on_batch(self, epoch: int, batch: int, steps: int, loss: float, chars_per_s: float): ...
 
     def on_epoch(self, row: dict, sample: str): ...
 
+    def on_early_stop(self, stale: int): ...
 
-def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[float, float, int]:
+
+class ConsoleListener(TrainListener):
+    """The command line's view: a progress bar per epoch on stderr, one summary line per epoch."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_epoch_start(self, epoch, epochs, lr, steps):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs} (lr {lr:.3g})", unit="batch", leave=False)
+
+    def on_batch(self, epoch, batch, steps, loss, chars_per_s):
+        self.bar.set_postfix(loss=f"{loss:.4f}", chars_per_s=f"{chars_per_s:,.0f}", refresh=False)
+        self.bar.update(1)
+
+    def on_epoch(self, row, sample):
+        self.bar.close()
+        print(f"epoch {row['epoch']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f} "
+              f"({row['val_bpc']:.3f} bpc), {row['chars_per_s']:.0f} chars/s, {row['wall_s']:.1f} s", flush=True)
+
+    def on_early_stop(self, stale):
+        print(f"no better validation loss for {stale} epochs; stopping early.", flush=True)
+
+
+def _run_epoch(model, x, y, batch_size, epoch, listener, stop) -> tuple[float, float, int]:
     """One pass over (x, y) with `train_on_batch`: (mean batch loss, seconds, batches done).
 
     A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
@@ -130,8 +158,6 @@ def _run_epoch(model, x, y, batch_size, epoch, listener, stop, bar) -> tuple[flo
                                                  y[b * batch_size : (b + 1) * batch_size])))
         seconds = time.perf_counter() - t0
         cps = (b + 1) * chars / max(seconds, 1e-9)
-        if bar:
-            bar.update(b + 1, [("loss", round(losses[-1], 4)), ("chars/s", int(cps))])
         listener.on_batch(epoch, b + 1, steps, losses[-1], cps)
         if stop.is_set():
             break
@@ -160,7 +186,6 @@ def train(
     resume: bool = False,
     listener: TrainListener | None = None,
     stop: threading.Event | None = None,
-    progress: bool = False,
     max_bytes: int = MAX_BYTES,
     corpus_name: str | None = None,
     **settings,
@@ -171,9 +196,14 @@ def train(
     corpus_name: what config.json records as the corpus (default: text_path), for an upload.
     """
     run = Path(run)
-    listener = listener or TrainListener()
-    stop = stop or threading.Event()
+    config, s, start, state, train_text, val_text = _set_up(run, text_path, resume, settings, max_bytes, corpus_name)
+    model = _build(run, config, s, start, state)
+    return _epochs(run, model, config, s, start, state, train_text, val_text, listener or TrainListener(),
+                   stop or threading.Event())
 
+
+def _set_up(run, text_path, resume, settings, max_bytes, corpus_name):
+    """Checked settings and texts; a new run's folder, corpus copy and config are written here."""
     if resume:
         config, s, start, state = _resume_settings(run, text_path, settings)
         text = runfolder.corpus_text(run, config)
@@ -184,16 +214,19 @@ def train(
         shutil.copyfile(text_path, run / "corpus.txt")
         runfolder.atomic_write_json(run / runfolder.CONFIG, config)
         start, state = 0, {"epoch": 0, "best_val_loss": None, "best_epoch": None}
+    return config, s, start, state, train_text, val_text
 
+
+def _build(run, config, s, start, state):
+    """The compiled Keras model, with the resumed epoch's weights and optimizer, or a start run's."""
     import keras  # TensorFlow is imported only here, when training starts
 
     from . import model as kmodel
 
-    vocab = runfolder.vocab_of(config)
     arch = config["architecture"]
     keras.utils.set_random_seed(s["seed"] + start)
-    model = kmodel.build(len(vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"],
-                         stateful_batch=s["batch_size"] if s["carry_state"] else None,
+    model = kmodel.build(len(config["vocab"]), arch["layers"], arch["units"], arch["dropout"],
+                         arch["embedding"], stateful_batch=s["batch_size"] if s["carry_state"] else None,
                          recurrent_dropout=s["recurrent_dropout"])
     if s["weight_decay"]:
         optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
@@ -209,7 +242,12 @@ def train(
         model.load_weights(run / state["keras_weights"])
     elif s["init_from"]:
         kmodel.import_weights(model, _init_weights(s["init_from"]))
+    return model
 
+
+def _epochs(run, model, config, s, start, state, train_text, val_text, listener, stop) -> list[dict]:
+    """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring)."""
+    vocab = runfolder.vocab_of(config)
     train_ids = vocab.encode(train_text, "training text")
     val_ids = vocab.encode(val_text, "validation text")
     xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])
@@ -222,12 +260,9 @@ def train(
             break
         model.optimizer.learning_rate.assign(lr)
         x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
-        bar = None
-        if progress:
-            print(f"Epoch {epoch + 1}/{s['epochs']} (learning rate {lr:.3g})")
-            bar = keras.utils.Progbar(len(x) // s["batch_size"], stateful_metrics=["loss", "chars/s"])
+        listener.on_epoch_start(epoch + 1, s["epochs"], lr, len(x) // s["batch_size"])
         t0 = time.perf_counter()
-        train_loss, train_s, batches = _run_epoch(model, x, y, s["batch_size"], epoch + 1, listener, stop, bar)
+        train_loss, train_s, batches = _run_epoch(model, x, y, s["batch_size"], epoch + 1, listener, stop)
         val_loss = _validation_loss(model, xv, yv, s["batch_size"])
         wall_s = time.perf_counter() - t0
         row = dict(
@@ -248,12 +283,8 @@ def train(
         history.append(row)
         sample = _save_epoch(run, model, vocab, s, row, history, state, improved)
         listener.on_epoch(row, sample)
-        if progress:
-            print(f"epoch {row['epoch']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f} "
-                  f"({row['val_bpc']:.3f} bpc), {row['chars_per_s']:.0f} chars/s, {wall_s:.1f} s")
         if s["patience"] and stale >= s["patience"]:
-            if progress:
-                print(f"no better validation loss for {stale} epochs; stopping early.")
+            listener.on_early_stop(stale)
             break
     return history
 

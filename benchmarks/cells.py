@@ -20,7 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 COLD = """
-import time, sys
+import resource, time, sys
+import numpy as np
 t0 = time.perf_counter()
 from charmodel import runfolder
 from charmodel.engine import Engine
@@ -28,11 +29,14 @@ from charmodel.cells import batched_activations, feature, rank_cells
 run = sys.argv[1]
 engine = Engine.load(run, runfolder.default_checkpoint(run))
 text = runfolder.split_text(run)[1]
-states = batched_activations(engine, text)
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+states = batched_activations(engine, text, dtype=np.float16)  # as the app keeps them
+peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+kept_mb = sum(v.nbytes for v in states.values()) / 2**20
 t1 = time.perf_counter()
 ranked = rank_cells(states, feature("quote", text))
 t2 = time.perf_counter()
-print(t2 - t0, t1 - t0, t2 - t1, len(ranked), len(text))
+print(t2 - t0, t1 - t0, t2 - t1, len(ranked), len(text), peak_mb, kept_mb)
 """
 
 
@@ -47,11 +51,14 @@ def main():
         out = subprocess.run([sys.executable, "-c", COLD, args.run], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
         total, s, r, n_cells, n_chars = float(out[0]), float(out[1]), float(out[2]), int(out[3]), int(out[4])
+        peak_mb, kept_mb = float(out[5]), float(out[6])
         totals.append(total), states_s.append(s), rank_s.append(r)
     print(f"ranked {n_cells} cells (layers x h,c x units) over {n_chars} validation characters, cold:")
     print(f"  total median {statistics.median(totals):.2f} s (runs {', '.join(f'{t:.2f}' for t in totals)}; "
           f"target <= 10 s)")
     print(f"  of which states {statistics.median(states_s):.2f} s, ranking {statistics.median(rank_s):.2f} s")
+    print(f"  memory of the states' pass (last run): peak {peak_mb:.0f} MB above its start, {kept_mb:.0f} MB kept "
+          "(float16, as the app keeps them)")
 
     from charmodel import runfolder
     from charmodel.cells import batched_activations, feature, rank_cells

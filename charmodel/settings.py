@@ -75,8 +75,8 @@ SETTINGS = [
     # architecture
     Setting("layers", 2, "LSTM layers, each followed by dropout", "LSTM layers", low=1, section="architecture",
             page="main"),
-    Setting("units", 512, "units per LSTM layer (a unit is one cell: one h, one c)", "Units per layer", low=1, section="architecture", page="main",
-            step=8),
+    Setting("units", 512, "units per LSTM layer (a unit is one cell: one h, one c)", "Units per layer", low=1,
+            section="architecture", page="main", step=8),
     Setting("dropout", 0.2, "dropout after each LSTM layer", low=0, high=1, high_open=True, section="architecture",
             page="main", step=0.05),
     Setting("embedding", 64, "size of the character embedding", "Embedding size", low=1, section="architecture",

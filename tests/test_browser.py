@@ -4,31 +4,20 @@ Screenshots go to test-output/browser/.
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from charmodel import appserver
+from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, start
+
 from .conftest import ROOT, make_random_run
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "browser"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 if not Path(CHROMIUM).exists() and os.environ.get("CI"):  # CI installs it: a missing browser is a failure there
     raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs it with apt-get install chromium")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +27,7 @@ def server(tmp_path_factory):
     weights = tmp_path_factory.mktemp("browser") / "weights"
     weights.mkdir()
     make_random_run(weights / "alice", clean(read_text(ROOT / "data" / "alice.txt"))[:20000], layers=2, units=24)
-    port = free_port()
-    env = {**os.environ, "CHARMODEL_WEIGHTS": str(weights), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
-        time.sleep(0.3)
+    proc, url = start({"CHARMODEL_WEIGHTS": str(weights)})
     yield url, weights, proc.pid
     proc.terminate()
     proc.wait(10)
@@ -64,7 +38,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield b
         b.close()
 
@@ -78,8 +52,7 @@ def page(browser):
 
 
 def settle(page, timeout_ms=60000):
-    """Wait until Streamlit has finished running the script."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
+    appserver.settle(page, timeout_ms)
     page.wait_for_timeout(300)
 
 

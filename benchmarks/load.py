@@ -54,12 +54,7 @@ def passes(run: str, chars: int, repeats: int, pinned: bool, start_at: float = 0
     engine, ids = setup(run, chars)
     engine.forward(ids[:, :50])  # warm up
     time.sleep(max(0.0, start_at - time.time()))
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        engine.forward(ids)
-        out.append(time.perf_counter() - t0)
-    return out
+    return alone(engine, ids, repeats)
 
 
 def two_processes(run, chars, repeats, mode) -> list[float]:
@@ -78,10 +73,7 @@ def two_threads(engine, ids, repeats) -> list[float]:
 
     def work():
         barrier.wait()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            engine.forward(ids)
-            times.append(time.perf_counter() - t0)
+        times.extend(alone(engine, ids, repeats))  # list.extend is atomic under the GIL
 
     threads = [threading.Thread(target=work) for _ in range(2)]
     for t in threads:
@@ -92,6 +84,7 @@ def two_threads(engine, ids, repeats) -> list[float]:
 
 
 def alone(engine, ids, repeats) -> list[float]:
+    """Seconds of each of `repeats` forward passes, one after the other."""
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()

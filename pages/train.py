@@ -150,7 +150,6 @@ def _open(page: str, run: str):
     st.session_state.update(run=run, open_page=page)
 
 
-@st.fragment(run_every=1.0)
 def live():
     if page := st.session_state.pop("open_page", None):
         st.switch_page(page)
@@ -200,4 +199,6 @@ def live():
                   args=("pages/visualise.py", p.run))
 
 
-live()
+# redrawn every second while a job runs; when it ends, live() reruns the app once and the timer stops,
+# so the finished view (and its buttons) stays still
+st.fragment(live, run_every=1.0 if manager.job is not None and manager.job.alive else None)()

@@ -132,6 +132,7 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     page.screenshot(path=SHOTS / "train-running.png", full_page=True)
     page.wait_for_selector("text=finished", timeout=180000)
     page.wait_for_selector("[data-testid='stDataFrame']", timeout=30000)
+    settle(page)  # the app reruns once when the job ends
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
     # the new run is offered at once, without a page switch
     page.get_by_role("button", name="Open in Generate").click()

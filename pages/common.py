@@ -249,7 +249,7 @@ def _compute_cell_activations(key: tuple, progress=None) -> dict:
 
     run_dir, checkpoint, stamp, text, kinds, layers = key
     states = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
-                                    dtype=np.float16, progress=progress))
+                                       dtype=np.float16, progress=progress))
     _return_free_memory()
     return states
 

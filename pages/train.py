@@ -48,6 +48,7 @@ if source == "Upload a .txt file":
     upload = st.file_uploader(f"UTF-8 text, up to {UPLOAD_MB} MB", type=["txt"], key="train_upload",
                               max_upload_size=UPLOAD_MB)
 
+
 def widget(setting: Setting, column, max_epochs: int | None):
     """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value."""
     key, label, help_ = f"train_{setting.name}", setting.title, setting.help

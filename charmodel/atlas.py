@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine import layer_number
 from .errors import CharModelError
 
 # ---------------------------------------------------------------- select and match (LSTMVis)
@@ -120,13 +121,13 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
     types = []
     with h5py.File(folder / "states.h5", "w") as f:
         for (layer, kind), v in sorted(states.items()):
-            path = f"{'states' if kind == 'c' else 'output'}{layer + 1}"
+            path = f"{'states' if kind == 'c' else 'output'}{layer_number(layer)}"
             T, U = v.shape
             d = f.create_dataset(path, shape=(T, 2 * U if unsigned else U), dtype=np.float32)
             for t in range(0, T, EXPORT_ROWS):  # a block at a time: no float32 copy of the whole array
                 block = np.asarray(v[t : t + EXPORT_ROWS], dtype=np.float32)
                 d[t : t + EXPORT_ROWS] = np.hstack([np.maximum(block, 0), np.maximum(-block, 0)]) if unsigned else block
-            types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer + 1}, path: {path}}}")
+            types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer_number(layer)}, path: {path}}}")
     lines = [f"{word_name(ch)} {i}" for i, ch in enumerate(vocab_chars)]
     (folder / "words.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
     description = description or "character-level LSTM states exported by charmodel" + (

@@ -253,7 +253,7 @@ def pearson_columns(x: np.ndarray, y: np.ndarray, block: int = 256) -> np.ndarra
 def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list[dict]:
     """Score every cell of every (layer, kind) in `states` against `signal`, best first.
 
-    Each entry: layer (counted from 1), kind, cell, score (AUC folded to >= 0.5, or |r|), direction
+    Each entry: layer (counted from 0, as everywhere in Python), kind, cell, score (AUC folded to >= 0.5, or |r|), direction
     (+1 if the cell is high where the signal is, -1 if low), metric ("auc" or "r").
     """
     binary = signal.dtype == bool
@@ -266,7 +266,7 @@ def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list
             r = pearson_columns(x, signal)
             score, direction = np.abs(r), np.where(r >= 0, 1, -1)
         for cell in range(x.shape[1]):
-            out.append({"layer": layer + 1, "kind": kind, "cell": cell, "score": float(score[cell]),
+            out.append({"layer": layer, "kind": kind, "cell": cell, "score": float(score[cell]),
                         "direction": int(direction[cell]), "metric": "auc" if binary else "r"})
     out.sort(key=lambda d: -d["score"])
     return out[:top] if top else out
@@ -277,7 +277,7 @@ def headline(engine: Engine, text: str, states: dict | None = None) -> dict:
     (inside a quotation, where there are quotations), over `text` (a run's validation text).
 
     The one answer Home, Visualise and the model card show; `run.write_highlights` stores it.
-    Returns the ranking's entry (layer counted from 1, kind, cell, score, direction, metric) plus
+    Returns the ranking's entry (layer counted from 0, kind, cell, score, direction, metric) plus
     the hypothesis's name and description. `states`: batched_activations(engine, text), if at hand.
     """
     name = first_varying_feature(text)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .corpus import MAX_BYTES
+from .engine import layer_index, layer_number
 from .errors import CharModelError
 
 
@@ -211,7 +212,7 @@ def _inspect(args) -> int:
         raise CharModelError(f"--layer {args.layer} is out of range; this run has layers 1 to {engine.layers}.")
     if args.cell is not None and not 0 <= args.cell < engine.units:
         raise CharModelError(f"--cell {args.cell} is out of range; this run has cells 0 to {engine.units - 1}.")
-    layer = args.layer - 1
+    layer = layer_index(args.layer)
     values = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)  # (T, units)
     if args.cell is not None:
         values = values[:, args.cell]
@@ -256,13 +257,14 @@ def _cells(args) -> int:
                              "pick a longer or different text, or another hypothesis.")
     ranked = rank_cells(batched_activations(engine, text), signal, args.top)
     if args.json:
-        print(json.dumps([{k: d[k] for k in ("layer", "kind", "cell", "score", "direction")} for d in ranked]))
+        print(json.dumps([{**{k: d[k] for k in ("kind", "cell", "score", "direction")},
+                           "layer": layer_number(d["layer"])} for d in ranked]))
         return 0
     what = args.regex and f"regex {args.regex!r}" or FEATURES[args.feature][0]
     print(f"cells tracking {what} over {len(text)} characters ({'|r|' if ranked[0]['metric'] == 'r' else 'AUC'}):")
     for d in ranked:
         sign = "+" if d["direction"] > 0 else "-"
-        print(f"  layer {d['layer']} {d['kind']} cell {d['cell']:4d}  {d['score']:.3f}  ({sign})")
+        print(f"  layer {layer_number(d['layer'])} {d['kind']} cell {d['cell']:4d}  {d['score']:.3f}  ({sign})")
     return 0
 
 
@@ -287,7 +289,7 @@ def _lstmvis(args) -> int:
     kinds = _csv(args.kinds, "--kinds", ["h", "c"])
     text = _text_of(args, engine)
     engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
-    states = batched_activations(engine, text, kinds=kinds, layers=[l - 1 for l in layers], dtype=np.float16)
+    states = batched_activations(engine, text, kinds=kinds, layers=[layer_index(n) for n in layers], dtype=np.float16)
     files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)
     size = export_size(len(text), engine.units, len(states), args.unsigned)
     print(f"wrote {', '.join(f.name for f in files)} to {args.out} ({len(text)} characters, "

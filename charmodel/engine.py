@@ -49,6 +49,18 @@ def pin_blas() -> None:
     _BLAS.limit(limits=1, user_api="blas")
 
 
+def layer_number(index: int) -> int:
+    """Layers are counted from 0 in Python and from 1 wherever a user reads or types one (the CLI,
+    its JSON, files for people such as highlights.json, the app, URLs). These two functions are the
+    only conversion: every surface calls them."""
+    return index + 1
+
+
+def layer_index(number: int) -> int:
+    """The Python index of the layer a user numbered (see layer_number)."""
+    return number - 1
+
+
 def weight_names(layers: int) -> list[str]:
     names = ["embedding"]
     for l in range(layers):

@@ -7,7 +7,7 @@ model.predict for every character.
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, layer_number
 from .errors import CharModelError
 
 
@@ -49,7 +49,8 @@ def generate(
     if clamp is not None:
         layer, kind, cell, _ = clamp
         if not (0 <= layer < engine.layers and kind in ("h", "c") and 0 <= cell < engine.units):
-            raise CharModelError(f"cannot clamp layer {layer + 1} {kind} cell {cell}: no such cell in this model.")
+            raise CharModelError(f"cannot clamp layer {layer_number(layer)} {kind} cell {cell}: no such cell in this "
+                                 "model.")
     if length < 0:
         raise CharModelError(f"length {length} is negative; ask for 0 or more characters.")
     if samples < 1:

@@ -15,6 +15,7 @@ import streamlit as st
 from charmodel import CharModelError, atlas, charts
 from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
+from charmodel.engine import layer_index, layer_number
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
 from pages.common import (cell_activations, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
@@ -49,7 +50,8 @@ def pick_cell(kinds=("h", "c")):
     studied here or in Visualise, else on the run's headline cell."""
     last = st.session_state.get("studied")
     if not last or last["layer"] > engine.layers or last["cell"] >= engine.units:
-        last = {k: headline(name, checkpoint)[k] for k in ("layer", "kind", "cell")}
+        found = headline(name, checkpoint)
+        last = {"layer": layer_number(found["layer"]), "kind": found["kind"], "cell": found["cell"]}
     st.session_state.setdefault("atlas_layer", last["layer"])
     st.session_state.setdefault("atlas_kind", last["kind"] if last["kind"] in ("h", "c") else "c")
     st.session_state.setdefault("atlas_cell", last["cell"])
@@ -70,8 +72,9 @@ def search_states(layer: int, kind: str):
     scope = st.radio("Search in", ["validation text (fast)", "whole corpus (a scan of a minute or so, once)"],
                      horizontal=True, key="atlas_scope")
     if scope.startswith("validation"):
-        return val_text, cell_activations(name, checkpoint, val_text)[(layer - 1, kind)]  # the ranking's own cache
-    return corpus, cell_activations(name, checkpoint, corpus, kinds=(kind,), layers=(layer - 1,))[(layer - 1, kind)]
+        return val_text, cell_activations(name, checkpoint, val_text)[(layer_index(layer), kind)]  # the ranking's
+    return corpus, cell_activations(name, checkpoint, corpus, kinds=(kind,),
+                                    layers=(layer_index(layer),))[(layer_index(layer), kind)]
 
 
 def rank():
@@ -108,21 +111,23 @@ def rank():
         st.error(str(e), icon=":material/warning:")
         return
     metric = "|r|" if feature in SCALAR else "AUC"
-    st.table(pd.DataFrame([{**{k: d[k] for k in ("layer", "kind", "cell")}, metric: round(d["score"], 3),
+    st.table(pd.DataFrame([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"],
+                            metric: round(d["score"], 3),
                             "tuned": "high where the signal is 1" if d["direction"] > 0 else "low where the signal is 1"}
                            for d in ranked]), hide_index=True)  # a static table: nothing to load in the browser
     on = np.flatnonzero(signal.astype(float) > (np.median(signal) if feature in SCALAR else 0.5))
     at = max(int(on[0]) - 80, 0) if len(on) else 0
     snippet = slice(at, min(at + 400, len(text)))
     for n, d in enumerate(ranked):
-        raw = states[(d["layer"] - 1, d["kind"])][:, d["cell"]]
-        label = f"layer {d['layer']} {d['kind']} cell {d['cell']} ({metric} {d['score']:.3f})"
+        raw = states[(d["layer"], d["kind"])][:, d["cell"]]
+        label = f"layer {layer_number(d['layer'])} {d['kind']} cell {d['cell']} ({metric} {d['score']:.3f})"
         with st.container(border=True):
             left, right = st.columns([3, 2])
             left.html(coloured(text[snippet], raw[snippet], d["kind"], label))
             values, dom = display_values(raw[snippet], d["kind"])
             right.altair_chart(charts.trace(values, text[snippet], d["kind"], dom, height=160), key=f"rank_trace_{n}")
-            right.button("Study this cell", key=f"study_{n}", on_click=_study, args=(d["layer"], d["kind"], d["cell"]))
+            right.button("Study this cell", key=f"study_{n}", on_click=_study,
+                         args=(layer_number(d["layer"]), d["kind"], d["cell"]))
 
 
 def select_and_match():
@@ -172,7 +177,7 @@ def one_cell():
         st.caption("This run kept no per-epoch checkpoints, so there is no training history to show.")
         return
     passage = val_text[:400]
-    traces = {int(e): checkpoint_values(name, e, passage, layer - 1, kind)[:, cell] for e in epochs}
+    traces = {int(e): checkpoint_values(name, e, passage, layer_index(layer), kind)[:, cell] for e in epochs}
     st.altair_chart(charts.checkpoint_traces(traces))
 
 
@@ -181,7 +186,7 @@ def gate_saturation():
                "against right-saturated (> 0.9). Click a point to study that cell.")
     layer, _, _ = pick_cell(kinds=())
     length = st.slider("Characters of the validation text", 500, 5000, 2000, 500, key="saturation_length")
-    fractions = {gate: atlas.gate_saturation(layer_values(name, checkpoint, val_text[:length], layer - 1, gate,
+    fractions = {gate: atlas.gate_saturation(layer_values(name, checkpoint, val_text[:length], layer_index(layer), gate,
                                                           only_this=True).astype(np.float32))
                  for gate in ("f", "i", "o")}
     st.altair_chart(charts.saturation(fractions, layer), key="saturation", on_select=_pick_saturated,
@@ -199,7 +204,7 @@ def intervene():
     temperature, seed = sidebar("temperature"), int(sidebar("seed"))
     try:
         free = generate(engine, prime, length, temperature, seed)[0]
-        held = generate(engine, prime, length, temperature, seed, clamp=(layer - 1, kind, cell, value))[0]
+        held = generate(engine, prime, length, temperature, seed, clamp=(layer_index(layer), kind, cell, value))[0]
     except CharModelError as e:
         st.error(str(e))
         return
@@ -239,7 +244,7 @@ def export():
         if old:
             Path(old).unlink(missing_ok=True)
         states = cell_activations(name, checkpoint, val_text)
-        chosen = {(l - 1, k): states[(l - 1, k)] for l in layers for k in kinds}
+        chosen = {(layer_index(n), k): states[(layer_index(n), k)] for n in layers for k in kinds}
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)
         with st.spinner("Writing states.h5 and zipping it…"):

@@ -5,6 +5,7 @@ import streamlit as st
 
 from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
+from charmodel.engine import layer_number
 from charmodel.render import coloured_text, display_values, legend
 from pages.common import (generated, headline, layer_values, load_engine, prefetch_cell_activations, selected_run, sidebar,
                           split_text, style)
@@ -41,16 +42,17 @@ val = split_text(name)[1]
 on = np.flatnonzero(feature(best["feature"], val)) if best["metric"] == "auc" else []
 at = paragraph_start(val, int(on[0]) if len(on) else 0)
 text = val[at : at + PASSAGE]
-raw = layer_values(name, checkpoint, text, best["layer"] - 1, best["kind"], only_this=True)[:, best["cell"]]
+raw = layer_values(name, checkpoint, text, best["layer"], best["kind"], only_this=True)[:, best["cell"]]
+number = layer_number(best["layer"])  # as the user counts layers
 values, (lo, hi) = display_values(raw, best["kind"])
 metric = "AUC" if best["metric"] == "auc" else "|r|"
 with right:
     style()
-    st.markdown(f"**The headline cell**, found automatically: layer {best['layer']} {best['kind']} cell "
+    st.markdown(f"**The headline cell**, found automatically: layer {number} {best['kind']} cell "
                 f"{best['cell']} tracks *{best['description']}* over the validation text "
                 f"({metric} {best['score']:.2f}; {'high' if best['direction'] > 0 else 'low'} where it holds)")
-    st.html(legend(lo, hi, f"layer {best['layer']} cell {best['cell']} {best['kind']}") +
+    st.html(legend(lo, hi, f"layer {number} cell {best['cell']} {best['kind']}") +
             coloured_text(text, values, lo, hi))
     st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
-                 query_params={"run": name, "layer": best["layer"], "cell": best["cell"], "kind": best["kind"]})
+                 query_params={"run": name, "layer": number, "cell": best["cell"], "kind": best["kind"]})
 prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from charmodel import charts
-from charmodel.engine import KINDS
+from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from pages.common import (generated, guesses, headline, layer_values, load_engine, selected_run, sidebar, split_text,
                           style, text_or_drop)
@@ -14,7 +14,8 @@ engine = load_engine(name, checkpoint)
 units, layers = engine.units, engine.layers
 best = st.session_state.get("studied")  # the view opens on the cell last studied (here or in Cells)...
 if not best or best["layer"] > layers or best["cell"] >= units:
-    best = headline(name, checkpoint)  # ...or on the run's headline cell
+    found = headline(name, checkpoint)  # ...or on the run's headline cell
+    best = {**found, "layer": layer_number(found["layer"])}
 
 
 def _pick_from_heatmap():
@@ -87,7 +88,7 @@ else:  # a gate is already in 0…1: the post's sigmoid would squeeze it into 0.
     st.caption("Gates are shown on their own scale: 0…1 for i, f and o, −1…1 for the candidate g.")
 
 # ---------------------------------------------------------------- the cell
-states = layer_values(name, checkpoint, text, layer - 1, kind)[shown_from:]  # (T, units), cached
+states = layer_values(name, checkpoint, text, layer_index(layer), kind)[shown_from:]  # (T, units), cached
 shown = text[shown_from:]
 raw = states[:, int(cell)].astype(np.float64)  # (T,)
 values, (lo, hi) = display_values(raw, kind, scale)

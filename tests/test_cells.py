@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from charmodel import CharModelError
+from charmodel import CharModelError, runfolder
 from charmodel.atlas import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
                              top_contexts)
 from charmodel.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
@@ -64,9 +64,9 @@ def test_a_cell_equal_to_the_quote_signal_ranks_first_with_auc_one(alice_text):
     states[(1, "c")][:, 9] = quote.astype(float)
     states[(0, "h")][:, 3] = -quote.astype(float) + rng.normal(0, 0.4, len(text))  # negatively tuned, noisy
     ranked = rank_cells(states, quote)
-    assert ranked[0]["layer"] == 2 and ranked[0]["kind"] == "c" and ranked[0]["cell"] == 9
+    assert ranked[0]["layer"] == 1 and ranked[0]["kind"] == "c" and ranked[0]["cell"] == 9  # counted from 0
     assert ranked[0]["score"] == pytest.approx(1.0) and ranked[0]["direction"] == 1
-    assert (ranked[1]["layer"], ranked[1]["cell"], ranked[1]["direction"]) == (1, 3, -1)
+    assert (ranked[1]["layer"], ranked[1]["cell"], ranked[1]["direction"]) == (0, 3, -1)
     assert ranked[2]["score"] < 0.6
 
 
@@ -203,3 +203,19 @@ def test_clamping_a_cell_state_holds_c_and_changes_the_text(random_run):
     for ch in "Alice was":
         engine.step(engine.vocab.encode(ch)[:1], carry, clamp=(0, "c", 3, 5.0))
         assert carry.c[0][0, 3] == 5.0 and carry.h[0][0, 3] != 0
+
+
+def test_layers_are_counted_from_0_inside_and_from_1_at_every_surface(random_run, small_text):
+    from charmodel.engine import layer_index, layer_number
+
+    assert layer_number(0) == 1 and layer_index(1) == 0
+    engine = Engine.load(random_run)
+    ranked = rank_cells(batched_activations(engine, small_text), feature("word_start", small_text), 1)
+    assert ranked[0]["layer"] in range(engine.layers)  # Python: an index, usable as it is
+    generate(engine, "Alice ", 5, clamp=(ranked[0]["layer"], "c", ranked[0]["cell"], 1.0))
+    out = cli("--run", random_run, "--hypothesis", "word_start", "--top", 1, "--json")
+    assert json.loads(out.stdout)[0]["layer"] == ranked[0]["layer"] + 1  # the CLI's JSON counts from 1
+    runfolder.write_highlights(random_run, "best", {**ranked[0], "feature": "word_start"})
+    stored = json.loads((random_run / "highlights.json").read_text())["headline"]
+    assert stored["layer"] == ranked[0]["layer"] + 1 and runfolder.read_highlights(random_run, "best") == {
+        **ranked[0], "feature": "word_start"}

@@ -18,7 +18,7 @@ import pandas as pd
 from charmodel import runfolder
 from charmodel.charts import epoch_frame
 from charmodel.cells import batched_activations, feature, headline, rank_cells
-from charmodel.engine import Engine, bits_per_char
+from charmodel.engine import Engine, bits_per_char, layer_number
 from charmodel.evaluate import evaluate
 from charmodel.sample import generate
 
@@ -35,7 +35,7 @@ def main():
     checkpoint = runfolder.default_checkpoint(run)
     best = headline(Engine.load(run, checkpoint), runfolder.split_text(run, config)[1])
     runfolder.write_highlights(run, checkpoint, best)
-    print(f"headline cell ({checkpoint} checkpoint, validation text, {best['description']}): layer {best['layer']} "
+    print(f"headline cell ({checkpoint} checkpoint, validation text, {best['description']}): layer {layer_number(best['layer'])} "
           f"{best['kind']} cell {best['cell']}, {best['metric']} {best['score']:.3f}\n")
     if args.highlights_only:
         return
@@ -80,7 +80,7 @@ def main():
             continue
         best = rank_cells(states, signal, 1)[0]
         metric = "|r|" if best["metric"] == "r" else "AUC"
-        print(f"| {name} | layer {best['layer']} {best['kind']} cell {best['cell']} "
+        print(f"| {name} | layer {layer_number(best['layer'])} {best['kind']} cell {best['cell']} "
               f"({'+' if best['direction'] > 0 else '-'}) | {metric} {best['score']:.3f} |")
 
 

@@ -10,6 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from .engine import LN2
 from .render import show_char
 
 BRUSH = "brush"  # interval selection on the trace
@@ -86,9 +87,6 @@ def picked_cell(selection: dict | None) -> int | None:
     if points and "cell" in points[0]:
         return int(points[0]["cell"])
     return None
-
-
-LN2 = math.log(2)  # nats per bit: Keras' losses are in nats, the charts in bits per character
 
 
 def batch_frame(batches: list) -> pd.DataFrame:

@@ -23,6 +23,7 @@ machine and steady under load; benchmarks/load.py measures both.
 No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from .corpus import Vocab
 from .errors import CharModelError
 
 KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
+LN2 = math.log(2)  # nats per bit: Keras' losses and log-probabilities are in nats, bpc in bits
 BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
 
 
@@ -263,7 +265,7 @@ def iter_inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: in
         if prev_logp is not None:
             lp[0] = prev_logp[chunk[0]]
         out.prob = np.exp(lp)
-        out.surprisal_bits = -lp / np.log(2)
+        out.surprisal_bits = -lp / LN2
         prev_logp = logp[-1]
         yield start, out
 

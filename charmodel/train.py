@@ -13,7 +13,6 @@ A kill at any moment leaves train_state.json naming a complete, loadable checkpo
 continues after it and drops history rows of any epoch it did not finish.
 """
 
-import math
 import shutil
 import threading
 import time
@@ -23,7 +22,7 @@ import numpy as np
 
 from . import runfolder
 from .corpus import MAX_BYTES, Vocab, clean, read_text, sha256, split
-from .engine import Engine
+from .engine import LN2, Engine
 from .errors import CharModelError
 from .sample import generate
 from .settings import ARCH, DEFAULTS, RESUMABLE, TRAINING
@@ -269,7 +268,7 @@ def _epochs(run, model, config, s, start, state, train_text, val_text, listener,
             epoch=epoch + 1,
             train_loss=round(train_loss, 5),
             val_loss=round(val_loss, 5),
-            val_bpc=round(val_loss / math.log(2), 5),
+            val_bpc=round(val_loss / LN2, 5),
             wall_s=round(wall_s, 2),
             chars_per_s=round(batches * s["batch_size"] * s["seq_len"] / train_s, 1),
             lr=float(f"{lr:.6g}"),

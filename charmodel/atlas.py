@@ -15,21 +15,21 @@ from .errors import CharModelError
 # ---------------------------------------------------------------- select and match (LSTMVis)
 
 
-def cells_on_in_span(states: np.ndarray, start: int, end: int, threshold: float) -> np.ndarray:
+def cells_on_in_span(activations: np.ndarray, start: int, end: int, threshold: float) -> np.ndarray:
     """Cells at or above `threshold` at every character of [start, end) and below it just before
-    and just after the span (where those characters exist). states: (T, units)."""
-    T = len(states)
+    and just after the span (where those characters exist). activations: (T, units)."""
+    T = len(activations)
     if not 0 <= start < end <= T:
         raise CharModelError(f"span {start}–{end} is outside the text (0–{T}); pick characters inside it.")
-    on = (states[start:end] >= threshold).all(axis=0)
+    on = (activations[start:end] >= threshold).all(axis=0)
     if start > 0:
-        on &= states[start - 1] < threshold
+        on &= activations[start - 1] < threshold
     if end < T:
-        on &= states[end] < threshold
+        on &= activations[end] < threshold
     return np.flatnonzero(on)
 
 
-def match_passages(states: np.ndarray, cells: np.ndarray, threshold: float, span_len: int,
+def match_passages(activations: np.ndarray, cells: np.ndarray, threshold: float, span_len: int,
                    exclude: tuple[int, int] | None = None, top: int = 20) -> list[dict]:
     """Other places where the same set of cells is on together.
 
@@ -40,7 +40,7 @@ def match_passages(states: np.ndarray, cells: np.ndarray, threshold: float, span
     """
     if len(cells) == 0:
         return []
-    all_on = (states[:, cells] >= threshold).all(axis=1)  # (T,)
+    all_on = (activations[:, cells] >= threshold).all(axis=1)  # (T,)
     edges = np.diff(np.concatenate([[0], all_on.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     out = []
@@ -99,11 +99,11 @@ def word_name(ch: str) -> str:
     return f"<U+{ord(ch):04X}>" if ch.isspace() or not ch.isprintable() else ch
 
 
-def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
+def export_lstmvis(folder, text: str, vocab_chars: str, activations: dict, name: str = "charmodel",
                    description: str = "", unsigned: bool = False) -> list[Path]:
     """Write states.h5, train.h5, words.dict and lstm.yml for LSTMVis.
 
-    states: {(layer from 0, kind): (T, units)} with kinds "c" (LSTMVis type state) and "h" (type
+    activations: {(layer from 0, kind): (T, units)} with kinds "c" (LSTMVis type state) and "h" (type
     output). A character is a word; whitespace gets a name, since LSTMVis splits on spaces.
     unsigned: LSTMVis selects and matches only values at or above its threshold, so a cell that
     is low where a pattern holds cannot be found. With unsigned, each array is (T, 2 x units):
@@ -120,7 +120,7 @@ def export_lstmvis(folder, text: str, vocab_chars: str, states: dict, name: str 
         f.create_dataset("words", data=ids)
     types = []
     with h5py.File(folder / "states.h5", "w") as f:
-        for (layer, kind), v in sorted(states.items()):
+        for (layer, kind), v in sorted(activations.items()):
             path = f"{'states' if kind == 'c' else 'output'}{layer_number(layer)}"
             T, U = v.shape
             d = f.create_dataset(path, shape=(T, 2 * U if unsigned else U), dtype=np.float32)
@@ -159,7 +159,7 @@ def export_size(chars: int, units: int, datasets: int, unsigned: bool = False) -
     return chars * units * datasets * 4 * (2 if unsigned else 1)
 
 
-def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name: str = "charmodel",
+def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, activations: dict, name: str = "charmodel",
                        unsigned: bool = False) -> Path:
     """The LSTMVis files in one zip at `zip_path`, under the folder `name`/.
 
@@ -171,7 +171,7 @@ def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, states: dict, name
 
     zip_path = Path(zip_path)
     with tempfile.TemporaryDirectory(prefix="charmodel-lstmvis-") as tmp:
-        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, states, name=name, unsigned=unsigned)
+        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, activations, name=name, unsigned=unsigned)
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
             for f in files:
                 z.write(f, f"{name}/{f.name}")

@@ -250,15 +250,15 @@ def pearson_columns(x: np.ndarray, y: np.ndarray, block: int = 256) -> np.ndarra
     return out
 
 
-def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list[dict]:
-    """Score every cell of every (layer, kind) in `states` against `signal`, best first.
+def rank_cells(activations: dict, signal: np.ndarray, top: int | None = None) -> list[dict]:
+    """Score every cell of every (layer, kind) in `activations` against `signal`, best first.
 
     Each entry: layer (counted from 0, as everywhere in Python), kind, cell, score (AUC folded to >= 0.5, or |r|), direction
     (+1 if the cell is high where the signal is, -1 if low), metric ("auc" or "r").
     """
     binary = signal.dtype == bool
     out = []
-    for (layer, kind), x in states.items():  # x: (T, units), float32 or float16, never copied whole
+    for (layer, kind), x in activations.items():  # x: (T, units), float32 or float16, never copied whole
         if binary:
             auc = auc_columns(x, signal)
             score, direction = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
@@ -272,17 +272,17 @@ def rank_cells(states: dict, signal: np.ndarray, top: int | None = None) -> list
     return out[:top] if top else out
 
 
-def headline(engine: Engine, text: str, states: dict | None = None) -> dict:
+def headline(engine: Engine, text: str, activations: dict | None = None) -> dict:
     """The run's headline cell: the best cell for the first built-in hypothesis `text` has
     (inside a quotation, where there are quotations), over `text` (a run's validation text).
 
     The one answer Home, Visualise and the model card show; `run.write_highlights` stores it.
     Returns the ranking's entry (layer counted from 0, kind, cell, score, direction, metric) plus
-    the hypothesis's name and description. `states`: batched_activations(engine, text), if at hand.
+    the hypothesis's name and description. `activations`: batched_activations(engine, text), if at hand.
     """
     name = first_varying_feature(text)
-    states = batched_activations(engine, text) if states is None else states
-    best = rank_cells(states, feature(name, text), top=1)[0]
+    activations = batched_activations(engine, text) if activations is None else activations
+    best = rank_cells(activations, feature(name, text), top=1)[0]
     return {**best, "feature": name, "description": FEATURES[name][0]}
 
 

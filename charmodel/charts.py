@@ -48,13 +48,13 @@ def brush_range(selection: dict | None, n: int) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
-def heatmap_frame(states: np.ndarray, cells: int = HEATMAP_CELLS, columns: int = HEATMAP_COLUMNS) -> pd.DataFrame:
+def heatmap_frame(activations: np.ndarray, cells: int = HEATMAP_CELLS, columns: int = HEATMAP_COLUMNS) -> pd.DataFrame:
     """(T, units) -> long frame of the `cells` most variable cells, averaged over position bins."""
-    T, U = states.shape
-    states = np.asarray(states, dtype=np.float32)
-    order = np.argsort(-states.std(axis=0))[: min(cells, U)]
+    T, U = activations.shape
+    activations = np.asarray(activations, dtype=np.float32)
+    order = np.argsort(-activations.std(axis=0))[: min(cells, U)]
     edges = np.linspace(0, T, min(columns, T) + 1).astype(int)
-    sums = np.add.reduceat(states[:, order], edges[:-1], axis=0)  # (bins, cells)
+    sums = np.add.reduceat(activations[:, order], edges[:-1], axis=0)  # (bins, cells)
     means = sums / np.diff(edges)[:, None]
     n_bins = len(edges) - 1
     return pd.DataFrame({"cell": np.tile(order, n_bins), "start": np.repeat(edges[:-1], len(order)),

@@ -289,9 +289,9 @@ def _lstmvis(args) -> int:
     kinds = _csv(args.kinds, "--kinds", ["h", "c"])
     text = _text_of(args, engine)
     engine.vocab.encode(text, "the text to export")  # names unknown characters before the slow part
-    states = batched_activations(engine, text, kinds=kinds, layers=[layer_index(n) for n in layers], dtype=np.float16)
-    files = export_lstmvis(args.out, text, engine.vocab.chars, states, name=Path(args.run).name, unsigned=args.unsigned)
-    size = export_size(len(text), engine.units, len(states), args.unsigned)
+    activations = batched_activations(engine, text, kinds=kinds, layers=[layer_index(n) for n in layers], dtype=np.float16)
+    files = export_lstmvis(args.out, text, engine.vocab.chars, activations, name=Path(args.run).name, unsigned=args.unsigned)
+    size = export_size(len(text), engine.units, len(activations), args.unsigned)
     print(f"wrote {', '.join(f.name for f in files)} to {args.out} ({len(text)} characters, "
           f"states.h5 {size / 2**20:.1f} MB)")
     return 0

@@ -67,7 +67,7 @@ def pick_cell(kinds=("h", "c")):
     return layer, kind, cell
 
 
-def search_states(layer: int, kind: str):
+def search_activations(layer: int, kind: str):
     """(text, (T, units)) of one layer and kind over the chosen search text (shared, read-only)."""
     scope = st.radio("Search in", ["validation text (fast)", "whole corpus (a scan of a minute or so, once)"],
                      horizontal=True, key="atlas_scope")
@@ -105,8 +105,8 @@ def rank():
         if signal.dtype == bool and not 0 < signal.sum() < len(signal):  # before the slow part
             raise CharModelError("the signal is constant over this text (all 0 or all 1); "
                                  "pick a longer or different text, or another hypothesis.")
-        states = cell_activations(name, checkpoint, text)
-        ranked = ranking(name, checkpoint, text, feature, regex, states)[:top]
+        activations = cell_activations(name, checkpoint, text)
+        ranked = ranking(name, checkpoint, text, feature, regex, activations)[:top]
     except CharModelError as e:
         st.error(str(e), icon=":material/warning:")
         return
@@ -119,7 +119,7 @@ def rank():
     at = max(int(on[0]) - 80, 0) if len(on) else 0
     snippet = slice(at, min(at + 400, len(text)))
     for n, d in enumerate(ranked):
-        raw = states[(d["layer"], d["kind"])][:, d["cell"]]
+        raw = activations[(d["layer"], d["kind"])][:, d["cell"]]
         label = f"layer {layer_number(d['layer'])} {d['kind']} cell {d['cell']} ({metric} {d['score']:.3f})"
         with st.container(border=True):
             left, right = st.columns([3, 2])
@@ -134,7 +134,7 @@ def select_and_match():
     st.caption("Pick a span and a threshold. The cells on through the whole span and off just before and after "
                "it form a pattern; the list shows other passages where that same set of cells is on together.")
     layer, kind, cell = pick_cell()
-    search, states = search_states(layer, kind)
+    search, activations = search_activations(layer, kind)
     c1, c2, c3 = st.columns(3)
     word = search.find(" the ") + 1  # opens on a common word: the cells on through "the" are on in every "the"
     default = (word, 3) if 0 < word < len(search) - 4 else (min(1000, len(search) - 2), 8)
@@ -144,28 +144,28 @@ def select_and_match():
     span = (span_start, min(span_start + span_len, len(search)))
     window = slice(max(span[0] - 60, 0), min(span[1] + 60, len(search)))
     try:
-        chosen = atlas.cells_on_in_span(states, span[0], span[1], threshold)
+        chosen = atlas.cells_on_in_span(activations, span[0], span[1], threshold)
     except CharModelError as e:
         st.error(str(e))
         chosen = np.array([], int)
-    st.html(coloured(search[window], states[window, chosen[0] if len(chosen) else cell], kind,
+    st.html(coloured(search[window], activations[window, chosen[0] if len(chosen) else cell], kind,
                      f"span {span[0]}–{span[1] - 1}", selected=(span[0] - window.start, span[1] - window.start)))
     if not len(chosen):
         st.info("No cell is on through this span and off around it; lower the threshold or change the span.")
         return
     st.write(f"**{len(chosen)} cell(s)** of layer {layer} {kind}: {', '.join(map(str, chosen[:40]))}")
-    matches = atlas.match_passages(states, chosen, threshold, span[1] - span[0], exclude=span)
+    matches = atlas.match_passages(activations, chosen, threshold, span[1] - span[0], exclude=span)
     st.write(f"{len(matches)} matching passage(s)")
     for m in matches:
         w = slice(max(m["start"] - 30, 0), min(m["end"] + 30, len(search)))
-        st.html(coloured(search[w], states[w, chosen[0]], kind, f"{m['start']}–{m['end'] - 1}",
+        st.html(coloured(search[w], activations[w, chosen[0]], kind, f"{m['start']}–{m['end'] - 1}",
                          selected=(m["start"] - w.start, m["end"] - w.start)))
 
 
 def one_cell():
     layer, kind, cell = pick_cell()
-    search, states = search_states(layer, kind)
-    values = states[:, cell].astype(np.float32)
+    search, activations = search_activations(layer, kind)
+    values = activations[:, cell].astype(np.float32)
     st.subheader(f"Layer {layer} {kind} cell {cell}")
     st.markdown("**Where it is highest**")
     st.dataframe(pd.DataFrame([{"position": c["position"], "value": round(c["value"], 3),
@@ -243,8 +243,8 @@ def export():
         old = st.session_state.pop("export_zip", None)
         if old:
             Path(old).unlink(missing_ok=True)
-        states = cell_activations(name, checkpoint, val_text)
-        chosen = {(layer_index(n), k): states[(layer_index(n), k)] for n in layers for k in kinds}
+        activations = cell_activations(name, checkpoint, val_text)
+        chosen = {(layer_index(n), k): activations[(layer_index(n), k)] for n in layers for k in kinds}
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)
         with st.spinner("Writing states.h5 and zipping it…"):

@@ -88,10 +88,10 @@ def load_engine(run: str, checkpoint: str) -> Engine:
     return _engine(*_key(run, checkpoint))
 
 
-def _frozen(states: dict) -> dict:
+def _frozen(activations: dict) -> dict:
     """float16 (half the memory) and read-only (shared by every session)."""
     out = {}
-    for key, v in states.items():
+    for key, v in activations.items():
         v = v.astype(np.float16, copy=False)
         v.flags.writeable = False
         out[key] = v
@@ -109,8 +109,8 @@ def _activations(run_dir: str, checkpoint: str, stamp: float, text: str, kinds: 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _checkpoint_values(run_dir: str, checkpoint: str, stamp: float, text: str, layer: int, kind: str) -> np.ndarray:
     engine = Engine.load(run_dir, checkpoint)  # not kept: one per kept epoch would cost 13 MB each for Alice
-    states = inspect(engine, text, record=(kind,), layers=(layer,), dtype=np.float16).activations
-    return _frozen(states)[(layer, kind)]
+    activations = inspect(engine, text, record=(kind,), layers=(layer,), dtype=np.float16).activations
+    return _frozen(activations)[(layer, kind)]
 
 
 def checkpoint_values(run: str, checkpoint: str, text: str, layer: int, kind: str) -> np.ndarray:
@@ -248,10 +248,10 @@ def _compute_cell_activations(key: tuple, progress=None) -> dict:
     from charmodel.cells import batched_activations
 
     run_dir, checkpoint, stamp, text, kinds, layers = key
-    states = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
+    activations = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
                                        dtype=np.float16, progress=progress))
     _return_free_memory()
-    return states
+    return activations
 
 
 def _return_free_memory() -> None:
@@ -277,9 +277,9 @@ def cell_activations(run: str, checkpoint: str, text: str, kinds=("h", "c"), lay
             bar.progress(min(done, 1.0), text=f"Computing the activations of every cell over {len(text):,} "
                                               f"characters: {done:.0%}")
 
-        states = _compute_cell_activations(key, progress)
+        activations = _compute_cell_activations(key, progress)
         bar.empty()
-        return states
+        return activations
 
     return _cell_store().get(key, compute)
 
@@ -297,23 +297,23 @@ def prefetch_cell_activations(run: str, checkpoint: str, text: str) -> None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _ranking(run_dir: str, checkpoint: str, stamp: float, text: str, feature: str | None, regex: str | None,
-             _states: dict) -> list[dict]:
+             _arrays: dict) -> list[dict]:
     from charmodel.cells import rank_cells, signal_for
 
-    return rank_cells(_states, signal_for(text, feature, regex))
+    return rank_cells(_arrays, signal_for(text, feature, regex))
 
 
-def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: str | None, states: dict) -> list[dict]:
+def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: str | None, activations: dict) -> list[dict]:
     """Every cell ranked against a hypothesis, best first; cached, so another session (or a rerun)
-    does not rank again. `states` must be `cell_activations(run, checkpoint, text)`."""
-    return _ranking(*_key(run, checkpoint), text, feature, regex, _states=states)
+    does not rank again. `activations` must be `cell_activations(run, checkpoint, text)`."""
+    return _ranking(*_key(run, checkpoint), text, feature, regex, _arrays=activations)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _states: dict) -> dict:
+def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _arrays: dict) -> dict:
     from charmodel.cells import headline
 
-    return headline(_engine(run_dir, checkpoint, stamp), text, states=_states)
+    return headline(_engine(run_dir, checkpoint, stamp), text, activations=_arrays)
 
 
 def headline(run: str, checkpoint: str) -> dict:
@@ -323,7 +323,7 @@ def headline(run: str, checkpoint: str) -> dict:
     if stored is not None:
         return stored
     text = split_text(run)[1]
-    return _measured_headline(*_key(run, checkpoint), text, _states=cell_activations(run, checkpoint, text))
+    return _measured_headline(*_key(run, checkpoint), text, _arrays=cell_activations(run, checkpoint, text))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -88,9 +88,9 @@ else:  # a gate is already in 0…1: the post's sigmoid would squeeze it into 0.
     st.caption("Gates are shown on their own scale: 0…1 for i, f and o, −1…1 for the candidate g.")
 
 # ---------------------------------------------------------------- the cell
-states = layer_values(name, checkpoint, text, layer_index(layer), kind)[shown_from:]  # (T, units), cached
+activations = layer_values(name, checkpoint, text, layer_index(layer), kind)[shown_from:]  # (T, units), cached
 shown = text[shown_from:]
-raw = states[:, int(cell)].astype(np.float64)  # (T,)
+raw = activations[:, int(cell)].astype(np.float64)  # (T,)
 values, (lo, hi) = display_values(raw, kind, scale)
 label = f"layer {layer} cell {int(cell)} {kind}" + (" (sigmoid)" if scale == "sigmoid" else "")
 
@@ -115,6 +115,6 @@ with right:
 
 # ---------------------------------------------------------------- the whole layer
 if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):
-    shown_states, _ = display_values(states, kind, scale)
-    st.altair_chart(charts.heatmap(charts.heatmap_frame(shown_states), (lo, hi), kind), key="heatmap",
+    shown_activations, _ = display_values(activations, kind, scale)
+    st.altair_chart(charts.heatmap(charts.heatmap_frame(shown_activations), (lo, hi), kind), key="heatmap",
                     on_select=_pick_from_heatmap, selection_mode=charts.PICK)

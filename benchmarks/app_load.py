@@ -91,9 +91,9 @@ def main():
     out = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=FLAGS)
-        firsts = []
+        firsts, proc = [], None
         for n in range(args.servers):
-            if n:
+            if proc is not None:  # the last server goes on to the rest of the measures
                 proc.terminate()
                 proc.wait()
             proc, url, _ = start_server()

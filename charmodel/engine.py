@@ -16,8 +16,8 @@ Two tricks keep it fast without changing the maths:
 Every loop runs with one BLAS thread: building an Engine limits the process's BLAS to one
 (`pin_blas`). A step is a small matrix product, thousands of them in a row; with NumPy's default
 BLAS threads each one waits for all of its threads, so when another process or app session also
-wants the cores, every step waits for a descheduled thread: on 2 cores a forward pass went from
-0.2 s to 8-11 s beside a training run and a cell ranking. One thread is slower on an idle
+wants the cores, every step waits for a descheduled thread (issue 10 measured a forward pass going
+from 0.2 s to 8-11 s beside a training run and a cell ranking on 2 cores). One thread is slower on an idle
 machine and steady under load; benchmarks/load.py measures both.
 
 No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.

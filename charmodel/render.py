@@ -8,7 +8,7 @@ every bin meets WCAG AA contrast (4.5:1; `contrast_ratio`, tested for every bin)
 Built for thousands of characters: every character is escaped, colours come from a small set of
 CSS classes defined once, and, when no per-character hover text is needed, neighbouring
 characters in the same colour bin share one span. Hover text is a styled tooltip drawn by CSS
-from a data attribute, so it shows at once (the browser's own `title` tooltip waits a second).
+from a data attribute, so it shows at once (the browser's own `title` tooltip appears only after a delay).
 No Streamlit here; pages pass the string on.
 """
 

@@ -43,11 +43,14 @@ class Setting:
         return self.label or self.name.replace("_", " ").capitalize()
 
     def range_text(self) -> str:
-        lo = "" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
-        hi = "" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
+        if self.low is None and self.high is None:
+            return "(any value)"
+        if self.low is None:
+            return f"at most {self.high:g}" if not self.high_open else f"less than {self.high:g}"
+        lo = ("(" if self.low_open else "[") + f"{self.low:g}"
         if self.high is None:
             return f"at least {self.low:g}" if not self.low_open else f"more than {self.low:g}"
-        return f"in {lo}, {hi}"
+        return f"in {lo}, {self.high:g}" + (")" if self.high_open else "]")
 
     def check(self, value) -> Any:
         """The value, converted to this setting's type, or a CharModelError naming the setting."""

@@ -58,11 +58,14 @@ def widget(setting: Setting, column, max_epochs: int | None):
         choice = column.selectbox(label, ["(random)", *runfolder.list_runs(weights_root())], key=key, help=help_)
         return None if choice == "(random)" else str(runfolder.run_in(weights_root(), choice))
     if setting.kind in (int, float):
-        step = setting.step or 1
-        low = None if setting.low is None else setting.low + (step if setting.low_open and setting.step else 0)
-        high = None if setting.high is None else setting.high - (step if setting.high_open and setting.step else 0)
-        if setting.low_open and not setting.step:
-            low = None  # no step to stay inside an open bound: a value on it is refused at Start
+        # an open bound becomes the nearest step inside it; with no step, no bound (Start refuses a value on it)
+        step = setting.step
+        low = setting.low if setting.low is not None and not setting.low_open else None
+        high = setting.high if setting.high is not None and not setting.high_open else None
+        if step and setting.low_open:
+            low = setting.low + step
+        if step and setting.high_open:
+            high = setting.high - step
         if setting.name == "epochs" and max_epochs:
             high = max_epochs
         default = setting.default if high is None else min(setting.default, high)

@@ -1,178 +1,363 @@
-"""Cell atlas analyses beyond ranking: select-and-match (LSTMVis), one cell in depth, gate
-saturation (Karpathy, Johnson and Fei-Fei 2015), and export to LSTMVis's file format.
+"""The atlas: every cell of a run explained, with a dossier per cell.
 
-All of it works on state arrays of shape (T, units) from the NumPy engine; no TensorFlow.
+Building one streams the whole corpus (training then validation text) through the engine, one
+group of rows at a time (cells.iter_activations), and keeps only what each cell's dossier needs:
+
+  * summary: mean, standard deviation, minimum and maximum over every character;
+  * top and bottom contexts: the text is cut into fixed fragments of FRAGMENT characters (as
+    automated interpretability's neuron records are); a cell's top contexts are the TOP fragments
+    with the highest maxima, at the position of each maximum, so no two overlap; bottom alike;
+  * the character profile: the cell's mean for each current character;
+  * samples at fixed random positions, drawn before the pass: FIT_POSITIONS of the training text
+    (where explanations are chosen) and up to HELD_POSITIONS of the validation text (where they
+    are scored; see explain.py). The histogram (HISTOGRAM_BINS over the cell's exact range) and
+    the quantile samples (PER_QUANTILE positions from each of QUANTILES equal-count bins) are read
+    from a uniform sample of the whole corpus: the fit positions plus validation positions at the
+    same rate;
+  * for the last layer's h: the output effect, its Dense weight row's strongest next characters.
+
+Memory is bounded by the samples and one group of rows, never (all characters x all cells).
+
+The file is `atlas-CHECKPOINT.npz` in the run folder: plain arrays and one JSON string, read with
+allow_pickle=False, so loading it runs no code. It records the checkpoint file's SHA-256; an atlas
+for other weights is refused with a message saying how to rebuild it.
 """
 
 import json
+import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .engine import layer_number
+from . import explain, runfolder
+from .cells import iter_activations
+from .engine import Engine, layer_index, layer_number
+from .corpus import sha256
 from .errors import CharModelError
 
-# ---------------------------------------------------------------- select and match (LSTMVis)
+FORMAT = 1
+KINDS = ("h", "c")
+FRAGMENT = 80  # characters per fragment for top and bottom contexts
+TOP = 20  # top and bottom contexts per cell
+CONTEXT = 40  # characters shown either side of a context's position
+QUANTILES = 10  # equal-count activation bins...
+PER_QUANTILE = 3  # ...and positions sampled from each
+HISTOGRAM_BINS = 50
+FIT_POSITIONS = 40_000  # training-text positions where explanations are chosen
+HELD_POSITIONS = 40_000  # at most this many validation positions where they are scored
+EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppresses
+SEED = 0  # the sampled positions depend on this and the text's length only
+PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
+_ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
+           "quantile_position", "quantile_value", "quantile_edges", "char_mean", "explanation", "direction",
+           "fit_score", "held_score", "effect_chars", "effect_weights")
 
 
-def cells_on_in_span(activations: np.ndarray, start: int, end: int, threshold: float) -> np.ndarray:
-    """Cells at or above `threshold` at every character of [start, end) and below it just before
-    and just after the span (where those characters exist). activations: (T, units)."""
-    T = len(activations)
-    if not 0 <= start < end <= T:
-        raise CharModelError(f"span {start}–{end} is outside the text (0–{T}); pick characters inside it.")
-    on = (activations[start:end] >= threshold).all(axis=0)
-    if start > 0:
-        on &= activations[start - 1] < threshold
-    if end < T:
-        on &= activations[end] < threshold
-    return np.flatnonzero(on)
+def atlas_path(run, checkpoint: str) -> Path:
+    return Path(run) / f"atlas-{checkpoint}.npz"
 
 
-def match_passages(activations: np.ndarray, cells: np.ndarray, threshold: float, span_len: int,
-                   exclude: tuple[int, int] | None = None, top: int = 20) -> list[dict]:
-    """Other places where the same set of cells is on together.
-
-    A match is a maximal run of characters where every selected cell is at or above the
-    threshold. Runs are ranked by how close their length is to the selected span's, then by the
-    mean fraction of *other* cells that are off (a more specific pattern ranks higher).
-    Returns [{start, end, score}], best first; `exclude` drops the user's own span.
-    """
-    if len(cells) == 0:
-        return []
-    all_on = (activations[:, cells] >= threshold).all(axis=1)  # (T,)
-    edges = np.diff(np.concatenate([[0], all_on.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    out = []
-    for s, e in zip(starts, ends):
-        if exclude and s < exclude[1] and e > exclude[0]:
-            continue
-        length_fit = min(e - s, span_len) / max(e - s, span_len)
-        out.append({"start": int(s), "end": int(e), "score": round(float(length_fit), 4)})
-    out.sort(key=lambda d: (-d["score"], d["start"]))
-    return out[:top]
+def build_command(run, checkpoint: str) -> str:
+    return f"python -m charmodel atlas --run {run} --checkpoint {checkpoint}"
 
 
-# ---------------------------------------------------------------- one cell in depth
+def sample_positions(train_chars: int, total_chars: int, seed: int = SEED):
+    """(fit, held, spread): sorted positions in the training text, the validation text, and the
+    validation positions that, with fit, make a uniform sample of the whole text."""
+    rng = np.random.default_rng(seed)
+    val_chars = total_chars - train_chars
+    fit = np.sort(rng.choice(train_chars, min(FIT_POSITIONS, train_chars), replace=False))
+    held = train_chars + np.sort(rng.choice(val_chars, min(HELD_POSITIONS, val_chars), replace=False))
+    rate = len(fit) / max(train_chars, 1)
+    spread = np.sort(rng.choice(len(held), min(len(held), round(rate * val_chars)), replace=False))
+    return fit, held, spread
 
 
-def top_contexts(values: np.ndarray, text: str, k: int = 10, radius: int = 20) -> list[dict]:
-    """The k highest values of one cell, at least `radius` characters apart, with ±radius context."""
-    order = np.argsort(-values, kind="stable")
-    taken: list[int] = []
-    for t in order:
-        if all(abs(int(t) - u) > radius for u in taken):
-            taken.append(int(t))
-            if len(taken) == k:
-                break
-    return [{"position": t, "value": float(values[t]), "before": text[max(0, t - radius) : t], "char": text[t],
-             "after": text[t + 1 : t + 1 + radius]} for t in taken]
+# ---------------------------------------------------------------- streaming statistics
 
 
-def histogram(values: np.ndarray, bins: int = 40, lo: float | None = None, hi: float | None = None) -> list[dict]:
-    lo = float(values.min()) if lo is None else lo
-    hi = float(values.max()) if hi is None else hi
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi if hi > lo else lo + 1e-6))
-    return [{"from": float(a), "to": float(b), "count": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)]
+class _Stream:
+    """Running statistics of N cells over consecutive stretches of text (see the module docstring)."""
+
+    def __init__(self, n_cells: int, vocab_size: int, fit, held):
+        self.sum = np.zeros(n_cells)
+        self.sumsq = np.zeros(n_cells)
+        self.min = np.full(n_cells, np.inf, dtype=np.float32)
+        self.max = np.full(n_cells, -np.inf, dtype=np.float32)
+        self.char_sum = np.zeros((vocab_size, n_cells))
+        self.char_count = np.zeros(vocab_size)
+        self.top = [np.full((TOP, n_cells), -np.inf, np.float32), np.full((TOP, n_cells), np.iinfo(np.int64).max)]
+        self.bottom = [np.full((TOP, n_cells), -np.inf, np.float32), np.full((TOP, n_cells), np.iinfo(np.int64).max)]
+        self.fit, self.held = fit, held
+        self.fit_x = np.empty((len(fit), n_cells), np.float32)
+        self.held_x = np.empty((len(held), n_cells), np.float32)
+        self.count = 0
+
+    def add(self, start: int, ids: np.ndarray, x: np.ndarray, columns: slice, first: bool) -> None:
+        """x: (n, cells) for text positions start.. start + n, for the cells in `columns`. Fragments
+        are whole (start is a multiple of FRAGMENT), except perhaps the text's last one."""
+        n = len(x)
+        if first:
+            self.count += n
+            np.add.at(self.char_count, ids, 1)
+        self.sum[columns] += x.sum(axis=0, dtype=np.float64)
+        self.sumsq[columns] += np.einsum("ij,ij->j", x, x, dtype=np.float64)
+        np.minimum(self.min[columns], x.min(axis=0), out=self.min[columns])
+        np.maximum(self.max[columns], x.max(axis=0), out=self.max[columns])
+        onehot = np.zeros((n, len(self.char_count)), np.float32)
+        onehot[np.arange(n), ids] = 1
+        self.char_sum[:, columns] += onehot.T @ x
+        for store, sign in ((self.top, 1), (self.bottom, -1)):
+            frags = -(-n // FRAGMENT)
+            padded = np.full((frags * FRAGMENT, x.shape[1]), -np.inf, np.float32)
+            padded[:n] = sign * x
+            arg = padded.reshape(frags, FRAGMENT, -1).argmax(axis=1)  # (frags, cells)
+            pos = np.arange(frags)[:, None] * FRAGMENT + arg
+            val = np.take_along_axis(padded, pos, axis=0)
+            self._merge(store, columns, val, pos + start)
+        for positions, rows in ((self.fit, self.fit_x), (self.held, self.held_x)):
+            a, b = np.searchsorted(positions, [start, start + n])
+            rows[a:b, columns] = x[positions[a:b] - start]
+
+    @staticmethod
+    def _merge(store, columns, val, pos):
+        """Keep the TOP largest (value, position) per column: ties go to the earlier position."""
+        v = np.concatenate([store[0][:, columns], val])
+        p = np.concatenate([store[1][:, columns], pos])
+        order = np.lexsort((p, -v), axis=0)[:TOP]
+        store[0][:, columns] = np.take_along_axis(v, order, axis=0)
+        store[1][:, columns] = np.take_along_axis(p, order, axis=0)
 
 
-# ---------------------------------------------------------------- gate saturation
+def _distribution(sample: np.ndarray, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int = SEED):
+    """Histogram counts (N, HISTOGRAM_BINS) over [lo, hi] per cell, and the quantile samples:
+    positions and values (N, QUANTILES, PER_QUANTILE) and bin edges (N, QUANTILES + 1), from a
+    sample (n, N) of values at `positions` (n,)."""
+    n, N = sample.shape
+    hist = np.stack([np.histogram(sample[:, j], HISTOGRAM_BINS, (lo[j], hi[j] if hi[j] > lo[j] else lo[j] + 1e-6))[0]
+                     for j in range(N)]).astype(np.int32)
+    order = np.argsort(sample, axis=0, kind="stable")  # (n, N)
+    bounds = np.linspace(0, n, QUANTILES + 1).round().astype(int)
+    rng = np.random.default_rng(seed)
+    picks = np.stack([lo_ + rng.choice(hi_ - lo_, PER_QUANTILE, replace=hi_ - lo_ < PER_QUANTILE)
+                      for lo_, hi_ in zip(bounds[:-1], bounds[1:])])  # (QUANTILES, PER_QUANTILE) ranks
+    rows = order[picks.ravel()]  # (Q * P, N)
+    q_pos = positions[rows].T.reshape(N, QUANTILES, PER_QUANTILE)
+    q_val = np.take_along_axis(sample, rows, axis=0).T.reshape(N, QUANTILES, PER_QUANTILE)
+    sorted_values = np.take_along_axis(sample, order[np.minimum(bounds, n - 1)], axis=0).T  # (N, Q + 1)
+    return hist, q_pos, q_val.astype(np.float32), sorted_values.astype(np.float32)
 
 
-def gate_saturation(gates: np.ndarray, left: float = 0.1, right: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell: fraction of characters where the gate is left-saturated (< left) and
-    right-saturated (> right). gates: (T, units)."""
-    return (gates < left).mean(axis=0), (gates > right).mean(axis=0)
+# ---------------------------------------------------------------- building
 
 
-# ---------------------------------------------------------------- LSTMVis export
-
-_SPECIAL = {" ": "<space>", "\n": "<newline>", "\t": "<tab>"}
-EXPORT_ROWS = 4096  # characters written to states.h5 per block
-
-
-def word_name(ch: str) -> str:
-    """A character's entry in words.dict. LSTMVis splits each line on whitespace, so every
-    whitespace character (U+00A0, U+2028, ...) gets a name, or its entry would be lost."""
-    if ch in _SPECIAL:
-        return _SPECIAL[ch]
-    return f"<U+{ord(ch):04X}>" if ch.isspace() or not ch.isprintable() else ch
+def cell_keys(layers: int) -> list[tuple[int, str]]:
+    """(layer from 0, kind) in the order the atlas stores cells: layer by layer, h then c."""
+    return [(l, k) for l in range(layers) for k in KINDS]
 
 
-def export_lstmvis(folder, text: str, vocab_chars: str, activations: dict, name: str = "charmodel",
-                   description: str = "", unsigned: bool = False) -> list[Path]:
-    """Write states.h5, train.h5, words.dict and lstm.yml for LSTMVis.
+def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
+    """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
+    text: the whole corpus; its first train_chars characters are the training part. progress:
+    optional callable given (fraction done, stage)."""
+    t0 = time.perf_counter()
+    say = progress or (lambda f, stage: None)
+    U, keys = engine.units, cell_keys(engine.layers)
+    N = U * len(keys)
+    ids = engine.vocab.encode(text, "the corpus")
+    fit, held, spread = sample_positions(train_chars, len(text), seed)
+    stream = _Stream(N, len(engine.vocab), fit, held)
+    pending, pending_start = None, 0  # rows after the last whole fragment, added with the next stretch
+    passes = iter_activations(engine, ids, KINDS, None, PIECE, WARMUP, GROUP,
+                              progress=lambda f: say(0.8 * f, "activations"))
+    for start, stretch in passes:
+        block = {key: stretch[key] for key in keys}
+        if pending is not None:
+            block = {key: np.concatenate([pending[key], v]) for key, v in block.items()}
+            start = pending_start
+        n = len(next(iter(block.values())))
+        whole = n if start + n == len(text) else n - (start + n) % FRAGMENT
+        for i, key in enumerate(keys if whole else ()):
+            stream.add(start, ids[start : start + whole], block[key][:whole], slice(i * U, (i + 1) * U), first=i == 0)
+        pending = {key: v[whole:].copy() for key, v in block.items()} if whole < n else None
+        pending_start = start + whole
+        del stretch, block
+    say(0.8, "explanations")
+    candidates = explain.library(text[:train_chars], engine.vocab.chars)
+    fit_signals = explain.signal_matrix(candidates, text, engine.vocab.chars, fit)
+    held_signals = explain.signal_matrix(candidates, text, engine.vocab.chars, held)
+    chosen = explain.choose(stream.fit_x, fit_signals, stream.held_x, held_signals, candidates)
+    say(0.95, "distributions")
+    mean = stream.sum / stream.count
+    std = np.sqrt(np.maximum(stream.sumsq / stream.count - mean**2, 0))
+    hist = np.empty((N, HISTOGRAM_BINS), np.int32)
+    q_pos = np.empty((N, QUANTILES, PER_QUANTILE), np.int64)
+    q_val = np.empty((N, QUANTILES, PER_QUANTILE), np.float32)
+    q_edges = np.empty((N, QUANTILES + 1), np.float32)
+    positions = np.concatenate([fit, held[spread]])
+    for j in range(0, N, 256):
+        cols = slice(j, j + 256)
+        sample = np.concatenate([stream.fit_x[:, cols], stream.held_x[spread, cols]])
+        hist[cols], q_pos[cols], q_val[cols], q_edges[cols] = _distribution(
+            sample, positions, stream.min[cols], stream.max[cols], seed)
+    top_value, top_position = stream.top
+    bottom_value, bottom_position = stream.bottom
+    weights = engine.Wd  # (U, V): the last layer's h to the next character's logits
+    order = np.argsort(-weights, axis=1, kind="stable")
+    effect_chars = np.concatenate([order[:, :EFFECT], order[:, ::-1][:, :EFFECT]], axis=1)  # (U, 2 * EFFECT)
+    meta = {"format": FORMAT, "kinds": list(KINDS), "layers": engine.layers, "units": U,
+            "vocab": engine.vocab.chars, "chars": len(text), "train_chars": train_chars,
+            "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
+            "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
+            "thresholds": {"auc": explain.EXPLAINED_AUC, "r": explain.EXPLAINED_R,
+                           "min_evidence": explain.MIN_EVIDENCE},
+            "seconds": round(time.perf_counter() - t0, 1)}
+    say(1.0, "done")
+    return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": stream.min,
+            "max": stream.max, "histogram": hist,
+            "top_position": top_position.T.astype(np.int32), "top_value": top_value.T,
+            "bottom_position": bottom_position.T.astype(np.int32), "bottom_value": -bottom_value.T,
+            "quantile_position": q_pos.astype(np.int32), "quantile_value": q_val, "quantile_edges": q_edges,
+            "char_mean": (stream.char_sum / np.maximum(stream.char_count, 1)[:, None]).T.astype(np.float32),
+            "explanation": chosen["index"], "direction": chosen["direction"].astype(np.int8),
+            "fit_score": chosen["fit"], "held_score": chosen["held"],
+            "effect_chars": effect_chars.astype(np.int16),
+            "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
 
-    activations: {(layer from 0, kind): (T, units)} with kinds "c" (LSTMVis type state) and "h" (type
-    output). A character is a word; whitespace gets a name, since LSTMVis splits on spaces.
-    unsigned: LSTMVis selects and matches only values at or above its threshold, so a cell that
-    is low where a pattern holds cannot be found. With unsigned, each array is (T, 2 x units):
-    cell k is max(x_k, 0) and cell k + units is max(-x_k, 0), the layout of LSTMVis's own
-    signed_to_unsigned tool, and lstm.yml says `unsigned: true`.
-    """
-    import h5py
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    index = {ch: i for i, ch in enumerate(vocab_chars)}
-    ids = np.array([index[ch] for ch in text], dtype=np.int32)
-    with h5py.File(folder / "train.h5", "w") as f:
-        f.create_dataset("words", data=ids)
-    types = []
-    with h5py.File(folder / "states.h5", "w") as f:
-        for (layer, kind), v in sorted(activations.items()):
-            path = f"{'states' if kind == 'c' else 'output'}{layer_number(layer)}"
-            T, U = v.shape
-            d = f.create_dataset(path, shape=(T, 2 * U if unsigned else U), dtype=np.float32)
-            for t in range(0, T, EXPORT_ROWS):  # a block at a time: no float32 copy of the whole array
-                block = np.asarray(v[t : t + EXPORT_ROWS], dtype=np.float32)
-                d[t : t + EXPORT_ROWS] = np.hstack([np.maximum(block, 0), np.maximum(-block, 0)]) if unsigned else block
-            types.append(f"    {{type: {'state' if kind == 'c' else 'output'}, layer: {layer_number(layer)}, path: {path}}}")
-    lines = [f"{word_name(ch)} {i}" for i, ch in enumerate(vocab_chars)]
-    (folder / "words.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    description = description or "character-level LSTM states exported by charmodel" + (
-        "; cells k + units are the negative parts" if unsigned else "")
-    yml = "\n".join([
-        f"name: {json.dumps(name)}",  # quoted: a run named yes or 1.0 stays a string
-        f"description: {json.dumps(description)}",
-        *(["unsigned: true"] if unsigned else []),
-        "files:",
-        "  states: states.h5",
-        "  train: train.h5",
-        "  words: words.dict",
-        "word_sequence:",
-        "  file: train",
-        "  path: words",
-        "  dict_file: words",
-        "states:",
-        "  file: states",
-        "  types: [",
-        ",\n".join(types),
-        "  ]",
-    ])
-    (folder / "lstm.yml").write_text(yml + "\n", encoding="utf-8")
-    return [folder / n for n in ("states.h5", "train.h5", "words.dict", "lstm.yml")]
+def build_for_run(run, checkpoint: str | None = None, progress=None) -> Path:
+    """Build the atlas of one checkpoint of a run and write it into the run folder."""
+    run = Path(run)
+    checkpoint = checkpoint or runfolder.default_checkpoint(run)
+    engine = Engine.load(run, checkpoint)
+    config = runfolder.read_config(run)
+    train, val = runfolder.split_text(run, config)
+    data = build(engine, train + val, len(train), progress)
+    data["meta"].update(run=run.name, checkpoint=checkpoint, weights_sha256=sha256(runfolder.checkpoint_path(run, checkpoint)))
+    path = atlas_path(run, checkpoint)
+    with runfolder.atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(data["meta"])), **{k: data[k] for k in _ARRAYS})
+    return path
 
 
-def export_size(chars: int, units: int, datasets: int, unsigned: bool = False) -> int:
-    """Bytes of states.h5 (float32) for `datasets` (layer, kind) arrays: what a download will weigh."""
-    return chars * units * datasets * 4 * (2 if unsigned else 1)
+# ---------------------------------------------------------------- reading
 
 
-def export_lstmvis_zip(zip_path, text: str, vocab_chars: str, activations: dict, name: str = "charmodel",
-                       unsigned: bool = False) -> Path:
-    """The LSTMVis files in one zip at `zip_path`, under the folder `name`/.
+@dataclass
+class Atlas:
+    meta: dict
+    arrays: dict
+    path: Path
 
-    The files are written to a temporary folder on disk and copied into the zip from there, so
-    states.h5 is never held in memory whole.
-    """
-    import tempfile
-    import zipfile
+    @property
+    def candidates(self) -> list[explain.Candidate]:
+        return [explain.Candidate(**c) for c in self.meta["candidates"]]
 
-    zip_path = Path(zip_path)
-    with tempfile.TemporaryDirectory(prefix="charmodel-lstmvis-") as tmp:
-        files = export_lstmvis(Path(tmp) / name, text, vocab_chars, activations, name=name, unsigned=unsigned)
-        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in files:
-                z.write(f, f"{name}/{f.name}")
-    return zip_path
+    def index(self, layer: int, kind: str, cell: int) -> int:
+        """Row of (layer from 0, kind, cell)."""
+        return (layer * len(KINDS) + KINDS.index(kind)) * self.meta["units"] + cell
+
+    def cells(self) -> list[dict]:
+        """Every cell with its best explanation: layer (from 0), kind, cell, explanation, score
+        (held-out; None without held-out evidence), metric, direction, group, explained, spread (std)."""
+        cands = self.candidates
+        U, out = self.meta["units"], []
+        best, held = self.arrays["explanation"][:, 0], self.arrays["held_score"][:, 0]
+        for i in range(len(best)):
+            c = cands[best[i]]
+            layer, kind = divmod(i // U, len(KINDS))
+            score = None if not np.isfinite(held[i]) else round(float(held[i]), 4)
+            out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U, "explanation": c.phrase,
+                        "score": score, "metric": c.metric, "direction": int(self.arrays["direction"][i, 0]),
+                        "group": c.group, "explained": explain.explained(held[i], c.metric),
+                        "spread": round(float(self.arrays["std"][i]), 4)})
+        return out
+
+    def coverage(self) -> dict:
+        """Explained cells per (layer, kind) and per group of their best explanation."""
+        rows = self.cells()
+        by_part = {}
+        for l, k in cell_keys(self.meta["layers"]):
+            part = [r for r in rows if r["layer"] == l and r["kind"] == k]
+            by_part[f"layer {layer_number(l)} {k}"] = {"cells": len(part), "explained": sum(r["explained"] for r in part)}
+        groups = {g: sum(r["explained"] and r["group"] == g for r in rows) for g in explain.GROUPS}
+        n = len(rows)
+        return {"cells": n, "explained": sum(r["explained"] for r in rows), "by_layer_kind": by_part,
+                "by_group": groups, "long_context_share": round(groups["long"] / n, 4) if n else 0.0}
+
+    def dossier(self, layer: int, kind: str, cell: int) -> dict:
+        """What the app shows for one cell (layer from 0); positions index the corpus text."""
+        i = self.index(layer, kind, cell)
+        a, cands, vocab = self.arrays, self.candidates, self.meta["vocab"]
+        out = {"summary": {k: float(a[k][i]) for k in ("mean", "std", "min", "max")},
+               "histogram": [{"from": float(a["min"][i] + (a["max"][i] - a["min"][i]) * b / HISTOGRAM_BINS),
+                              "to": float(a["min"][i] + (a["max"][i] - a["min"][i]) * (b + 1) / HISTOGRAM_BINS),
+                              "count": int(c)} for b, c in enumerate(a["histogram"][i])],
+               "top": list(zip(a["top_position"][i].tolist(), a["top_value"][i].tolist())),
+               "bottom": list(zip(a["bottom_position"][i].tolist(), a["bottom_value"][i].tolist())),
+               "quantiles": [{"from": float(a["quantile_edges"][i, q]), "to": float(a["quantile_edges"][i, q + 1]),
+                              "samples": list(zip(a["quantile_position"][i, q].tolist(), a["quantile_value"][i, q].tolist()))}
+                             for q in range(QUANTILES)],
+               "char_profile": [{"char": ch, "mean": float(m)} for ch, m in zip(vocab, a["char_mean"][i])],
+               "explanations": [{"explanation": cands[j].phrase, "group": cands[j].group, "metric": cands[j].metric,
+                                 "direction": int(d), "fit": float(f),
+                                 "score": None if not np.isfinite(h) else float(h)}
+                                for j, d, f, h in zip(a["explanation"][i], a["direction"][i], a["fit_score"][i],
+                                                      a["held_score"][i])],
+               "effect": None}
+        if layer == self.meta["layers"] - 1 and kind == "h":
+            chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
+            out["effect"] = {"boosts": [(vocab[c], float(x)) for c, x in zip(chars[:EFFECT], w[:EFFECT])],
+                             "suppresses": [(vocab[c], float(x)) for c, x in zip(chars[EFFECT:], w[EFFECT:])]}
+        return out
+
+    def part(self, position: int) -> str:
+        return "training" if position < self.meta["train_chars"] else "validation"
+
+
+def load(run, checkpoint: str) -> Atlas:
+    """The atlas of this checkpoint, checked against the checkpoint's current weights. A missing,
+    damaged or stale file is a CharModelError whose message names the command that rebuilds it."""
+    path = atlas_path(run, checkpoint)
+    rebuild = f"rebuild it with `{build_command(run, checkpoint)}`"
+    if not path.is_file():
+        raise CharModelError(f"run {Path(run).name} has no atlas for checkpoint {checkpoint}; build it with "
+                             f"`{build_command(run, checkpoint)}`.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            arrays = {k: f[k] for k in _ARRAYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
+        raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
+    if meta.get("format") != FORMAT:
+        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT}; {rebuild}.")
+    weights = runfolder.checkpoint_path(run, checkpoint)
+    if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
+        raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")
+    n = meta["layers"] * len(KINDS) * meta["units"]
+    if any(len(v) != (meta["units"] if k.startswith("effect") else n) for k, v in arrays.items()):
+        raise CharModelError(f"{path.name} is damaged (its arrays do not match its cells); {rebuild}.")
+    return Atlas(meta, arrays, path)
+
+
+def context(text: str, position: int, radius: int = CONTEXT) -> tuple[int, str]:
+    """(start, text) of the ±radius characters around a position."""
+    start = max(0, position - radius)
+    return start, text[start : position + radius + 1]
+
+
+def context_values(engine: Engine, text: str, positions: list[int], layer: int, kind: str, cell: int,
+                   radius: int = CONTEXT, warmup: int = WARMUP) -> list[np.ndarray]:
+    """One cell's values over the ±radius context of each position, computed after `warmup`
+    characters of the text before it (as the atlas's own pass does), all contexts as one batch."""
+    ids = engine.vocab.encode(text, "the corpus")
+    spans = [(max(0, p - radius - warmup), max(0, p - radius), min(len(text), p + radius + 1)) for p in positions]
+    width = max(b - a for a, _, b in spans)
+    rows = np.zeros((len(spans), width), ids.dtype)
+    for r, (a, _, b) in enumerate(spans):
+        rows[r, : b - a] = ids[a:b]
+    _, rec, _ = engine.forward(rows, record=(kind,), layers=[layer])
+    values = rec[(layer, kind)][:, :, cell]  # (B, width)
+    return [values[r, s - a : b - a] for r, (a, s, b) in enumerate(spans)]

@@ -170,31 +170,44 @@ def batched_activations(engine: Engine, text: str, kinds=("h", "c"), layers=None
     given the fraction done as the work advances.
     """
     ids = engine.vocab.encode(text, "text")
+    layers = list(range(engine.layers)) if layers is None else list(layers)
+    out = {(l, k): np.empty((len(ids), engine.units), dtype) for l in layers for k in kinds}
+    for start, stretch in iter_activations(engine, ids, kinds, layers, piece, warmup, group, dtype, progress):
+        for key, v in stretch.items():
+            out[key][start : start + len(v)] = v
+    return out
+
+
+def iter_activations(engine: Engine, ids: np.ndarray, kinds=("h", "c"), layers=None, piece: int = 700,
+                     warmup: int = 300, group: int = 32, dtype=np.float32, progress=None):
+    """batched_activations one group of rows at a time, for texts too long to hold whole: yields
+    (start, {(layer, kind): (n, units)}) for consecutive stretches text[start : start + n] that
+    together cover the text in order. Memory: one group's records, whatever the text's length."""
     T, R = len(ids), warmup + piece
     layers = list(range(engine.layers)) if layers is None else list(layers)
     if T <= R:
         _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers, dtype=dtype, progress=progress)
-        return {k: v[0] for k, v in rec.items()}
-    starts = list(range(R, T, piece))  # where the kept part of rows 1.. begins
-    rows = np.zeros((1 + len(starts), R), dtype=ids.dtype)
+        yield 0, {k: v[0] for k, v in rec.items()}
+        return
+    starts = [0] + list(range(R, T, piece))  # where each row's kept part begins
+    rows = np.zeros((len(starts), R), dtype=ids.dtype)
     rows[0] = ids[:R]
-    for b, s in enumerate(starts, 1):
+    for b, s in enumerate(starts[1:], 1):
         chunk = ids[s - warmup : s + piece]
         rows[b, : len(chunk)] = chunk  # a short last row is padded at its end, which nothing reads
-    out = {(l, k): np.empty((T, engine.units), dtype) for l in layers for k in kinds}
     for g in range(0, len(rows), group):
         done = lambda f, g=g: progress((g + f * len(rows[g : g + group])) / len(rows)) if progress else None
         _, rec, _ = engine.forward(rows[g : g + group], record=kinds, layers=layers, dtype=dtype, progress=done)
+        last = min(g + group, len(rows)) - 1
+        end = min(T, R if last == 0 else starts[last] + piece)
+        stretch = {}
         for key, v in rec.items():  # (B, R, U)
-            for b in range(v.shape[0]):
-                row = g + b
-                if row == 0:
-                    out[key][:R] = v[0]
-                else:
-                    s = starts[row - 1]
-                    n = min(piece, T - s)
-                    out[key][s : s + n] = v[b, warmup : warmup + n]
-    return out
+            kept = [v[0]] if g == 0 else []  # row 0 keeps all of its R characters...
+            kept += [v[b, warmup:] for b in range(1 if g == 0 else 0, v.shape[0])]  # ...the others their piece
+            stretch[key] = np.concatenate(kept)[: end - starts[g]]
+            del kept
+        del rec
+        yield starts[g], stretch
 
 
 # ---------------------------------------------------------------- ranking

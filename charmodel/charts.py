@@ -115,7 +115,7 @@ def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
 
 
 def histogram_chart(bins: list[dict], label: str, height: int = 200):
-    """Bars of a cell's value histogram (`atlas.histogram`'s rows: from, to, count)."""
+    """Bars of a cell's value histogram (`study.histogram`'s rows: from, to, count)."""
     return alt.Chart(pd.DataFrame(bins), height=height, title="its values").mark_bar().encode(
         x=alt.X("from:Q", bin="binned", title=label), x2="to:Q", y=alt.Y("count:Q"))
 

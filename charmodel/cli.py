@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -93,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="positive and negative parts as separate cells (k and k + units), so LSTMVis can select "
                         "cells that are low where a pattern holds")
     _drop_arg(x)
+
+    a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
+    _run_args(a)
+    a.add_argument("--list", action="store_true", help="print every cell's best explanation from the atlas file")
+    a.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose held-out score "
+                   "is at least this (AUC for yes/no explanations, |r| for numbers)")
+    a.add_argument("--json", action="store_true", help="one JSON value: the build's summary, or the --list rows")
+    a.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    a.add_argument("--events", action="store_true", help=argparse.SUPPRESS)  # JSON progress lines, for the app's job
     return p
 
 
@@ -280,7 +289,7 @@ def _csv(value: str, flag: str, allowed: list) -> list:
 def _lstmvis(args) -> int:
     import numpy as np
 
-    from .atlas import export_lstmvis, export_size
+    from .study import export_lstmvis, export_size
     from .cells import batched_activations
 
     engine = _engine(args)
@@ -297,5 +306,73 @@ def _lstmvis(args) -> int:
     return 0
 
 
+def _atlas(args) -> int:
+    from . import atlas, runfolder
+
+    checkpoint = args.checkpoint or runfolder.default_checkpoint(args.run)
+    if args.min_score is not None and not args.list:
+        raise CharModelError("--min-score filters --list; add --list, or leave it out to build the atlas.")
+    if args.list:
+        rows = atlas.load(args.run, checkpoint).cells()
+        if args.min_score is not None:
+            rows = [r for r in rows if r["score"] is not None and r["score"] >= args.min_score]
+        if args.json:
+            print(json.dumps([{"layer": layer_number(r["layer"]), **{k: r[k] for k in
+                              ("kind", "cell", "explanation", "score", "metric", "direction", "group")}} for r in rows]))
+            return 0
+        for r in rows:
+            score = "  -  " if r["score"] is None else f"{r['score']:.3f}"
+            mark = "+" if r["direction"] > 0 else "-"
+            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  {score} {r['metric']:3s} ({mark})  "
+                  f"{r['explanation']}")
+        return 0
+    runfolder.checkpoint_path(args.run, checkpoint)  # a bad checkpoint name fails before the slow part
+    progress = _atlas_progress(args)
+    try:
+        path = atlas.build_for_run(args.run, checkpoint, progress=progress)
+    finally:
+        progress(None, None)
+    built = atlas.load(args.run, checkpoint)
+    summary = {**built.coverage(), "seconds": built.meta["seconds"], "bytes": path.stat().st_size, "file": str(path)}
+    if args.events:
+        print(json.dumps({"event": "done", **summary}), flush=True)
+    elif args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['explained']} of {summary['cells']} cells explained (held-out AUC >= 0.85 or |r| >= 0.5); "
+              f"long context: {summary['by_group']['long']}")
+        for part, d in summary["by_layer_kind"].items():
+            print(f"  {part}: {d['explained']} of {d['cells']}")
+        print("  by the group of their best explanation: " +
+              ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
+        print(f"wrote {path} ({summary['bytes'] / 2**20:.1f} MB) in {summary['seconds']:.0f} s")
+    return 0
+
+
+def _atlas_progress(args):
+    """A progress callable for atlas.build: a tqdm bar on stderr, or (--events) JSON lines on stdout.
+    Called with (None, None) at the end, to close the bar."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(fraction, stage):
+        nonlocal bar
+        if args.events:
+            if fraction is not None:
+                print(json.dumps({"event": "progress", "fraction": round(fraction, 4), "stage": stage}), flush=True)
+            return
+        if fraction is None:
+            if bar is not None:
+                bar.close()
+            return
+        if bar is None:
+            bar = tqdm(total=100, unit="%", desc="atlas", file=sys.stderr, disable=args.quiet, leave=False)
+        bar.set_description(f"atlas: {stage}")
+        bar.update(round(100 * fraction) - bar.n)
+
+    return progress
+
+
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
-            "lstmvis": _lstmvis}
+            "lstmvis": _lstmvis, "atlas": _atlas}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from charmodel import CharModelError, atlas, charts
+from charmodel import CharModelError, charts, study
 from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.engine import layer_index, layer_number
@@ -30,14 +30,14 @@ TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Interv
 
 
 def _study(layer: int, kind: str, cell: int):
-    st.session_state.update(atlas_layer=layer, atlas_kind=kind, atlas_cell=cell, cells_tab="One cell",
+    st.session_state.update(study_layer=layer, study_kind=kind, study_cell=cell, cells_tab="One cell",
                             studied={"layer": layer, "kind": kind, "cell": cell})
 
 
 def _pick_saturated():
     cell = charts.picked_cell(st.session_state.get("saturation", {}).get("selection"))
     if cell is not None:
-        st.session_state["atlas_cell"] = cell
+        st.session_state["study_cell"] = cell
 
 
 def coloured(text, raw, kind, label, selected=None):
@@ -52,25 +52,25 @@ def pick_cell(kinds=("h", "c")):
     if not last or last["layer"] > engine.layers or last["cell"] >= engine.units:
         found = headline(name, checkpoint)
         last = {"layer": layer_number(found["layer"]), "kind": found["kind"], "cell": found["cell"]}
-    st.session_state.setdefault("atlas_layer", last["layer"])
-    st.session_state.setdefault("atlas_kind", last["kind"] if last["kind"] in ("h", "c") else "c")
-    st.session_state.setdefault("atlas_cell", last["cell"])
-    if st.session_state["atlas_layer"] > engine.layers:
-        st.session_state["atlas_layer"] = engine.layers
-    if int(st.session_state["atlas_cell"]) >= engine.units:
-        st.session_state["atlas_cell"] = 0
+    st.session_state.setdefault("study_layer", last["layer"])
+    st.session_state.setdefault("study_kind", last["kind"] if last["kind"] in ("h", "c") else "c")
+    st.session_state.setdefault("study_cell", last["cell"])
+    if st.session_state["study_layer"] > engine.layers:
+        st.session_state["study_layer"] = engine.layers
+    if int(st.session_state["study_cell"]) >= engine.units:
+        st.session_state["study_cell"] = 0
     c1, c2, c3 = st.columns(3)
-    layer = c1.selectbox("Layer", list(range(1, engine.layers + 1)), key="atlas_layer")
-    kind = c2.radio("Kind", list(kinds), horizontal=True, key="atlas_kind") if kinds else None
-    cell = int(c3.number_input("Cell", 0, engine.units - 1, key="atlas_cell"))
-    st.session_state["studied"] = {"layer": layer, "kind": kind or st.session_state["atlas_kind"], "cell": cell}
+    layer = c1.selectbox("Layer", list(range(1, engine.layers + 1)), key="study_layer")
+    kind = c2.radio("Kind", list(kinds), horizontal=True, key="study_kind") if kinds else None
+    cell = int(c3.number_input("Cell", 0, engine.units - 1, key="study_cell"))
+    st.session_state["studied"] = {"layer": layer, "kind": kind or st.session_state["study_kind"], "cell": cell}
     return layer, kind, cell
 
 
 def search_activations(layer: int, kind: str):
     """(text, (T, units)) of one layer and kind over the chosen search text (shared, read-only)."""
     scope = st.radio("Search in", ["validation text (fast)", "whole corpus (a scan of a minute or so, once)"],
-                     horizontal=True, key="atlas_scope")
+                     horizontal=True, key="study_scope")
     if scope.startswith("validation"):
         return val_text, cell_activations(name, checkpoint, val_text)[(layer_index(layer), kind)]  # the ranking's
     return corpus, cell_activations(name, checkpoint, corpus, kinds=(kind,),
@@ -144,7 +144,7 @@ def select_and_match():
     span = (span_start, min(span_start + span_len, len(search)))
     window = slice(max(span[0] - 60, 0), min(span[1] + 60, len(search)))
     try:
-        chosen = atlas.cells_on_in_span(activations, span[0], span[1], threshold)
+        chosen = study.cells_on_in_span(activations, span[0], span[1], threshold)
     except CharModelError as e:
         st.error(str(e))
         chosen = np.array([], int)
@@ -154,7 +154,7 @@ def select_and_match():
         st.info("No cell is on through this span and off around it; lower the threshold or change the span.")
         return
     st.write(f"**{len(chosen)} cell(s)** of layer {layer} {kind}: {', '.join(map(str, chosen[:40]))}")
-    matches = atlas.match_passages(activations, chosen, threshold, span[1] - span[0], exclude=span)
+    matches = study.match_passages(activations, chosen, threshold, span[1] - span[0], exclude=span)
     st.write(f"{len(matches)} matching passage(s)")
     for m in matches:
         w = slice(max(m["start"] - 30, 0), min(m["end"] + 30, len(search)))
@@ -170,8 +170,8 @@ def one_cell():
     st.markdown("**Where it is highest**")
     st.dataframe(pd.DataFrame([{"position": c["position"], "value": round(c["value"], 3),
                                 "context": f"{c['before']}[{c['char']}]{c['after']}".replace("\n", "↵")}
-                               for c in atlas.top_contexts(values, search)]), hide_index=True)
-    st.altair_chart(charts.histogram_chart(atlas.histogram(values), kind))
+                               for c in study.top_contexts(values, search)]), hide_index=True)
+    st.altair_chart(charts.histogram_chart(study.histogram(values), kind))
     epochs = [c for c in runfolder.available_checkpoints(run_path(name)) if c not in ("best", "latest")]
     if not epochs:
         st.caption("This run kept no per-epoch checkpoints, so there is no training history to show.")
@@ -186,7 +186,7 @@ def gate_saturation():
                "against right-saturated (> 0.9). Click a point to study that cell.")
     layer, _, _ = pick_cell(kinds=())
     length = st.slider("Characters of the validation text", 500, 5000, 2000, 500, key="saturation_length")
-    fractions = {gate: atlas.gate_saturation(layer_values(name, checkpoint, val_text[:length], layer_index(layer), gate,
+    fractions = {gate: study.gate_saturation(layer_values(name, checkpoint, val_text[:length], layer_index(layer), gate,
                                                           only_this=True).astype(np.float32))
                  for gate in ("f", "i", "o")}
     st.altair_chart(charts.saturation(fractions, layer), key="saturation", on_select=_pick_saturated,
@@ -234,7 +234,7 @@ def export():
                            help="LSTMVis selects only cells at or above its threshold. With this, cell k + units is "
                                 "max(−x, 0), so a cell that is low where a pattern holds (the quotation cell) can be "
                                 "selected through its negative part.")
-    size = atlas.export_size(len(val_text), engine.units, len(layers) * len(kinds), unsigned)
+    size = study.export_size(len(val_text), engine.units, len(layers) * len(kinds), unsigned)
     st.caption(f"states.h5 will hold {len(layers) * len(kinds)} array(s) of {len(val_text):,} characters x "
                f"{engine.units * (2 if unsigned else 1)} cells: {size / 2**20:.1f} MB before compression. "
                f"The command line writes the same files: `python -m charmodel lstmvis --run weights/{name} --out FOLDER"
@@ -248,7 +248,7 @@ def export():
         fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix="-lstmvis.zip")
         os.close(fd)
         with st.spinner("Writing states.h5 and zipping it…"):
-            atlas.export_lstmvis_zip(zip_path, val_text, engine.vocab.chars, chosen, name=name, unsigned=unsigned)
+            study.export_lstmvis_zip(zip_path, val_text, engine.vocab.chars, chosen, name=name, unsigned=unsigned)
         st.session_state["export_zip"] = zip_path
     zip_path = st.session_state.get("export_zip")
     if zip_path and Path(zip_path).is_file():

@@ -349,7 +349,7 @@ def user_message(error: Exception) -> str:
     return text
 
 
-KEEP = ("train_", "atlas_")  # widget keys whose values outlive a visit to another page or tab
+KEEP = ("train_", "study_")  # widget keys whose values outlive a visit to another page or tab
 NOT_KEPT = ("_start", "_resume", "_stop", "_upload")  # buttons and uploads cannot be set
 
 

@@ -280,7 +280,7 @@ def test_cells_page_ranks_studies_and_exports(weights):
     assert len(table) == 5 and table["AUC"].is_monotonic_decreasing and table["AUC"].min() >= 0.5
     chosen = table.iloc[1]
     at.button(key="study_1").click().run()
-    assert (at.session_state["atlas_layer"], at.session_state["atlas_kind"], at.session_state["atlas_cell"]) == \
+    assert (at.session_state["study_layer"], at.session_state["study_kind"], at.session_state["study_cell"]) == \
         (chosen["layer"], chosen["kind"], chosen["cell"])
     assert f"Layer {chosen['layer']} {chosen['kind']} cell {chosen['cell']}" in [s.value for s in at.subheader]
     open_tab(at, "Rank cells")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError, runfolder
-from charmodel.atlas import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
+from charmodel.study import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
                              top_contexts)
 from charmodel.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
                              inside_quotation, line_position, rank_cells, regex_signal, sentence_end_coming,

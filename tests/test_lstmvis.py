@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 from charmodel import runfolder
-from charmodel.atlas import export_lstmvis, word_name
+from charmodel.study import export_lstmvis, word_name
 
 from .conftest import ROOT, make_random_run
 

@@ -13,7 +13,7 @@ from charmodel.engine import Engine, inspect
 from charmodel.sample import generate
 from charmodel.evaluate import evaluate
 from charmodel.cells import batched_activations, feature, rank_cells
-from charmodel import atlas, charts, render, jobs
+from charmodel import study, charts, render, jobs
 run = sys.argv[1]
 e = Engine.load(run)
 print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")

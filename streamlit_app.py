@@ -11,6 +11,7 @@ pages = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
     st.Page("pages/visualise.py", title="Visualise", icon=":material/palette:"),
+    st.Page("pages/atlas.py", title="Atlas", icon=":material/travel_explore:"),
     st.Page("pages/cells.py", title="Cells", icon=":material/biotech:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ])

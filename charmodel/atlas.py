@@ -141,7 +141,7 @@ def _distribution(sample: np.ndarray, positions: np.ndarray, lo: np.ndarray, hi:
     order = np.argsort(sample, axis=0, kind="stable")  # (n, N)
     bounds = np.linspace(0, n, QUANTILES + 1).round().astype(int)
     rng = np.random.default_rng(seed)
-    picks = np.stack([lo_ + rng.choice(hi_ - lo_, PER_QUANTILE, replace=hi_ - lo_ < PER_QUANTILE)
+    picks = np.stack([min(lo_, n - 1) + rng.choice(max(hi_ - lo_, 1), PER_QUANTILE, replace=hi_ - lo_ < PER_QUANTILE)
                       for lo_, hi_ in zip(bounds[:-1], bounds[1:])])  # (QUANTILES, PER_QUANTILE) ranks
     rows = order[picks.ravel()]  # (Q * P, N)
     q_pos = positions[rows].T.reshape(N, QUANTILES, PER_QUANTILE)
@@ -158,21 +158,16 @@ def cell_keys(layers: int) -> list[tuple[int, str]]:
     return [(l, k) for l in range(layers) for k in KINDS]
 
 
-def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
-    """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
-    text: the whole corpus; its first train_chars characters are the training part. progress:
-    optional callable given (fraction done, stage)."""
-    t0 = time.perf_counter()
-    say = progress or (lambda f, stage: None)
+def stream(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> _Stream:
+    """One pass over the whole text: the running statistics and the samples of every cell.
+    progress: optional callable given the fraction of the pass done."""
     U, keys = engine.units, cell_keys(engine.layers)
-    N = U * len(keys)
     ids = engine.vocab.encode(text, "the corpus")
     fit, held, spread = sample_positions(train_chars, len(text), seed)
-    stream = _Stream(N, len(engine.vocab), fit, held)
+    out = _Stream(U * len(keys), len(engine.vocab), fit, held)
+    out.spread = spread
     pending, pending_start = None, 0  # rows after the last whole fragment, added with the next stretch
-    passes = iter_activations(engine, ids, KINDS, None, PIECE, WARMUP, GROUP,
-                              progress=lambda f: say(0.8 * f, "activations"))
-    for start, stretch in passes:
+    for start, stretch in iter_activations(engine, ids, KINDS, None, PIECE, WARMUP, GROUP, progress=progress):
         block = {key: stretch[key] for key in keys}
         if pending is not None:
             block = {key: np.concatenate([pending[key], v]) for key, v in block.items()}
@@ -180,18 +175,49 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
         n = len(next(iter(block.values())))
         whole = n if start + n == len(text) else n - (start + n) % FRAGMENT
         for i, key in enumerate(keys if whole else ()):
-            stream.add(start, ids[start : start + whole], block[key][:whole], slice(i * U, (i + 1) * U), first=i == 0)
+            out.add(start, ids[start : start + whole], block[key][:whole], slice(i * U, (i + 1) * U), first=i == 0)
         pending = {key: v[whole:].copy() for key, v in block.items()} if whole < n else None
         pending_start = start + whole
         del stretch, block
+    return out
+
+
+def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: str, grammar: str = "full"):
+    """(candidates, explain.choose's arrays) for the streamed samples: candidates from the training
+    text, chosen on the fit positions, scored on the held-out ones."""
+    candidates = explain.library(text[:train_chars], vocab_chars, grammar)
+    fit_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit)
+    held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.held)
+    return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates)
+
+
+def coverage(best: np.ndarray, held: np.ndarray, candidates: list, layers: int, units: int) -> dict:
+    """Explained cells per (layer, kind) and per group of their best explanation. best, held: (N,)
+    candidate index and held-out score of each cell's best explanation, cells in atlas order."""
+    ok = np.array([explain.explained(h, candidates[b].metric) for b, h in zip(best, held)], dtype=bool)
+    group = np.array([candidates[b].group for b in best])
+    by_part = {f"layer {layer_number(l)} {k}": {"cells": units, "explained": int(ok[i * units : (i + 1) * units].sum())}
+               for i, (l, k) in enumerate(cell_keys(layers))}
+    groups = {g: int((ok & (group == g)).sum()) for g in explain.GROUPS}
+    n = len(best)
+    return {"cells": n, "explained": int(ok.sum()), "by_layer_kind": by_part, "by_group": groups,
+            "long_context_share": round(groups["long"] / n, 4) if n else 0.0}
+
+
+def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
+    """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
+    text: the whole corpus; its first train_chars characters are the training part. progress:
+    optional callable given (fraction done, stage)."""
+    t0 = time.perf_counter()
+    say = progress or (lambda f, stage: None)
+    U, N = engine.units, engine.units * len(cell_keys(engine.layers))
+    samples = stream(engine, text, train_chars, lambda f: say(0.8 * f, "activations"), seed)
+    fit, held, spread = samples.fit, samples.held, samples.spread
     say(0.8, "explanations")
-    candidates = explain.library(text[:train_chars], engine.vocab.chars)
-    fit_signals = explain.signal_matrix(candidates, text, engine.vocab.chars, fit)
-    held_signals = explain.signal_matrix(candidates, text, engine.vocab.chars, held)
-    chosen = explain.choose(stream.fit_x, fit_signals, stream.held_x, held_signals, candidates)
+    candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
     say(0.95, "distributions")
-    mean = stream.sum / stream.count
-    std = np.sqrt(np.maximum(stream.sumsq / stream.count - mean**2, 0))
+    mean = samples.sum / samples.count
+    std = np.sqrt(np.maximum(samples.sumsq / samples.count - mean**2, 0))
     hist = np.empty((N, HISTOGRAM_BINS), np.int32)
     q_pos = np.empty((N, QUANTILES, PER_QUANTILE), np.int64)
     q_val = np.empty((N, QUANTILES, PER_QUANTILE), np.float32)
@@ -199,11 +225,11 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     positions = np.concatenate([fit, held[spread]])
     for j in range(0, N, 256):
         cols = slice(j, j + 256)
-        sample = np.concatenate([stream.fit_x[:, cols], stream.held_x[spread, cols]])
+        sample = np.concatenate([samples.fit_x[:, cols], samples.held_x[spread, cols]])
         hist[cols], q_pos[cols], q_val[cols], q_edges[cols] = _distribution(
-            sample, positions, stream.min[cols], stream.max[cols], seed)
-    top_value, top_position = stream.top
-    bottom_value, bottom_position = stream.bottom
+            sample, positions, samples.min[cols], samples.max[cols], seed)
+    top_value, top_position = samples.top
+    bottom_value, bottom_position = samples.bottom
     weights = engine.Wd  # (U, V): the last layer's h to the next character's logits
     order = np.argsort(-weights, axis=1, kind="stable")
     effect_chars = np.concatenate([order[:, :EFFECT], order[:, ::-1][:, :EFFECT]], axis=1)  # (U, 2 * EFFECT)
@@ -215,12 +241,12 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
                            "min_evidence": explain.MIN_EVIDENCE},
             "seconds": round(time.perf_counter() - t0, 1)}
     say(1.0, "done")
-    return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": stream.min,
-            "max": stream.max, "histogram": hist,
+    return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": samples.min,
+            "max": samples.max, "histogram": hist,
             "top_position": top_position.T.astype(np.int32), "top_value": top_value.T,
             "bottom_position": bottom_position.T.astype(np.int32), "bottom_value": -bottom_value.T,
             "quantile_position": q_pos.astype(np.int32), "quantile_value": q_val, "quantile_edges": q_edges,
-            "char_mean": (stream.char_sum / np.maximum(stream.char_count, 1)[:, None]).T.astype(np.float32),
+            "char_mean": (samples.char_sum / np.maximum(samples.char_count, 1)[:, None]).T.astype(np.float32),
             "explanation": chosen["index"], "direction": chosen["direction"].astype(np.int8),
             "fit_score": chosen["fit"], "held_score": chosen["held"],
             "effect_chars": effect_chars.astype(np.int16),
@@ -265,8 +291,11 @@ class Atlas:
         cands = self.candidates
         U, out = self.meta["units"], []
         best, held = self.arrays["explanation"][:, 0], self.arrays["held_score"][:, 0]
+        fit = self.arrays["fit_score"][:, 0]
         for i in range(len(best)):
             c = cands[best[i]]
+            if not np.isfinite(fit[i]):  # no candidate was eligible (a tiny text)
+                c = explain.Candidate("none", None, None, None)
             layer, kind = divmod(i // U, len(KINDS))
             score = None if not np.isfinite(held[i]) else round(float(held[i]), 4)
             out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U, "explanation": c.phrase,
@@ -277,15 +306,10 @@ class Atlas:
 
     def coverage(self) -> dict:
         """Explained cells per (layer, kind) and per group of their best explanation."""
-        rows = self.cells()
-        by_part = {}
-        for l, k in cell_keys(self.meta["layers"]):
-            part = [r for r in rows if r["layer"] == l and r["kind"] == k]
-            by_part[f"layer {layer_number(l)} {k}"] = {"cells": len(part), "explained": sum(r["explained"] for r in part)}
-        groups = {g: sum(r["explained"] and r["group"] == g for r in rows) for g in explain.GROUPS}
-        n = len(rows)
-        return {"cells": n, "explained": sum(r["explained"] for r in rows), "by_layer_kind": by_part,
-                "by_group": groups, "long_context_share": round(groups["long"] / n, 4) if n else 0.0}
+        fit = self.arrays["fit_score"][:, 0]
+        best = np.where(np.isfinite(fit), self.arrays["explanation"][:, 0], -1)
+        candidates = [*self.candidates, explain.Candidate("none", None, None, None)]  # -1: no eligible candidate
+        return coverage(best, self.arrays["held_score"][:, 0], candidates, self.meta["layers"], self.meta["units"])
 
     def dossier(self, layer: int, kind: str, cell: int) -> dict:
         """What the app shows for one cell (layer from 0); positions index the corpus text."""
@@ -305,7 +329,7 @@ class Atlas:
                                  "direction": int(d), "fit": float(f),
                                  "score": None if not np.isfinite(h) else float(h)}
                                 for j, d, f, h in zip(a["explanation"][i], a["direction"][i], a["fit_score"][i],
-                                                      a["held_score"][i])],
+                                                      a["held_score"][i]) if np.isfinite(f)],
                "effect": None}
         if layer == self.meta["layers"] - 1 and kind == "h":
             chars, w = a["effect_chars"][cell], a["effect_weights"][cell]

@@ -327,6 +327,10 @@ def _atlas(args) -> int:
                   f"{r['explanation']}")
         return 0
     runfolder.checkpoint_path(args.run, checkpoint)  # a bad checkpoint name fails before the slow part
+    if args.events:  # a job the app started: the app's own work comes first
+        from .jobs import NICE
+
+        os.nice(NICE)
     progress = _atlas_progress(args)
     try:
         path = atlas.build_for_run(args.run, checkpoint, progress=progress)

@@ -38,17 +38,16 @@ LN2 = math.log(2)  # nats per bit: Keras' losses and log-probabilities are in na
 BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
 
 
-_BLAS = ThreadpoolController()  # finds the BLAS libraries once
-
-
 def pin_blas() -> None:
     """Limit BLAS to one thread for the whole process (see the module docstring).
 
     A setting for the process, made by every Engine, not a context around each loop: OpenBLAS's
     pool is process-wide, and threadpoolctl lets only one live thread change it (others are
     silently ignored), so per-loop limits from several app sessions' threads would not hold.
+    The libraries are looked up afresh each time (a millisecond or two): one loaded after this
+    module, such as SciPy's own OpenBLAS when Keras imports scikit-learn, is pinned too.
     """
-    _BLAS.limit(limits=1, user_api="blas")
+    ThreadpoolController().limit(limits=1, user_api="blas")
 
 
 def layer_number(index: int) -> int:

@@ -152,9 +152,17 @@ def _capped(d: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the library
 
 
-def library(fit_text: str, vocab_chars: str) -> list[Candidate]:
+GRAMMARS = ("full", "basic")
+
+
+def library(fit_text: str, vocab_chars: str, grammar: str = "full") -> list[Candidate]:
     """Every candidate explanation for a model with this vocabulary, from the fit text only (so the
-    held-out text cannot change which candidates exist)."""
+    held-out text cannot change which candidates exist).
+
+    grammar "basic" is the issue's prototype for comparison (benchmarks/atlas.py): the named
+    hypotheses and the current and previous character only."""
+    if grammar not in GRAMMARS:
+        raise ValueError(f"unknown grammar {grammar!r}")
     counts = {ch: fit_text.count(ch) for ch in vocab_chars}
     n = max(len(fit_text), 1)
     frequent = [ch for ch in vocab_chars if counts[ch] >= FREQUENT * n]
@@ -169,6 +177,10 @@ def library(fit_text: str, vocab_chars: str) -> list[Candidate]:
         out.append(Candidate(f"class:{cls}", {"consonant": "a consonant", **classes}[cls], "current", "auc"))
     for ch in vocab_chars:
         out.append(Candidate(f"char:{ch}", f"the character {shown(ch)}", "current", "auc"))
+    if grammar == "basic":
+        named = [c for c in out if c.named]
+        return named + [c for c in out if c.name.startswith("char:")] + [
+            Candidate(f"prev:{ch}", f"previous character {shown(ch)}", "neighbour", "auc") for ch in vocab_chars]
     for where, word in (("prev", "previous"), ("next", "next")):
         for ch in vocab_chars:
             out.append(Candidate(f"{where}:{ch}", f"{word} character {shown(ch)}", "neighbour", "auc"))
@@ -392,7 +404,8 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
     signal_matrix. Returns arrays over cells: index (N, top) into candidates, direction (N, top)
     +1/-1, fit (N, top) and held (N, top) scores (AUC in the chosen direction, or r times it;
-    NaN where the held-out part lacks MIN_EVIDENCE positives or negatives).
+    held is NaN where the held-out part lacks MIN_EVIDENCE positives or negatives, and both are NaN
+    where fewer than `top` candidates were eligible).
     """
     metrics = np.array([c.metric for c in candidates])
     named = np.array([c.named for c in candidates])
@@ -416,8 +429,9 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     held = np.where(enough[best], held, np.nan)
     fit = fit_scores[best, cols]
     fit = np.where(yes, np.where(chosen_dir > 0, fit, 1 - fit), fit * chosen_dir)
-    return {"index": best.astype(np.int16), "direction": chosen_dir, "fit": fit.astype(np.float32),
-            "held": held.astype(np.float32), "usable": np.isfinite(s[best, cols])}
+    usable = np.isfinite(s[best, cols])  # fewer than `top` eligible candidates: the rest are placeholders
+    return {"index": best.astype(np.int16), "direction": chosen_dir, "fit": np.where(usable, fit, np.nan).astype(np.float32),
+            "held": np.where(usable, held, np.nan).astype(np.float32)}
 
 
 def explained(held: np.ndarray, metric: str) -> bool:

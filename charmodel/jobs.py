@@ -75,6 +75,27 @@ def _describe_exit(code: int) -> str:
     return f"it exited with status {code}"
 
 
+def _child(module_args: list[str], name: str, stdin: bool = False):
+    """(Popen, log path) of `python -m ARGS`, reading JSON lines from its stdout; what it prints to
+    stderr goes to a log file. The package is importable in the child however the app was started."""
+    fd, log_path = tempfile.mkstemp(prefix=f"charmodel-{name}-", suffix=".log")
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    with os.fdopen(fd, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", *module_args], stdin=subprocess.PIPE if stdin else None,
+                                   stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env)
+    return process, log_path
+
+
+def _tail(path, lines: int = LOG_TAIL) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(deque(f, lines))
+    except OSError:
+        return ""
+
+
 class TrainingJob:
     """A training child process and what the app knows of it."""
 
@@ -88,13 +109,7 @@ class TrainingJob:
         self.progress = Progress(run=self.run.name, epochs=settings.get("epochs", 0))
         if resume:
             self.progress.rows = read_history(self.run)  # show the whole history, not only new epochs
-        fd, self.log_path = tempfile.mkstemp(prefix=f"charmodel-train-{self.run.name}-", suffix=".log")
-        package_root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        with os.fdopen(fd, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "charmodel.jobs"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1, env=env)
+        self.process, self.log_path = _child(["charmodel.jobs"], f"train-{self.run.name}", stdin=True)
         job = dict(run=str(self.run), text_path=None if text_path is None else str(text_path), resume=resume,
                    settings=settings, max_bytes=max_bytes, corpus_name=corpus_name)
         self.process.stdin.write(json.dumps(job) + "\n")
@@ -143,11 +158,7 @@ class TrainingJob:
         return False
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "".join(deque(f, lines))
-        except OSError:
-            return ""
+        return _tail(self.log_path, lines)
 
     @property
     def alive(self) -> bool:
@@ -198,6 +209,43 @@ class JobManager:
         with self._lock:
             if self.job is not None:
                 self.job.stop()
+
+
+class AtlasJob:
+    """An atlas build (`python -m charmodel atlas --events`) in a child process at low priority, and
+    what the app knows of it: fraction done, stage, and at the end the build's summary or an error."""
+
+    def __init__(self, run, checkpoint: str):
+        self.run, self.checkpoint = Path(run), checkpoint
+        self.fraction, self.stage, self.status, self.error, self.summary = 0.0, "starting", "running", "", None
+        self.process, self.log_path = _child(["charmodel", "atlas", "--run", str(self.run), "--checkpoint", checkpoint,
+                                              "--events"], f"atlas-{self.run.name}")
+        self.reader = threading.Thread(target=self._follow, name=f"atlas-{self.run.name}", daemon=True)
+        self.reader.start()
+
+    def _follow(self):
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "progress":
+                self.fraction, self.stage = event["fraction"], event["stage"]
+            elif event.get("event") == "done":
+                self.summary, self.fraction, self.status = event, 1.0, "finished"
+        code = self.process.wait()
+        if self.status != "finished":
+            errors = [l[len("error: "):].strip() for l in _tail(self.log_path).splitlines() if l.startswith("error: ")]
+            self.error = errors[-1] if errors else f"the atlas build stopped: {_describe_exit(code)}."
+            self.status = "failed"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None or self.reader.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.reader.join(timeout)
+        return not self.reader.is_alive()
 
 
 def training_policy(settings) -> tuple[bool, int | None, str]:

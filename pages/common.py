@@ -17,8 +17,9 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel import runfolder
-from charmodel.engine import KINDS, Engine, inspect
-from charmodel.jobs import JobManager
+from charmodel.engine import KINDS, Engine, inspect, layer_number
+from charmodel import atlas
+from charmodel.jobs import AtlasJob, JobManager
 from charmodel.render import css, next_guesses
 from charmodel.sample import SEED, TEMPERATURE
 
@@ -338,6 +339,62 @@ def generated(run: str, checkpoint: str, prime: str, length: int, temperature: f
     """(new text, probability of each chosen character): cached, so a page that shows several
     samples, or changes only how they are coloured, samples each one once."""
     return _generated(*_key(run, checkpoint), prime, length, float(temperature), int(seed))
+
+
+# ---------------------------------------------------------------- the atlas
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _atlas(run_dir: str, checkpoint: str, stamp: float, file_stamp: float) -> atlas.Atlas:
+    return atlas.load(run_dir, checkpoint)  # a CharModelError is raised again each time, never cached
+
+
+def load_atlas(run: str, checkpoint: str) -> atlas.Atlas:
+    """The run's atlas for this checkpoint, shared by every session; CharModelError if it has none
+    (or a damaged or stale one)."""
+    return _atlas(*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _atlas_table(run_dir: str, checkpoint: str, stamp: float, file_stamp: float):
+    import pandas as pd
+
+    rows = _atlas(run_dir, checkpoint, stamp, file_stamp).cells()
+    return pd.DataFrame([{**r, "layer": layer_number(r["layer"])} for r in rows])
+
+
+def atlas_table(run: str, checkpoint: str):
+    """Every cell's best explanation as a frame (layers counted from 1)."""
+    return _atlas_table(*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)))
+
+
+@st.cache_data(max_entries=64, show_spinner="Colouring the contexts…")
+def _context_values(run_dir: str, checkpoint: str, stamp: float, positions: tuple, layer: int, kind: str, cell: int):
+    train, val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))
+    return atlas.context_values(_engine(run_dir, checkpoint, stamp), train + val, list(positions), layer, kind, cell)
+
+
+def context_values(run: str, checkpoint: str, positions: list[int], layer: int, kind: str, cell: int) -> list:
+    """One cell's values over the ±atlas.CONTEXT characters around each corpus position, in one batch."""
+    return _context_values(*_key(run, checkpoint), tuple(positions), layer, kind, cell)
+
+
+@st.cache_resource
+def atlas_jobs() -> dict:
+    """Atlas builds running or finished in this app process, by (run folder, checkpoint)."""
+    return {}
+
+
+def start_atlas_job(run: str, checkpoint: str) -> AtlasJob:
+    jobs = atlas_jobs()
+    key = (str(run_path(run)), checkpoint)
+    if key not in jobs or not jobs[key].alive:
+        jobs[key] = AtlasJob(run_path(run), checkpoint)
+    return jobs[key]
+
+
+def atlas_job(run: str, checkpoint: str) -> AtlasJob | None:
+    return atlas_jobs().get((str(run_path(run)), checkpoint))
 
 
 def user_message(error: Exception) -> str:

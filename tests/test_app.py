@@ -386,3 +386,33 @@ def test_a_deep_link_with_bad_values_says_what_it_ignored(weights):
     no_errors(at)
     notice = " ".join(c.value for c in at.caption)
     assert "layer=7" in notice and "cell=99999" in notice
+
+
+def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
+    at = app()
+    at.switch_page("pages/atlas.py").run()
+    no_errors(at)
+    assert any("has no atlas" in i.value for i in at.info)
+    assert any("python -m charmodel atlas --run weights/alice --checkpoint best" in c.value for c in at.code)
+    at.button(key="atlas_build").click().run()
+    from pages.common import atlas_job
+
+    job = atlas_job("alice", "best")
+    assert job is not None and job.wait(120) and job.status == "finished", job.error
+    at.run()
+    no_errors(at)
+    assert at.metric[0].value.endswith("of 96")  # 2 layers x h, c x 24 cells
+    at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    no_errors(at)
+    assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
+    assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
+
+
+def test_atlas_page_names_a_damaged_atlas_and_offers_a_rebuild(weights):
+    (weights / "alice" / "atlas-best.npz").write_bytes(b"garbage")
+    at = app()
+    at.switch_page("pages/atlas.py").run()
+    no_errors(at)
+    assert any("damaged" in i.value and "rebuild" in i.value for i in at.info)
+    assert at.button(key="atlas_build")

@@ -144,12 +144,37 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     assert (weights / "browser-tiny" / "checkpoints" / "epoch-0002.npz").is_file()
 
 
+def test_atlas_builds_in_the_background_and_a_dossier_links_to_visualise(server, page):
+    url, weights, _ = server
+    page.goto(f"{url}/atlas")
+    settle(page)
+    page.get_by_role("button", name="Build the atlas in the background").click()
+    page.get_by_text("cells explained").wait_for(timeout=120000)  # the job finished and the page reran
+    assert (weights / "alice" / "atlas-best.npz").is_file()
+    heading = page.get_by_role("heading", name="Layer ").first
+    heading.wait_for(timeout=60000)
+    _, layer, kind, _, cell = heading.inner_text().split()  # "Layer 2 c cell 7", the dossier's cell
+    page.screenshot(path=SHOTS / "atlas.png", full_page=True)
+    page.get_by_role("link", name="Open this cell in Visualise").click()
+    page.get_by_role("heading", name="Visualise").wait_for(timeout=60000)
+    settle(page)
+    # the widgets show the linked cell (the URL then keeps only values that differ from the defaults)
+    main = page.locator("[data-testid='stMain']")
+    box = main.locator("[data-testid='stSelectbox']").filter(has_text="Layer").first
+    assert box.locator("input").input_value() == layer
+    cell_box = page.get_by_label("Cell", exact=True).and_(page.locator("input"))
+    assert cell_box.input_value() == cell
+    assert page.locator("[data-testid='stRadio']").filter(has_text="Kind").get_by_role("radio", name=kind,
+                                                                                        exact=True).is_checked()
+    assert not page.locator("[data-testid='stException']").count()
+
+
 def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, page):
     """Runs after the training test: the job trained in a child process, so even now the server
     has never mapped TensorFlow."""
     url, _, pid = server
     for path, text in [("", "See what an LSTM's cells learned"), ("/generate", "Generate"),
-                       ("/visualise", "Visualise"), ("/train", "Train"), ("/cells", "Cells")]:
+                       ("/visualise", "Visualise"), ("/train", "Train"), ("/atlas", "Atlas"), ("/cells", "Cells")]:
         page.goto(url + path)
         settle(page)
         page.get_by_role("heading", name=text).first.wait_for(timeout=60000)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from charmodel import runfolder
+from charmodel import atlas, runfolder
 from charmodel.engine import Engine, weight_names
 from charmodel.sample import generate
 
@@ -82,3 +82,30 @@ def test_cells_page_opens_on_the_shipped_model(monkeypatch):
     at.run()
     assert not at.exception and not at.info  # the default span and threshold find a pattern...
     assert any("matching passage" in m.value and not m.value.startswith("0 ") for m in at.markdown)  # ...and matches
+
+
+def test_atlas_page_renders_the_shipped_atlas_and_opens_a_dossier(monkeypatch):
+    monkeypatch.delenv("CHARMODEL_WEIGHTS", raising=False)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("pages/atlas.py").run()
+    assert not at.exception and not at.error and not at.info
+    assert at.metric[0].value.endswith("of 2,048")
+    assert at.subheader[0].value == "Layer 2 c cell 492"  # the headline cell, until a row is picked
+    at.text_input(key="atlas_search").input("after a quotation closes").run()
+    at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert "after a quotation closes" in at.markdown[0].value
+    cell = at.subheader[0].value.split()  # Layer L kind cell K
+    link = at.get("page_link")[0].proto
+    assert link.page == "visualise"
+    assert link.query_string == f"run=alice&checkpoint=best&layer={cell[1]}&cell={cell[4]}&kind={cell[2]}"
+
+
+def test_the_shipped_atlas_finds_the_posts_three_cells_unprompted():
+    """Quotation, after a quotation and word start, each some cell's best explanation."""
+    rows = atlas.load(WEIGHTS / "alice", "best").cells()
+    best = lambda phrase: max((r for r in rows if r["explanation"] == phrase), key=lambda r: r["score"] or 0)
+    assert best("inside a quotation")["score"] >= 0.95
+    assert any("after a quotation closes" in r["explanation"] and r["explained"] for r in rows)
+    assert best("first character of a word")["explained"]

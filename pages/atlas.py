@@ -1,0 +1,156 @@
+"""Atlas: what every cell does, explained automatically and scored on held-out text; a row opens
+that cell's dossier."""
+
+import numpy as np
+import streamlit as st
+
+from charmodel import CharModelError, charts
+from charmodel.atlas import CONTEXT, build_command
+from charmodel.engine import layer_index, layer_number
+from charmodel.explain import EXPLAINED_AUC, EXPLAINED_R, GROUPS
+from charmodel.render import coloured_text, display_values, legend, show_char
+from pages.common import (atlas_job, atlas_table, context_values, headline, load_atlas, run_path, selected_run,
+                          split_text, start_atlas_job, style, user_message)
+
+name, checkpoint = selected_run()
+st.title("Atlas")
+st.caption("Every cell of every layer, for h and c, explained by the predicate over the text that predicts it best. "
+           "Explanations are chosen on the training text and scored on the validation text, which played no part "
+           f"in choosing them: AUC for yes/no explanations, r for numbers. A cell counts as explained at a held-out "
+           f"AUC of {EXPLAINED_AUC} or |r| of {EXPLAINED_R}.")
+
+# ---------------------------------------------------------------- no atlas yet: offer to build one
+try:
+    found = load_atlas(name, checkpoint)
+except CharModelError as e:
+    found = None
+    st.info(user_message(e), icon=":material/info:")
+    job = atlas_job(name, checkpoint)
+    if job is None or not job.alive:
+        if job is not None and job.status == "failed":
+            st.error(f"The atlas build failed: {job.error}", icon=":material/error:")
+        st.button("Build the atlas in the background", key="atlas_build", type="primary",
+                  on_click=start_atlas_job, args=(name, checkpoint),
+                  help="about a minute for the shipped 2×512 model on 2 cores; the app stays usable")
+        st.caption("Or from a terminal:")
+        st.code(build_command(f"weights/{name}", checkpoint), language="bash")
+    else:
+        @st.fragment(run_every=1.0)
+        def follow():
+            if job.alive:
+                st.progress(job.fraction, text=f"Building the atlas: {job.stage}…")
+            else:  # done: run the whole page again, which now finds the file (or the error)
+                st.rerun(scope="app")
+
+        follow()
+if found is None:
+    st.stop()
+
+# ---------------------------------------------------------------- coverage
+table = atlas_table(name, checkpoint)
+cov = found.coverage()
+c1, c2, c3 = st.columns(3)
+c1.metric("cells explained", f"{cov['explained']:,} of {cov['cells']:,}")
+c2.metric("by long context", f"{cov['by_group']['long']:,}",
+          help="pairs, quotations, positions in word, line, sentence and paragraph: more than a few characters back")
+c3.metric("by the current character alone", f"{cov['by_group']['current']:,}", help="true, but not news")
+st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explained']} of {d['cells']}"
+                                                           for part, d in cov["by_layer_kind"].items()) +
+           ". By the group of the best explanation: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
+
+# ---------------------------------------------------------------- the table
+f1, f2, f3, f4, f5 = st.columns([1, 1, 2, 1.2, 2])
+layers = f1.multiselect("Layer", sorted(table["layer"].unique()), key="atlas_layers", placeholder="all")
+kinds = f2.multiselect("Kind", ["h", "c"], key="atlas_kinds", placeholder="all")
+groups = f3.multiselect("Group", list(GROUPS), key="atlas_groups", placeholder="all",
+                        help="current character, previous or next character, short context, long context")
+minimum = f4.number_input("Min. score", 0.0, 1.0, 0.0, 0.05, key="atlas_min_score",
+                          help="held-out AUC for yes/no explanations, r for numbers")
+search = f5.text_input("Search explanations", key="atlas_search", placeholder="quotation, 'e', position in line…")
+shown = table
+if layers:
+    shown = shown[shown["layer"].isin(layers)]
+if kinds:
+    shown = shown[shown["kind"].isin(kinds)]
+if groups:
+    shown = shown[shown["group"].isin(groups)]
+if minimum > 0:
+    shown = shown[shown["score"].fillna(-1) >= minimum]
+if search:
+    shown = shown[shown["explanation"].str.contains(search, case=False, regex=False, na=False)]
+shown = shown.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+shown = shown.assign(where=np.where(shown["direction"] > 0, "high", "low"))
+st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
+picked = st.dataframe(
+    shown[["layer", "kind", "cell", "explanation", "where", "score", "metric", "group", "spread"]],
+    key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320,
+    column_config={"score": st.column_config.NumberColumn("held-out score", format="%.3f"),
+                   "where": st.column_config.TextColumn("cell is", help="high or low where the explanation holds"),
+                   "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
+rows = picked.selection.rows if picked is not None else []
+if rows and rows[0] < len(shown):
+    row = shown.iloc[rows[0]]
+    layer, kind, cell = int(row["layer"]), str(row["kind"]), int(row["cell"])
+else:  # the cell last studied on another page, or the run's headline cell
+    last = st.session_state.get("studied")
+    if not last or last.get("kind") not in ("h", "c") or last["layer"] > found.meta["layers"]:
+        best = headline(name, checkpoint)
+        last = {"layer": layer_number(best["layer"]), "kind": best["kind"], "cell": best["cell"]}
+    layer, kind, cell = last["layer"], last["kind"], last["cell"]
+st.session_state["studied"] = {"layer": layer, "kind": kind, "cell": cell}
+
+# ---------------------------------------------------------------- the dossier
+d = found.dossier(layer_index(layer), kind, cell)
+st.subheader(f"Layer {layer} {kind} cell {cell}")
+if d["explanations"]:
+    best = d["explanations"][0]
+    score = "no held-out score (too few examples there)" if best["score"] is None else \
+        f"held-out {'AUC' if best['metric'] == 'auc' else 'r'} {best['score']:.3f}"
+    st.markdown(f"Best explanation: **{best['explanation']}** ({'high' if best['direction'] > 0 else 'low'} where it "
+                f"holds; {score})")
+else:
+    st.markdown("No explanation: the text is too short for any candidate to have enough examples.")
+st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
+             query_params={"run": name, "checkpoint": checkpoint, "layer": layer, "cell": cell, "kind": kind})
+left, right = st.columns(2)
+with left:
+    st.markdown("**Its explanations**")
+    st.table([{"explanation": e["explanation"], "group": e["group"], "cell is": "high" if e["direction"] > 0 else "low",
+               "fit score": round(e["fit"], 3), "held-out score": None if e["score"] is None else round(e["score"], 3)}
+              for e in d["explanations"]], hide_index=True)
+    s = d["summary"]
+    st.caption(f"Over all {found.meta['chars']:,} characters: mean {s['mean']:+.3f}, std {s['std']:.3f}, "
+               f"min {s['min']:+.3f}, max {s['max']:+.3f}.")
+    if d["effect"]:
+        fmt = lambda pairs: ", ".join(f"{show_char(c)} ({w:+.2f})" for c, w in pairs)
+        st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
+                    f"suppresses {fmt(d['effect']['suppresses'])}.")
+with right:
+    st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
+    st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")
+st.altair_chart(charts.char_profile(d["char_profile"], kind), key="atlas_profile")
+
+# contexts: the stored positions, coloured by this cell over ±CONTEXT characters
+train, val = split_text(name)
+corpus = train + val
+groups_of = {"Top contexts": d["top"], "Bottom contexts": d["bottom"],
+             "Across its range": [p for q in d["quantiles"] for p in q["samples"]]}
+positions = [p for group in groups_of.values() for p, _ in group]
+values = dict(zip(positions, context_values(name, checkpoint, positions, layer_index(layer), kind, cell)))
+style()
+_, (lo, hi) = display_values(np.zeros(1), kind)
+st.html(legend(lo, hi, f"layer {layer} cell {cell} {kind}"))
+for tab, (title, group) in zip(st.tabs(list(groups_of), key="atlas_contexts"), groups_of.items()):
+    with tab:
+        if title == "Across its range":
+            st.caption(f"{len(group) // len(d['quantiles'])} random characters from each tenth of its values, "
+                       "lowest first.")
+        lines = []
+        for p, v in group:
+            start = max(0, p - CONTEXT)
+            text = "".join(show_char(ch) if ch in "\n\t" else ch for ch in corpus[start : p + CONTEXT + 1])
+            shown_values, _ = display_values(values[p], kind)
+            lines.append(f'<div style="display:flex;gap:10px;align-items:baseline;margin:2px 0"><code>{v:+.3f}</code>'
+                         f'<small style="min-width:9em">{found.part(p)} #{p}</small>'
+                         + coloured_text(text, shown_values, lo, hi, selected=(p - start, p - start + 1)) + "</div>")
+        st.html("".join(lines))

@@ -204,6 +204,18 @@ def coverage(best: np.ndarray, held: np.ndarray, candidates: list, layers: int, 
             "long_context_share": round(groups["long"] / n, 4) if n else 0.0}
 
 
+def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=explain.GRAMMARS) -> dict:
+    """{grammar: coverage} on the same samples and thresholds: what a richer grammar adds (the
+    model card and benchmarks/atlas.py report it)."""
+    samples = stream(engine, text, train_chars)
+    out = {}
+    for grammar in grammars:
+        candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars, grammar)
+        out[grammar] = {"candidates": len(candidates), **coverage(chosen["index"][:, 0], chosen["held"][:, 0],
+                                                                  candidates, engine.layers, engine.units)}
+    return out
+
+
 def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
     """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
     text: the whole corpus; its first train_chars characters are the training part. progress:

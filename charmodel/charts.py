@@ -149,3 +149,11 @@ def char_profile(rows: list[dict], label: str, height: int = 200):
         x=alt.X("shown:N", sort=None, title="current character"), y=alt.Y("mean:Q", title=label),
         color=alt.condition("datum.mean > 0", alt.value("#b2182b"), alt.value("#2166ac")),
         tooltip=["char", alt.Tooltip("mean:Q", format="+.3f")])
+
+
+def sweep_chart(rows: list[dict], label: str, top: int = 40, height: int = 260):
+    """The `top` cells whose ablation costs most (charmodel.ablate.sweep's rows), largest first."""
+    df = pd.DataFrame(rows[:top])
+    return alt.Chart(df, height=height, title=f"{label}: bits per character lost without each cell").mark_bar().encode(
+        x=alt.X("cell:N", sort=None, title=f"cell (the {min(top, len(rows))} that cost most)"),
+        y=alt.Y("delta:Q", title="Δ bpc"), tooltip=["cell", alt.Tooltip("delta:Q", format="+.4f")])

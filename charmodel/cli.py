@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -93,6 +93,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="positive and negative parts as separate cells (k and k + units), so LSTMVis can select "
                         "cells that are low where a pattern holds")
     _drop_arg(x)
+
+    b = sub.add_parser("ablate", help="what the model loses without a cell: bpc with the cell held at a value")
+    _run_args(b)
+    b.add_argument("--layer", type=int, required=True, help="layer, counted from 1")
+    which = b.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cell", type=int, help="the cell to hold")
+    which.add_argument("--sweep", action="store_true", help="every cell of the layer, one at a time, largest loss first")
+    b.add_argument("--kind", choices=["h", "c"], default="h", help="h output (default) or c cell state")
+    b.add_argument("--value", default="mean", help="mean (the cell's mean over the text; default), zero, or a number")
+    b.add_argument("--chars", type=int, default=2000, help="characters of the validation text (default 2000)")
+    b.add_argument("--text-file", help="a UTF-8 file to use instead of the validation text")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    _drop_arg(b)
+
+    q = sub.add_parser("probe", help="sparse probes: held-out AUC against the number of cells that carry a hypothesis")
+    _run_args(q)
+    what = q.add_mutually_exclusive_group(required=True)
+    what.add_argument("--hypothesis", dest="feature", help="a built-in yes/no hypothesis (cells --hypothesis list)")
+    what.add_argument("--feature", dest="feature", help=argparse.SUPPRESS)  # the old spelling, as in cells
+    what.add_argument("--regex", help="characters matched by this regular expression are 1 (multi-line)")
+    what.add_argument("--explanation", help="an atlas explanation, as `atlas --list` prints it, e.g. \"inside ( … )\"")
+    q.add_argument("--layers", help="comma-separated layers, counted from 1 (default: all)")
+    q.add_argument("--kinds", default="h,c", help="comma-separated, from h and c (default h,c)")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
     a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     _run_args(a)
@@ -306,6 +332,89 @@ def _lstmvis(args) -> int:
     return 0
 
 
+def _ablate(args) -> int:
+    from .ablate import ablate, sweep
+
+    engine = _engine(args)
+    if args.chars < 2:
+        raise CharModelError(f"--chars must be at least 2, not {args.chars}.")
+    text = _text_of(args, engine)[: args.chars]
+    layer = layer_index(args.layer)
+    if args.sweep:
+        from tqdm import tqdm
+
+        with tqdm(total=100, unit="%", desc="sweep", file=sys.stderr, disable=args.quiet, leave=False) as bar:
+            rows = sweep(engine, text, layer, args.kind, args.value, progress=lambda f: bar.update(round(100 * f) - bar.n))
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            print(f"layer {args.layer} {args.kind}, each cell held at its {args.value} over {len(text)} characters; "
+                  "largest loss first (bits per character):")
+            for d in rows:
+                print(f"  cell {d['cell']:4d}  {d['delta']:+.4f}")
+        return 0
+    result = ablate(engine, text, layer, args.kind, args.cell, args.value)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"layer {args.layer} {args.kind} cell {args.cell} held at {result['values'][0]:+.4f} ({args.value}) over "
+          f"{len(text)} characters: {result['bpc']:.4f} -> {result['bpc_ablated']:.4f} bits per character "
+          f"({result['delta']:+.4f})")
+    for label in ("drops", "gains"):
+        if result[label]:
+            print(f"  next characters that {label[:-1]} most: " +
+                  ", ".join(f"{d['char']!r} {d['change']:+.3f} nats (x{d['count']})" for d in result[label]))
+    return 0
+
+
+def _probe(args) -> int:
+    from . import runfolder
+    from .cells import FEATURES, SCALAR, regex_signal
+    from .probe import FIT_CHARS, probe
+
+    engine = _engine(args)
+    layers = [layer_index(int(v)) for v in _csv(args.layers, "--layers", list(range(1, engine.layers + 1)))] \
+        if args.layers else None
+    kinds = _csv(args.kinds, "--kinds", ["h", "c"])
+    train, val = runfolder.split_text(args.run)
+    if args.feature is not None:
+        if args.feature not in FEATURES or args.feature in SCALAR:
+            yes_no = [n for n in FEATURES if n not in SCALAR]
+            raise CharModelError(f"a probe needs a yes/no hypothesis; choose one of: {', '.join(yes_no)}.")
+        signal_of, what = FEATURES[args.feature][1], FEATURES[args.feature][0]
+    elif args.regex is not None:
+        regex_signal(args.regex, "")  # a bad pattern fails before the slow part
+        signal_of, what = (lambda text: regex_signal(args.regex, text)), f"regex {args.regex!r}"
+    else:
+        from . import explain
+
+        found = [c for c in explain.library(train, engine.vocab.chars) if c.phrase == args.explanation]
+        if not found or found[0].metric != "auc":
+            raise CharModelError(f"{args.explanation!r} is not a yes/no explanation of this run's atlas grammar; "
+                                 "copy one from `python -m charmodel atlas --run RUN --list`.")
+        signal_of = lambda text: explain.signal(found[0], text, explain.masks(text, engine.vocab.chars))
+        what = args.explanation
+    from tqdm import tqdm
+
+    with tqdm(total=100, unit="%", desc="probes", file=sys.stderr, disable=args.quiet, leave=False) as bar:
+        result = probe(engine, train, val, signal_of, layers, kinds, progress=lambda f: bar.update(round(100 * f) - bar.n))
+    for d in [result["single"], *result["chosen"]["cells"]]:
+        d["layer"] = layer_number(d["layer"])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    s = result["single"]
+    print(f"probes for {what} (fit on the last {min(len(train), FIT_CHARS)} training characters, AUC on the validation text):")
+    print(f"  best single cell: layer {s['layer']} {s['kind']} cell {s['cell']}, AUC {s['auc']:.3f}")
+    for d in result["curve"]:
+        print(f"  C {d['C']:<9g} {d['cells']:5d} cells  AUC {d['auc']:.3f}")
+    chosen = result["chosen"]
+    print(f"chosen: C {chosen['C']:g}, {len(chosen['cells'])} cells, AUC {chosen['auc']:.3f}: " +
+          ", ".join(f"layer {d['layer']} {d['kind']} {d['cell']} ({d['weight']:+.2f})" for d in chosen["cells"][:20]) +
+          (" ..." if len(chosen["cells"]) > 20 else ""))
+    return 0
+
+
 def _atlas(args) -> int:
     from . import atlas, runfolder
 
@@ -379,4 +488,4 @@ def _atlas_progress(args):
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
-            "lstmvis": _lstmvis, "atlas": _atlas}
+            "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe}

@@ -162,7 +162,7 @@ class Engine:
     # ------------------------------------------------------------ whole sequences (inspection)
 
     def forward(self, ids: np.ndarray, carry: Carry | None = None, record=("h",), layers=None, dtype=np.float32,
-                progress=None):
+                progress=None, clamp=None, inputs=None):
         """Run (B, T) ids through the model, layer by layer.
 
         Returns (logits (B, T, V), records, carry) where records[(layer, kind)] is (B, T, units)
@@ -171,6 +171,11 @@ class Engine:
         Memory: the input projection is made BLOCK steps at a time, so besides the records the
         pass holds one layer's outputs, (T, B, units) float32, not (T, B, 4 x units).
         progress: optional callable, given the fraction of the pass done after each block.
+        clamp: optional (layer, kind, cells, values), kind "h" or "c": at every step, row b's cells
+          cells[b] are held at values[b] (arrays of shape (B, k), or (1, k) for every row alike),
+          an ablation. Each row may hold different cells: one batch runs many ablations.
+        inputs: optional (first layer, x): start at that layer, x (T, 1 or B, units) being the
+          output of the layer below for these steps (rows that share it are computed once).
         """
         ids = np.asarray(ids)
         B, T = ids.shape
@@ -178,9 +183,19 @@ class Engine:
         carry = carry.copy() if carry is not None else self.zero_carry(B)
         layers = range(self.layers) if layers is None else layers
         records = {}
-        x = None  # (T, B, U): time-major, so each step reads and writes one contiguous block
+        first, x = inputs if inputs is not None else (0, None)  # x: (T, B, U), time-major: each step
         gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "o": slice(2 * U, 3 * U), "g": slice(3 * U, 4 * U)}
-        for l in range(self.layers):
+        held_layer = held_kind = None  # reads and writes one contiguous block
+        if clamp is not None:
+            held_layer, held_kind, cells, values = clamp
+            cells = np.atleast_2d(np.asarray(cells))  # (1 or B, k)
+            if len(cells) not in (1, B):
+                raise ValueError(f"clamp has {len(cells)} rows of cells for {B} rows of text")
+            values = np.asarray(values, np.float32).reshape(len(cells), -1)
+            held_rows = np.arange(B)[:, None]
+            held_cells = np.broadcast_to(cells, (B, cells.shape[1]))
+            held_values = np.broadcast_to(values, (B, cells.shape[1]))
+        for l in range(first, self.layers):
             want = [k for k in record if l in layers]
             H = np.empty((T, B, U), np.float32)
             rec = {k: np.empty((T, B, U), dtype) for k in want if k != "h"}
@@ -199,13 +214,17 @@ class Engine:
                     ifo += 0.5
                     c *= a[:, U : 2 * U]
                     c += a[:, :U] * a[:, 3 * U :]
+                    if held_layer == l and held_kind == "c":
+                        c[held_rows, held_cells] = held_values
                     np.tanh(c, out=H[t])
                     H[t] *= a[:, 2 * U : 3 * U]
+                    if held_layer == l and held_kind == "h":
+                        H[t][held_rows, held_cells] = held_values
                     h = H[t]
                     for k, arr in rec.items():
                         arr[t] = c if k == "c" else a[:, gate_at[k]]
                 if progress is not None:
-                    progress((l * T + t0 + len(zin)) / (self.layers * T))
+                    progress(((l - first) * T + t0 + len(zin)) / ((self.layers - first) * T))
             carry.h[l], carry.c[l] = h.copy(), c
             if "h" in want:
                 records[(l, "h")] = (H if dtype == np.float32 else H.astype(dtype)).transpose(1, 0, 2)

@@ -201,7 +201,7 @@ def library(fit_text: str, vocab_chars: str, grammar: str = "full") -> list[Cand
         for k in (4, 8, 16, 32):
             if k != AFTER_QUOTE_CHARS:
                 out.append(Candidate(f"afterquote:{k}", f"1–{k} characters after a quotation closes", "long", "auc"))
-        for k in (1, 4, 16):
+        for k in (4, 16):  # not 1: the opening mark alone is a current-character fact
             out.append(Candidate(f"quotestart:{k}", f"the first {k} characters of a quotation", "long", "auc"))
     for k in range(2, 7):
         out.append(Candidate(f"wordpos:{k}", f"character {k} of a word", "short", "auc"))

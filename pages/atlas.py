@@ -9,8 +9,8 @@ from charmodel.atlas import CONTEXT, build_command
 from charmodel.engine import layer_index, layer_number
 from charmodel.explain import EXPLAINED_AUC, EXPLAINED_R, GROUPS
 from charmodel.render import coloured_text, display_values, legend, show_char
-from pages.common import (atlas_job, atlas_table, context_values, headline, load_atlas, run_path, selected_run,
-                          split_text, start_atlas_job, style, user_message)
+from pages.common import (ABLATION_CHARS, ablation, atlas_job, atlas_table, context_values, headline, load_atlas,
+                          selected_run, split_text, start_atlas_job, style, user_message)
 
 name, checkpoint = selected_run()
 st.title("Atlas")
@@ -125,6 +125,18 @@ with left:
         fmt = lambda pairs: ", ".join(f"{show_char(c)} ({w:+.2f})" for c, w in pairs)
         st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
                     f"suppresses {fmt(d['effect']['suppresses'])}.")
+    st.markdown("**What the model loses without it**")
+    asked = st.session_state.setdefault("atlas_ablated", [])
+    if [layer, kind, cell] not in asked:
+        if st.button(f"Hold it at its mean over {ABLATION_CHARS:,} validation characters", key="atlas_ablate",
+                     help="a stateful pass with the cell held at one value, against the same pass without"):
+            asked.append([layer, kind, cell])
+    if [layer, kind, cell] in asked:
+        a = ablation(name, checkpoint, layer_index(layer), kind, cell)
+        st.markdown(f"bpc without this cell: **{a['bpc_ablated']:.4f}** against {a['bpc']:.4f} "
+                    f"(**{a['delta']:+.4f}**), held at {a['values'][0]:+.3f}.")
+        fmt = lambda rows: ", ".join(f"{show_char(r['char'])} ({r['change']:+.2f} nats)" for r in rows) or "none"
+        st.caption(f"Next characters that lose most: {fmt(a['drops'])}. That gain most: {fmt(a['gains'])}.")
 with right:
     st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
     st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")
@@ -135,21 +147,23 @@ train, val = split_text(name)
 corpus = train + val
 groups_of = {"Top contexts": d["top"], "Bottom contexts": d["bottom"],
              "Across its range": [p for q in d["quantiles"] for p in q["samples"]]}
-positions = [p for group in groups_of.values() for p, _ in group]
-values = dict(zip(positions, context_values(name, checkpoint, positions, layer_index(layer), kind, cell)))
 style()
 _, (lo, hi) = display_values(np.zeros(1), kind)
 st.html(legend(lo, hi, f"layer {layer} cell {cell} {kind}"))
-for tab, (title, group) in zip(st.tabs(list(groups_of), key="atlas_contexts"), groups_of.items()):
+tabs = st.tabs(list(groups_of), key="atlas_contexts", on_change="rerun")  # only the open tab computes
+for tab, (title, group) in zip(tabs, groups_of.items()):
+    if not tab.open:
+        continue
     with tab:
         if title == "Across its range":
             st.caption(f"{len(group) // len(d['quantiles'])} random characters from each tenth of its values, "
                        "lowest first.")
+        values = context_values(name, checkpoint, [p for p, _ in group], layer_index(layer), kind, cell)
         lines = []
         for p, v in group:
             start = max(0, p - CONTEXT)
             text = "".join(show_char(ch) if ch in "\n\t" else ch for ch in corpus[start : p + CONTEXT + 1])
-            shown_values, _ = display_values(values[p], kind)
+            shown_values, _ = display_values(values[len(lines)], kind)
             lines.append(f'<div style="display:flex;gap:10px;align-items:baseline;margin:2px 0"><code>{v:+.3f}</code>'
                          f'<small style="min-width:9em">{found.part(p)} #{p}</small>'
                          + coloured_text(text, shown_values, lo, hi, selected=(p - start, p - start + 1)) + "</div>")

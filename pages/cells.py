@@ -18,7 +18,7 @@ from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, f
 from charmodel.engine import layer_index, layer_number
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (cell_activations, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
+from pages.common import (ABLATION_CHARS, ablation_sweep, cell_activations, swept, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
                           selected_run, sidebar, split_text, style)
 
 name, checkpoint = selected_run()
@@ -26,7 +26,7 @@ engine = load_engine(name, checkpoint)
 train_text, val_text = split_text(name)
 corpus = train_text + val_text
 
-TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Export"]
+TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Ablation", "Export"]
 
 
 def _study(layer: int, kind: str, cell: int):
@@ -257,10 +257,30 @@ def export():
                            mime="application/zip", key="export_download")
 
 
+def ablation_sweep_tab():
+    st.caption(f"What the model loses without each cell: every cell of a layer held at its mean, one at a time, over "
+               f"{ABLATION_CHARS:,} validation characters (all of a layer's cells run as batches of one pass). "
+               "The cells the model needs most come first.")
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", list(range(1, engine.layers + 1)), index=engine.layers - 1, key="sweep_layer")
+    kind = c2.radio("Kind", ["h", "c"], horizontal=True, key="sweep_kind")
+    if not swept(name, checkpoint, layer_index(layer), kind) and not st.button(
+            "Run the sweep (about a minute for 512 cells)", key="sweep_run"):
+        st.caption(f"Or from a terminal: `python -m charmodel ablate --run weights/{name} --layer {layer} "
+                   f"--kind {kind} --sweep`")
+        return
+    rows = ablation_sweep(name, checkpoint, layer_index(layer), kind)
+    st.altair_chart(charts.sweep_chart(rows, f"layer {layer} {kind}"), key="sweep_chart")
+    top = rows[0]
+    st.caption(f"Largest loss: cell {top['cell']}, {top['delta']:+.4f} bits per character. "
+               f"{sum(d['delta'] > 0.001 for d in rows)} of {len(rows)} cells cost more than 0.001 bpc.")
+    st.button(f"Study cell {top['cell']}", key="sweep_study", on_click=_study, args=(layer, kind, top["cell"]))
+
+
 st.title("Cells")
 style()
 tabs = st.tabs(TABS, key="cells_tab", on_change="rerun")
-for tab, show in zip(tabs, (rank, select_and_match, one_cell, gate_saturation, intervene, export)):
+for tab, show in zip(tabs, (rank, select_and_match, one_cell, gate_saturation, intervene, ablation_sweep_tab, export)):
     if tab.open:
         with tab:
             show()

@@ -397,6 +397,51 @@ def atlas_job(run: str, checkpoint: str) -> AtlasJob | None:
     return atlas_jobs().get((str(run_path(run)), checkpoint))
 
 
+# ---------------------------------------------------------------- ablation
+
+ABLATION_CHARS = 2000  # validation characters an ablation runs over (the CLI's default too)
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the model without this cell…")
+def _ablation(run_dir: str, checkpoint: str, stamp: float, layer: int, kind: str, cell: int) -> dict:
+    from charmodel.ablate import ablate
+
+    val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1]
+    return ablate(_engine(run_dir, checkpoint, stamp), val[:ABLATION_CHARS], layer, kind, cell)
+
+
+def ablation(run: str, checkpoint: str, layer: int, kind: str, cell: int) -> dict:
+    """bpc with one cell (layer from 0) held at its mean over ABLATION_CHARS validation characters."""
+    return _ablation(*_key(run, checkpoint), layer, kind, cell)
+
+
+@st.cache_resource
+def _sweep_store() -> SharedLRU:
+    return SharedLRU(size=8)
+
+
+def ablation_sweep(run: str, checkpoint: str, layer: int, kind: str) -> list[dict]:
+    """Every cell of (layer from 0, kind) ablated alone (charmodel.ablate.sweep), shared by every
+    session, with a progress bar while it runs."""
+    from charmodel.ablate import sweep
+
+    key = (*_key(run, checkpoint), layer, kind)
+
+    def compute():
+        bar = st.progress(0.0)
+        val = split_text(run)[1][:ABLATION_CHARS]
+        rows = sweep(load_engine(run, checkpoint), val, layer, kind, progress=lambda f: bar.progress(
+            min(f, 1.0), text=f"Ablating each cell over {len(val):,} characters: {f:.0%}"))
+        bar.empty()
+        return rows
+
+    return _sweep_store().get(key, compute)
+
+
+def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
+    return _sweep_store().known((*_key(run, checkpoint), layer, kind))
+
+
 def user_message(error: Exception) -> str:
     """An error's message as a user of the app may see it: no server paths (the weights folder is
     named `weights/`, the app's own folder `.`)."""

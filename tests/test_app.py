@@ -407,6 +407,9 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     no_errors(at)
     assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
     assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
+    at.button(key="atlas_ablate").click().run()
+    no_errors(at)
+    assert any(m.value.startswith("bpc without this cell") for m in at.markdown)
 
 
 def test_atlas_page_names_a_damaged_atlas_and_offers_a_rebuild(weights):
@@ -416,3 +419,18 @@ def test_atlas_page_names_a_damaged_atlas_and_offers_a_rebuild(weights):
     no_errors(at)
     assert any("damaged" in i.value and "rebuild" in i.value for i in at.info)
     assert at.button(key="atlas_build")
+
+
+def test_cells_ablation_tab_sweeps_a_layer_and_studies_the_top_cell(weights):
+    at = app()
+    at.switch_page("pages/cells.py").run()
+    at.session_state["cells_tab"] = "Ablation"
+    at.run()
+    no_errors(at)
+    assert any("--sweep" in c.value for c in at.caption)  # nothing computed before the click
+    at.button(key="sweep_run").click().run()
+    no_errors(at)
+    assert len(at.get("vega_lite_chart")) == 1
+    top = next(c.value for c in at.caption if c.value.startswith("Largest loss"))
+    at.button(key="sweep_study").click().run()
+    assert at.session_state["cells_tab"] == "One cell" and f"cell {at.session_state['study_cell']}," in top

@@ -15,7 +15,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from charmodel import runfolder
+from charmodel import atlas, explain, runfolder
 from charmodel.charts import epoch_frame
 from charmodel.cells import batched_activations, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char, layer_number
@@ -29,8 +29,11 @@ def main():
     p.add_argument("--prime", default="Alice ")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--highlights-only", action="store_true", help="only measure and write RUN/highlights.json")
+    p.add_argument("--atlas-only", action="store_true", help="only print the Atlas section (from RUN's atlas file)")
     args = p.parse_args()
     run = Path(args.run)
+    if args.atlas_only:
+        return atlas_section(run, runfolder.default_checkpoint(run))
     config = runfolder.read_config(run)
     checkpoint = runfolder.default_checkpoint(run)
     best = headline(Engine.load(run, checkpoint), runfolder.split_text(run, config)[1])
@@ -82,6 +85,49 @@ def main():
         metric = "|r|" if best["metric"] == "r" else "AUC"
         print(f"| {name} | layer {layer_number(best['layer'])} {best['kind']} cell {best['cell']} "
               f"({'+' if best['direction'] > 0 else '-'}) | {metric} {best['score']:.3f} |")
+
+
+
+def atlas_section(run: Path, checkpoint: str) -> None:
+    """The atlas's coverage, the post's three cell types as it found them, its best long-context
+    cells, and the full grammar against the prototype's on the same samples."""
+    found = atlas.load(run, checkpoint)
+    cov, rows = found.coverage(), found.cells()
+    print(f"## Atlas ({checkpoint} checkpoint; `python -m charmodel atlas --run {run}`)\n")
+    print(f"{cov['explained']} of {cov['cells']} cells explained (held-out AUC >= {explain.EXPLAINED_AUC} or "
+          f"|r| >= {explain.EXPLAINED_R}), built in {found.meta['seconds']:.0f} s.\n")
+    print("| | cells | explained |\n|---|---|---|")
+    for part, d in cov["by_layer_kind"].items():
+        print(f"| {part} | {d['cells']} | {d['explained']} |")
+    print("\n| group of the best explanation | explained cells | share of all cells |\n|---|---|---|")
+    for group, n in cov["by_group"].items():
+        print(f"| {group} | {n} | {n / cov['cells']:.1%} |")
+    name = lambda r: f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']}"
+    print("\nThe post's three cell types, each some cell's best explanation (best held-out score):\n")
+    for label, test in (("inside a quotation", lambda e: e == "inside a quotation"),
+                        ("after a quotation closes", lambda e: "after a quotation closes" in e),
+                        ("first character of a word", lambda e: e == "first character of a word")):
+        hits = [r for r in rows if r["explanation"] and test(r["explanation"]) and r["score"] is not None]
+        if hits:
+            r = max(hits, key=lambda r: r["score"])
+            print(f"- {label}: {name(r)}, *{r['explanation']}*, held-out AUC {r['score']:.3f} "
+                  f"({len(hits)} cells have it as their best)")
+        else:
+            print(f"- {label}: no cell")
+    print("\nBest long-context cells:\n")
+    print("| cell | explanation | held-out score |\n|---|---|---|")
+    long = sorted((r for r in rows if r["explained"] and r["group"] == "long"), key=lambda r: -r["score"])
+    for r in long[:10]:
+        print(f"| {name(r)} | {r['explanation']} ({'high' if r['direction'] > 0 else 'low'}) | "
+              f"{'AUC' if r['metric'] == 'auc' else 'r'} {r['score']:.3f} |")
+    train, val = runfolder.split_text(run)
+    compared = atlas.compare_grammars(Engine.load(run, checkpoint), train + val, len(train))
+    print("\nThe full grammar against the prototype's (named hypotheses, current and previous character), "
+          "same samples and thresholds:\n")
+    print("| grammar | candidates | explained | " + " | ".join(explain.GROUPS) + " |\n|---|---|---|" + "---|" * 4)
+    for grammar, c in compared.items():
+        print(f"| {grammar} | {c['candidates']} | {c['explained']} | " +
+              " | ".join(str(c["by_group"][g]) for g in explain.GROUPS) + " |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""Ablation (issue 14): one cell, and a whole layer swept in batches, on the shipped Alice model.
+
+    python benchmarks/ablation.py [--repeats 3] [--chars 2000]
+
+Over the first --chars characters of weights/alice's validation text: one cell held at its mean
+(median of --repeats), then every cell of layer 2 h swept (charmodel.ablate.sweep: batches of
+GROUP ablations, layer 1 computed once for all rows; median of --repeats), against the same
+ablations run one by one (timed for 8 cells and scaled to 512: the baseline). Then layer 1 c
+once (no layer below to share). Target: the 512-cell sweep in at most 60 s.
+
+Nothing else may run on the machine meanwhile (two cores: see ../shared/NOTES.md).
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--chars", type=int, default=2000)
+    args = ap.parse_args()
+    from charmodel import runfolder
+    from charmodel.ablate import GROUP, ablate, sweep
+    from charmodel.engine import Engine
+
+    run = ROOT / "weights" / "alice"
+    engine = Engine.load(run, "best")
+    text = runfolder.split_text(run)[1][: args.chars]
+    single = [timed(lambda: ablate(engine, text, 1, "h", 42))[0] for _ in range(args.repeats)]
+    print(f"one cell (layer 2 h 42): median {statistics.median(single):.2f} s of "
+          f"{', '.join(f'{t:.2f}' for t in single)}", flush=True)
+    one_by_one = timed(lambda: [ablate(engine, text, 1, "h", c) for c in range(8)])[0] / 8 * engine.units
+    sweeps = []
+    for _ in range(args.repeats):
+        t, rows = timed(lambda: sweep(engine, text, 1, "h"))
+        sweeps.append(t)
+        print(f"  sweep layer 2 h: {t:.1f} s (largest loss: cell {rows[0]['cell']}, {rows[0]['delta']:+.4f} bpc)",
+              flush=True)
+    s = statistics.median(sweeps)
+    print(f"SWEEP layer 2 h, {engine.units} cells x {len(text)} characters, batches of {GROUP}: median {s:.1f} s "
+          f"(target <= 60 s); one by one: {one_by_one:.0f} s (8 timed, scaled); ratio {s / one_by_one:.2f}", flush=True)
+    t, rows = timed(lambda: sweep(engine, text, 0, "c"))
+    print(f"SWEEP layer 1 c (once): {t:.1f} s (largest loss: cell {rows[0]['cell']}, {rows[0]['delta']:+.4f} bpc)",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,8 +11,9 @@ against the prototype's grammar, and the page's first table.
    Alice's median.
 3. Coverage, in this process on the same samples and thresholds: the full grammar against the
    prototype's (the named hypotheses and the current and previous character), by group.
-4. The page: a fresh server per repeat, headless Chromium opens /atlas; seconds from the request
-   to the table showing, with the file present (the first open loads the atlas and the engine).
+4. The page: a fresh server per repeat, headless Chromium opens Home, then clicks Atlas in the
+   sidebar; seconds from the click to the table showing, with the file present (the first open
+   loads the atlas). Clicked at once, while Home's background pass for Cells runs, and 15 s later.
 
 Nothing else may run on the machine meanwhile (two cores: see ../shared/NOTES.md).
 """
@@ -44,18 +45,27 @@ def scratch_run(folder: Path, text: str | None = None) -> Path:
 
 
 def cold_build(run: Path) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS MB, summary) of one `python -m charmodel atlas` process."""
+    """(wall seconds, peak RSS MB, summary with the seconds of each stage) of one `python -m
+    charmodel atlas` process, followed through its --events lines (the app's job reads the same)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "charmodel", "atlas", "--run", str(run), "--json", "--quiet"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "charmodel", "atlas", "--run", str(run), "--events"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    out = proc.stdout.read()
-    err = proc.stderr.read()
+    stages, summary, last = {}, None, (None, t0)
+    for line in proc.stdout:
+        event = json.loads(line)
+        now = time.perf_counter()
+        if event["event"] == "progress" and event["stage"] != last[0]:
+            if last[0] is not None:
+                stages[last[0]] = round(now - last[1], 1)
+            last = (event["stage"], now)
+        elif event["event"] == "done":
+            summary = event
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError(err)
-    return wall, usage.ru_maxrss / 1024, json.loads(out)
+    if status != 0 or summary is None:
+        raise RuntimeError(f"the atlas build failed with status {status}")
+    return wall, usage.ru_maxrss / 1024, {**summary, "stages": stages}
 
 
 def shuffled_lines(text: str, target_chars: int, seed: int = 0) -> str:
@@ -81,7 +91,7 @@ def coverage_by_grammar() -> dict:
     return atlas.compare_grammars(Engine.load(RUN, "best"), train + val, len(train))
 
 
-def page_seconds(repeats: int) -> list[float]:
+def page_seconds(repeats: int, settle_s: float = 0.0) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, start
@@ -95,6 +105,7 @@ def page_seconds(repeats: int) -> list[float]:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)  # the app's frontend, loaded once per server as a user arriving at Home would
                 page.get_by_text("See what an LSTM's cells learned").wait_for(timeout=120000)
+                time.sleep(settle_s)  # Home's own background work (the Cells activations) done, or not
                 t0 = time.perf_counter()
                 page.locator("[data-testid='stSidebarNav'] a", has_text="Atlas").click()
                 page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120000)
@@ -106,6 +117,14 @@ def page_seconds(repeats: int) -> list[float]:
     return times
 
 
+def page_report(repeats: int) -> None:
+    for settle_s, when in ((0.0, "as soon as Home has rendered (its background pass for Cells still running)"),
+                           (15.0, "15 s after Home rendered (its background pass done)")):
+        times = page_seconds(repeats, settle_s)
+        print(f"PAGE: atlas table shown {statistics.median(times):.2f} s after the click, {when} (median of "
+              f"{', '.join(f'{t:.2f}' for t in times)}; target <= 1 s)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -115,9 +134,7 @@ def main():
     ap.add_argument("--only-app", action="store_true", help="only the page's measure (step 4)")
     args = ap.parse_args()
     if args.only_app:
-        times = page_seconds(args.repeats)
-        print(f"PAGE: atlas table shown {statistics.median(times):.2f} s after the click (median of "
-              f"{', '.join(f'{t:.2f}' for t in times)}; target <= 1 s)", flush=True)
+        page_report(args.repeats)
         return
     with tempfile.TemporaryDirectory(prefix="atlas-bench-") as tmp:
         walls, peaks = [], []
@@ -127,7 +144,7 @@ def main():
             walls.append(wall)
             peaks.append(peak)
             print(f"alice build {r + 1}: {wall:.1f} s, peak RSS {peak:.0f} MB, file {summary['bytes'] / 2**20:.2f} MB, "
-                  f"{summary['explained']} of {summary['cells']} explained", flush=True)
+                  f"{summary['explained']} of {summary['cells']} explained; stages (s): {summary['stages']}", flush=True)
         alice_s = statistics.median(walls)
         print(f"ALICE: median {alice_s:.1f} s (target <= 120), median peak RSS {statistics.median(peaks):.0f} MB "
               f"(target <= 2048), file {summary['bytes'] / 2**20:.2f} MB (target <= 10)", flush=True)
@@ -146,9 +163,7 @@ def main():
         print(f"COVERAGE {grammar} ({c['candidates']} candidates): {c['explained']} of {c['cells']} explained; "
               f"by group {c['by_group']}; long-context share {c['long_context_share']:.2%}", flush=True)
     if not args.skip_app:
-        times = page_seconds(args.repeats)
-        print(f"PAGE: atlas table shown {statistics.median(times):.2f} s after the click (median of "
-              f"{', '.join(f'{t:.2f}' for t in times)}; target <= 1 s)", flush=True)
+        page_report(args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe,saliency} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -119,6 +119,23 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--kinds", default="h,c", help="comma-separated, from h and c (default h,c)")
     q.add_argument("--json", action="store_true")
     q.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+    z = sub.add_parser("saliency", help="which earlier characters drive a cell's value, or the next character's probability")
+    _run_args(z)
+    src = z.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="the text itself")
+    src.add_argument("--text-file", help="a UTF-8 file holding the text")
+    z.add_argument("--position", type=int, required=True, help="the character whose value is explained (from 0)")
+    goal = z.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--cell", type=int, help="explain this cell's value (with --layer and --kind)")
+    goal.add_argument("--next-char", action="store_true", help="explain the log-probability of the next character")
+    z.add_argument("--layer", type=int, default=1, help="layer, counted from 1 (default 1)")
+    z.add_argument("--kind", choices=["h", "c"], default="h")
+    z.add_argument("--method", choices=["occlusion", "gxi", "ig"], default="occlusion",
+                   help="occlusion (default: passes the latched-cell check), gradient x input, or integrated gradients")
+    z.add_argument("--window", type=int, default=200, help="characters up to and including the position (default 200)")
+    z.add_argument("--json", action="store_true")
+    _drop_arg(z)
 
     a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     _run_args(a)
@@ -415,6 +432,36 @@ def _probe(args) -> int:
     return 0
 
 
+def _saliency(args) -> int:
+    from . import runfolder
+    from .corpus import clean, read_text
+    from .saliency import attribute
+
+    engine = _engine(args)
+    if args.text_file:
+        text = clean(read_text(args.text_file), runfolder.read_config(args.run)["corpus"]["collapse_spaces"])
+    else:
+        text = args.text
+    text = engine.vocab.drop_unknown(text) if args.drop_unknown else text
+    target = {"next": True} if args.next_char else {"layer": layer_index(args.layer), "kind": args.kind, "cell": args.cell}
+    result = attribute(engine, text, args.position, target, args.method, args.window,
+                       corpus=runfolder.split_text(args.run)[0])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    what = f"the log-probability of {text[args.position + 1]!r} next" if args.next_char else \
+        f"layer {args.layer} {args.kind} cell {args.cell}"
+    print(f"{what} at position {args.position} ({text[args.position]!r}) = {result['target']:+.4f}; "
+          f"{args.method} over characters {result['start']}–{args.position}, most influential first:")
+    order = sorted(range(len(result["scores"])), key=lambda j: -abs(result["scores"][j]))
+    for j in order[:15]:
+        at = result["start"] + j
+        print(f"  #{at:<6d} {text[at]!r:6s} {result['scores'][j]:+.4f}   ...{text[max(0, at - 12) : at + 1]!r}")
+    if "completeness" in result:
+        print(f"integrated gradients completeness error: {result['completeness']:+.5f}")
+    return 0
+
+
 def _atlas(args) -> int:
     from . import atlas, runfolder
 
@@ -488,4 +535,4 @@ def _atlas_progress(args):
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
-            "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe}
+            "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe, "saliency": _saliency}

@@ -105,6 +105,7 @@ class Engine:
             self.R.append(np.ascontiguousarray(weights[f"lstm{l}_recurrent"][..., order] * scale))
             self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"][order] * scale))
         self.table0 = np.ascontiguousarray(emb @ self.K[0] + self.b[0])  # (V, 4U), input folded in
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)  # (V, E): attribution reads the inputs themselves
         self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V)
         self.bd = np.ascontiguousarray(weights["dense_bias"])  # (V,)
 
@@ -175,7 +176,8 @@ class Engine:
           cells[b] are held at values[b] (arrays of shape (B, k), or (1, k) for every row alike),
           an ablation. Each row may hold different cells: one batch runs many ablations.
         inputs: optional (first layer, x): start at that layer, x (T, 1 or B, units) being the
-          output of the layer below for these steps (rows that share it are computed once).
+          output of the layer below for these steps (rows that share it are computed once); for
+          the first layer, x is the input embeddings (T, B, embedding) instead of ids' rows.
         """
         ids = np.asarray(ids)
         B, T = ids.shape
@@ -204,7 +206,7 @@ class Engine:
             z = np.empty((B, 4 * U), np.float32)
             for t0 in range(0, T, BLOCK):
                 # (steps, B, 4U): this block's input projection, a row lookup for layer 0
-                zin = self.table0[ids.T[t0 : t0 + BLOCK]] if l == 0 else x[t0 : t0 + BLOCK] @ self.K[l] + self.b[l]
+                zin = self.table0[ids.T[t0 : t0 + BLOCK]] if x is None else x[t0 : t0 + BLOCK] @ self.K[l] + self.b[l]
                 for t in range(t0, t0 + len(zin)):
                     np.dot(h, R, out=z)
                     z += zin[t - t0]

@@ -20,7 +20,7 @@ from charmodel import runfolder
 from charmodel.engine import KINDS, Engine, inspect, layer_number
 from charmodel import atlas
 from charmodel.jobs import AtlasJob, JobManager
-from charmodel.render import css, next_guesses
+from charmodel.render import coloured_text, css, legend, next_guesses
 from charmodel.sample import SEED, TEMPERATURE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -440,6 +440,53 @@ def ablation_sweep(run: str, checkpoint: str, layer: int, kind: str) -> list[dic
 
 def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
     return _sweep_store().known((*_key(run, checkpoint), layer, kind))
+
+
+# ---------------------------------------------------------------- attribution
+
+
+@st.cache_data(max_entries=32, show_spinner="Attributing…")
+def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, position: int, target: tuple, method: str,
+                 window: int) -> dict:
+    from charmodel.saliency import attribute
+
+    corpus = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[0]
+    return attribute(_engine(run_dir, checkpoint, stamp), text, position, dict(target), method, window, corpus=corpus)
+
+
+def attribution(run: str, checkpoint: str, text: str, position: int, target: dict, method: str, window: int) -> dict:
+    """charmodel.saliency.attribute, cached per (run, checkpoint file version, text, position, target, method)."""
+    return _attribution(*_key(run, checkpoint), text, position, tuple(sorted(target.items())), method, window)
+
+
+def attribution_controls(text: str, key: str, default_position: int, last: int) -> tuple[int, str, int]:
+    """(position, method, window) pickers for an attribution strip; `last` is the highest position."""
+    from charmodel.saliency import METHODS, WINDOW
+
+    c1, c2, c3 = st.columns([1, 2, 1])
+    position = int(c1.number_input("Position", 0, last, min(default_position, last), key=f"{key}_position",
+                                   help="the character whose value is explained (counted from 0)"))
+    method = c2.radio("Method", METHODS, horizontal=True, key=f"{key}_method",
+                      format_func={"occlusion": "occlusion", "gxi": "gradient × input",
+                                   "ig": "integrated gradients"}.get,
+                      help="occlusion replaces each earlier character by the corpus's most frequent one, one at a "
+                           "time; the gradient "
+                           "methods are faster but miss a latched cell's trigger (see the README)")
+    window = int(c3.number_input("Window", 10, 1000, WINDOW, 10, key=f"{key}_window"))
+    return position, method, window
+
+
+def attribution_strip(result: dict, label: str) -> str:
+    """HTML: the window's characters coloured by their scores, blue (lowered the target) to red
+    (raised it), on a scale symmetric about 0; the explained character outlined."""
+    from charmodel.render import show_char
+
+    scores = np.asarray(result["scores"])
+    top = float(np.abs(scores).max()) or 1.0
+    chars = "".join(show_char(ch) if ch in "\n\t" else ch for ch in result["chars"])
+    titles = [f"#{result['start'] + j} {ch!r}: {s:+.4f}" for j, (ch, s) in enumerate(zip(result["chars"], scores))]
+    return legend(-top, top, label) + coloured_text(chars, scores, -top, top, titles=titles,
+                                                    selected=(len(chars) - 1, len(chars)))
 
 
 def user_message(error: Exception) -> str:

@@ -6,7 +6,9 @@ import numpy as np
 import streamlit as st
 
 from charmodel.render import coloured_text, legend
-from pages.common import generated, load_engine, selected_run, sidebar, style, text_or_drop
+from charmodel import CharModelError
+from pages.common import (attribution, attribution_controls, attribution_strip, generated, load_engine, selected_run,
+                          sidebar, style, text_or_drop, user_message)
 
 SURPRISAL_MAX = 8.0  # bits at which the colour is darkest; a guess among 256 characters
 
@@ -53,3 +55,18 @@ for col, temp in zip(columns, temperatures):
         st.caption(f"{length} characters in {elapsed_ms:.0f} ms")
         st.download_button("Download", prime + text, file_name=f"{name}-t{temp:g}-seed{seed}.txt",
                            key=f"download_{temp}", mime="text/plain")
+
+# ---------------------------------------------------------------- why this character
+if st.toggle("Why did it write this character? (attribution of the next-character probability)", key="show_why"):
+    text, _ = generated(name, checkpoint, prime, length, temperatures[0], seed)
+    full = prime + text
+    position, method, window = attribution_controls(full, "why", len(full) - 2, len(full) - 2)
+    try:
+        result = attribution(name, checkpoint, full, position, {"next": True}, method, window)
+    except CharModelError as e:
+        st.error(user_message(e), icon=":material/warning:")
+    else:
+        nxt = full[position + 1]
+        st.html(attribution_strip(result, f"attribution to log p({nxt!r}) after #{position}"))
+        st.caption(f"log p({nxt!r} next) = {result['target']:+.3f} nats after character #{position} "
+                   f"(temperature {temperatures[0]:g} sample). Red characters made it more likely, blue less.")

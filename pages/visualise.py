@@ -3,11 +3,12 @@
 import numpy as np
 import streamlit as st
 
-from charmodel import charts
+from charmodel import CharModelError, charts
 from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from pages.common import (generated, guesses, headline, layer_values, load_engine, selected_run, sidebar, split_text,
-                          style, text_or_drop)
+from pages.common import (attribution, attribution_controls, attribution_strip, generated, guesses, headline,
+                          layer_values, load_engine, selected_run, sidebar, split_text, style, text_or_drop,
+                          user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)
@@ -112,6 +113,21 @@ with right:
     else:
         st.caption("Drag across the plot to highlight a range in the text; hover a character for its value "
                    "and the model's top 5 next-character guesses.")
+
+# ---------------------------------------------------------------- why it has this value
+if kind in ("h", "c") and st.toggle("Which earlier characters drive this cell? (attribution)", key="show_attribution"):
+    at_max = int(np.argmax(np.abs(raw)))  # opens on the cell's strongest character in view
+    position, method, window = attribution_controls(shown, "attribution", at_max, len(shown) - 1)
+    try:
+        result = attribution(name, checkpoint, text, shown_from + position,
+                             {"layer": layer_index(layer), "kind": kind, "cell": int(cell)}, method, window)
+    except CharModelError as e:
+        st.error(user_message(e), icon=":material/warning:")
+    else:
+        st.html(attribution_strip(result, f"attribution to {label} at #{position}"))
+        st.caption(f"{label} = {result['target']:+.3f} at character #{position} ({shown[position]!r}). Red characters "
+                   "raised it, blue ones lowered it" + (f"; completeness error {result['completeness']:+.4f}"
+                                                        if "completeness" in result else "") + ".")
 
 # ---------------------------------------------------------------- the whole layer
 if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):

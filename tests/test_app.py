@@ -434,3 +434,18 @@ def test_cells_ablation_tab_sweeps_a_layer_and_studies_the_top_cell(weights):
     top = next(c.value for c in at.caption if c.value.startswith("Largest loss"))
     at.button(key="sweep_study").click().run()
     assert at.session_state["cells_tab"] == "One cell" and f"cell {at.session_state['study_cell']}," in top
+
+
+def test_visualise_and_generate_show_attribution_strips(weights):
+    at = app()
+    at.switch_page("pages/visualise.py").run()
+    at.toggle(key="show_attribution").set_value(True).run()
+    no_errors(at)
+    assert "attribution to layer" in htmls(at) and any("raised it" in c.value for c in at.caption)
+    at.radio(key="attribution_method").set_value("gxi").run()
+    no_errors(at)
+    at.switch_page("pages/generate.py").run()
+    at.slider(key="length").set_value(60).run()
+    at.toggle(key="show_why").set_value(True).run()
+    no_errors(at)
+    assert "attribution to log p(" in htmls(at) and any("more likely" in c.value for c in at.caption)

@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe,saliency} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe,saliency,compare} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--window", type=int, default=200, help="characters up to and including the position (default 200)")
     z.add_argument("--json", action="store_true")
     _drop_arg(z)
+
+    m = sub.add_parser("compare", help="two checkpoints of a run: layer similarity (linear CKA) and the cells that changed")
+    _run_args(m)
+    m.add_argument("--with", dest="other", required=True, help="the checkpoint to compare with (best, latest, or an epoch)")
+    m.add_argument("--top", type=int, default=10, help="cells listed (default 10)")
+    m.add_argument("--json", action="store_true")
 
     a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     _run_args(a)
@@ -462,6 +468,41 @@ def _saliency(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from . import atlas, runfolder
+    from .compare import CKA_CHARS, changed_cells, layer_similarity
+    from .engine import Engine
+
+    first = args.checkpoint or runfolder.default_checkpoint(args.run)
+    a, b = Engine.load(args.run, first), Engine.load(args.run, args.other)
+    text = runfolder.split_text(args.run)[1][:CKA_CHARS]
+    similarity = layer_similarity(a, b, text)
+    cells, missing = None, []
+    for which in (first, args.other):
+        if not atlas.atlas_path(args.run, which).is_file():
+            missing.append(atlas.build_command(args.run, which))
+    if not missing:
+        cells = changed_cells(atlas.load(args.run, first), atlas.load(args.run, args.other), args.top)
+    if args.json:
+        shown = lambda rows: [{**r, "layer": layer_number(r["layer"])} for r in rows]
+        print(json.dumps({"checkpoints": [first, args.other], "chars": len(text), "similarity": shown(similarity),
+                          "cells": None if cells is None else shown(cells)}))
+        return 0
+    print(f"checkpoint {first} against {args.other}, linear CKA over {len(text)} validation characters (1: the same "
+          "up to a rotation and scale):")
+    for d in similarity:
+        print(f"  layer {layer_number(d['layer'])} {d['kind']}: {d['cka']:.3f}")
+    if cells is None:
+        print("cells: the comparison of explanations needs both atlases; build them with: " + "; ".join(missing))
+        return 0
+    print("cells whose best explanation's held-out score moved most:")
+    for d in cells:
+        fmt = lambda v: "  -  " if v is None else f"{v:.3f}"
+        print(f"  layer {layer_number(d['layer'])} {d['kind']} cell {d['cell']:4d}: {fmt(d['score_before'])} "
+              f"{d['before']!s}  ->  {fmt(d['score_after'])} {d['after']!s}")
+    return 0
+
+
 def _atlas(args) -> int:
     from . import atlas, runfolder
 
@@ -535,4 +576,5 @@ def _atlas_progress(args):
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
-            "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe, "saliency": _saliency}
+            "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe, "saliency": _saliency,
+            "compare": _compare}

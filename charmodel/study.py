@@ -29,14 +29,15 @@ def cells_on_in_span(activations: np.ndarray, start: int, end: int, threshold: f
     return np.flatnonzero(on)
 
 
-def match_passages(activations: np.ndarray, cells: np.ndarray, threshold: float, span_len: int,
+def match_passages(activations: np.ndarray, cells: np.ndarray, threshold, span_len: int,
                    exclude: tuple[int, int] | None = None, top: int = 20) -> list[dict]:
     """Other places where the same set of cells is on together.
 
     A match is a maximal run of characters where every selected cell is at or above the
     threshold. Runs are ranked by how close their length is to the selected span's, then by the
     mean fraction of *other* cells that are off (a more specific pattern ranks higher).
-    Returns [{start, end, score}], best first; `exclude` drops the user's own span.
+    Returns [{start, end, score}], best first; `exclude` drops the user's own span. threshold: one
+    for every cell, or one per cell.
     """
     if len(cells) == 0:
         return []
@@ -51,6 +52,24 @@ def match_passages(activations: np.ndarray, cells: np.ndarray, threshold: float,
         out.append({"start": int(s), "end": int(e), "score": round(float(length_fit), 4)})
     out.sort(key=lambda d: (-d["score"], d["start"]))
     return out[:top]
+
+
+def span_cells(activations: np.ndarray, start: int, end: int, top: int = 10) -> list[dict]:
+    """The cells whose values inside text[start:end] differ most from outside it: the standardised
+    mean difference (inside minus outside, over the pooled standard deviation), largest |d| first.
+    activations: (T, units). Returns [{cell, d, inside, outside}]."""
+    T = len(activations)
+    if not 0 <= start < end <= T or end - start == T:
+        raise CharModelError(f"span {start}–{end} must lie inside the text (0–{T}) and leave some of it outside.")
+    x = np.asarray(activations, dtype=np.float64)
+    inside, outside = x[start:end], np.concatenate([x[:start], x[end:]])
+    n1, n0 = len(inside), len(outside)
+    pooled = np.sqrt(((n1 - 1) * inside.var(axis=0, ddof=1 if n1 > 1 else 0) +
+                      (n0 - 1) * outside.var(axis=0, ddof=1 if n0 > 1 else 0)) / max(n1 + n0 - 2, 1))
+    d = (inside.mean(axis=0) - outside.mean(axis=0)) / np.where(pooled > 0, pooled, np.inf)
+    order = np.argsort(-np.abs(d), kind="stable")[:top]
+    return [{"cell": int(c), "d": round(float(d[c]), 3), "inside": round(float(inside[:, c].mean()), 4),
+             "outside": round(float(outside[:, c].mean()), 4)} for c in order]
 
 
 # ---------------------------------------------------------------- one cell in depth

@@ -4,13 +4,14 @@ that cell's dossier."""
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError, charts
+from charmodel import CharModelError, charts, runfolder
 from charmodel.atlas import CONTEXT, build_command
+from charmodel.compare import CKA_CHARS, changed_cells
 from charmodel.engine import layer_index, layer_number
 from charmodel.explain import EXPLAINED_AUC, EXPLAINED_R, GROUPS
 from charmodel.render import coloured_text, display_values, legend, show_char
 from pages.common import (ABLATION_CHARS, ablation, atlas_job, atlas_table, context_values, headline, load_atlas,
-                          selected_run, split_text, start_atlas_job, style, user_message)
+                          run_path, selected_run, similarity, split_text, start_atlas_job, style, user_message)
 
 name, checkpoint = selected_run()
 st.title("Atlas")
@@ -168,3 +169,23 @@ for tab, (title, group) in zip(tabs, groups_of.items()):
                          f'<small style="min-width:9em">{found.part(p)} #{p}</small>'
                          + coloured_text(text, shown_values, lo, hi, selected=(p - start, p - start + 1)) + "</div>")
         st.html("".join(lines))
+
+# ---------------------------------------------------------------- what changed while it learned
+others = [c for c in runfolder.available_checkpoints(run_path(name)) if c != checkpoint]
+if others and st.toggle("Compare with another checkpoint of this run", key="atlas_compare"):
+    other = st.selectbox("Checkpoint", others, key="atlas_other",
+                         format_func=lambda c: c if c in ("best", "latest") else f"epoch {c}")
+    sims = similarity(name, checkpoint, other)
+    st.markdown(f"**Layer similarity, {checkpoint} against {other}** (linear CKA over {CKA_CHARS:,} validation "
+                "characters: 1 when one layer's activations are a rotation and scaling of the other's, near 0 when "
+                "they share no linear structure, whatever the order of the cells)")
+    st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "CKA": d["cka"]} for d in sims], hide_index=True)
+    try:
+        moved = changed_cells(found, load_atlas(name, other))
+    except CharModelError as e:
+        st.caption(f"{user_message(e)} The cells' explanations are compared once both checkpoints have an atlas.")
+    else:
+        st.markdown("**Cells whose best explanation's held-out score moved most**")
+        st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"],
+                   f"{checkpoint}": d["before"], "score": d["score_before"], f"{other}": d["after"],
+                   "score ": d["score_after"], "change": d["change"]} for d in moved], hide_index=True)

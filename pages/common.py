@@ -489,6 +489,21 @@ def attribution_strip(result: dict, label: str) -> str:
                                                     selected=(len(chars) - 1, len(chars)))
 
 
+@st.cache_data(max_entries=8, show_spinner="Comparing the two checkpoints' layers…")
+def _similarity(run_dir: str, first: str, stamp_a: float, second: str, stamp_b: float) -> list[dict]:
+    from charmodel.compare import CKA_CHARS, layer_similarity
+
+    val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1][:CKA_CHARS]
+    return layer_similarity(_engine(run_dir, first, stamp_a), Engine.load(run_dir, second), val)
+
+
+def similarity(run: str, first: str, second: str) -> list[dict]:
+    """Linear CKA of each layer and kind between two checkpoints (charmodel.compare)."""
+    path = run_path(run)
+    return _similarity(str(path), first, _stamp(runfolder.checkpoint_path(path, first)), second,
+                       _stamp(runfolder.checkpoint_path(path, second)))
+
+
 def user_message(error: Exception) -> str:
     """An error's message as a user of the app may see it: no server paths (the weights folder is
     named `weights/`, the app's own folder `.`)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError, charts
+from charmodel import CharModelError, charts, study
 from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from pages.common import (attribution, attribution_controls, attribution_strip, generated, guesses, headline,
@@ -113,6 +113,31 @@ with right:
     else:
         st.caption("Drag across the plot to highlight a range in the text; hover a character for its value "
                    "and the model's top 5 next-character guesses.")
+
+# ---------------------------------------------------------------- span search: which cells mark the selection
+if selected and selected[1] - selected[0] < len(shown):
+    a, b = selected
+    st.markdown(f"**Cells of layer {layer} {kind} that differ most inside characters {a}–{b - 1}** "
+                "(standardised mean difference, inside against the rest of the passage)")
+    found = study.span_cells(activations, a, b)
+    st.table([{**d, "cell is": "higher" if d["d"] > 0 else "lower"} for d in found], hide_index=True)
+    c1, c2 = st.columns(2)
+    high = [d for d in found if d["d"] > 0][:5]
+    if c1.button("Match these cells elsewhere in the passage", key="span_match", disabled=not high,
+                 help="the cells that are higher inside: other places where all of them are above the midpoint "
+                      "of their inside and outside means (LSTMVis's select-and-match)"):
+        cells = np.array([d["cell"] for d in high])
+        thresholds = np.array([(d["inside"] + d["outside"]) / 2 for d in high])
+        matches = study.match_passages(activations, cells, thresholds, b - a, exclude=(a, b), top=8)
+        st.caption(f"{len(matches)} passage(s) where cells {', '.join(map(str, cells))} are on together:")
+        for m in matches:
+            w = slice(max(m["start"] - 30, 0), min(m["end"] + 30, len(shown)))
+            st.html(coloured_text(shown[w], values[w], lo, hi, selected=(m["start"] - w.start, m["end"] - w.start)))
+    if kind in ("h", "c"):
+        best_cell = found[0]["cell"]
+        if c2.button(f"Open cell {best_cell}'s dossier in the Atlas", key="span_dossier"):
+            st.session_state["studied"] = {"layer": layer, "kind": kind, "cell": best_cell}
+            st.switch_page("pages/atlas.py")
 
 # ---------------------------------------------------------------- why it has this value
 if kind in ("h", "c") and st.toggle("Which earlier characters drive this cell? (attribution)", key="show_attribution"):

@@ -77,3 +77,32 @@ def test_ablate_cli_single_and_sweep(random_run):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "layer 3 does not exist" in bad.stderr
     both = cli("ablate", "--run", random_run, "--layer", 1, "--cell", 0, "--sweep")
     assert both.returncode == 2
+
+
+def test_linear_cka_is_one_for_a_rotation_and_lower_for_noise():
+    from charmodel.compare import linear_cka
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 12))
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    assert linear_cka(x, 3 * x @ q) == pytest.approx(1.0, abs=1e-9)
+    assert linear_cka(x, rng.normal(size=(400, 12))) < 0.2
+
+
+def test_compare_cli_two_checkpoints(tmp_path, alice_text):
+    from charmodel import atlas
+
+    from .conftest import make_random_run
+
+    run = make_random_run(tmp_path / "r", alice_text[:5000], layers=1, units=8)
+    w = runfolder.load_weights_npz(run / "best.npz")
+    runfolder.save_weights_npz(run / "latest.npz", {k: v * 0.9 for k, v in w.items()})
+    out = cli("compare", "--run", run, "--with", "latest", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert [s["layer"] for s in d["similarity"]] == [1, 1] and all(0 < s["cka"] <= 1 for s in d["similarity"])
+    assert d["cells"] is None  # no atlases yet
+    atlas.build_for_run(run, "best")
+    atlas.build_for_run(run, "latest")
+    d = json.loads(cli("compare", "--run", run, "--with", "latest", "--json", "--top", 3).stdout)
+    assert len(d["cells"]) == 3 and {"before", "after", "change"} <= set(d["cells"][0])

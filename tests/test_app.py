@@ -410,6 +410,13 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     at.button(key="atlas_ablate").click().run()
     no_errors(at)
     assert any(m.value.startswith("bpc without this cell") for m in at.markdown)
+    w = runfolder.load_weights_npz(weights / "alice" / "best.npz")
+    runfolder.save_weights_npz(weights / "alice" / "latest.npz", {k: v * 0.9 for k, v in w.items()})
+    at.run()  # the page now offers the new checkpoint
+    at.toggle(key="atlas_compare").set_value(True).run()
+    no_errors(at)
+    assert any("Layer similarity" in m.value for m in at.markdown)
+    assert any("once both checkpoints have an atlas" in c.value for c in at.caption)
 
 
 def test_atlas_page_names_a_damaged_atlas_and_offers_a_rebuild(weights):
@@ -449,3 +456,21 @@ def test_visualise_and_generate_show_attribution_strips(weights):
     at.toggle(key="show_why").set_value(True).run()
     no_errors(at)
     assert "attribution to log p(" in htmls(at) and any("more likely" in c.value for c in at.caption)
+
+
+def test_a_brushed_span_lists_the_cells_that_mark_it_and_matches_them(weights):
+    at = app()
+    at.switch_page("pages/visualise.py").run()
+    try:  # AppTest cannot brush a chart; a chart's selection state is set the way the browser would send it
+        at.session_state["trace"] = {"selection": {"brush": {"position": [100, 110]}}}
+        at.run()
+    except Exception as e:  # pragma: no cover - depends on Streamlit's widget-state rules
+        pytest.skip(f"this Streamlit does not accept a chart selection through session_state: {e}")
+    no_errors(at)
+    assert any("differ most inside characters 100–110" in m.value for m in at.markdown)
+    at.button(key="span_match").click().run()
+    no_errors(at)
+    assert any("are on together" in c.value for c in at.caption)
+    at.button(key="span_dossier").click().run()
+    no_errors(at)
+    assert at.session_state["studied"]["kind"] in ("h", "c")

@@ -219,3 +219,16 @@ def test_layers_are_counted_from_0_inside_and_from_1_at_every_surface(random_run
     stored = json.loads((random_run / "highlights.json").read_text())["headline"]
     assert stored["layer"] == ranked[0]["layer"] + 1 and runfolder.read_highlights(random_run, "best") == {
         **ranked[0], "feature": "word_start"}
+
+
+def test_span_cells_finds_the_cells_that_mark_a_span():
+    from charmodel.study import span_cells
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 20))
+    x[200:230, 7] += 3  # higher inside
+    x[200:230, 12] -= 2  # lower inside
+    found = span_cells(x, 200, 230, top=3)
+    assert [d["cell"] for d in found[:2]] == [7, 12] and found[0]["d"] > 2 and found[1]["d"] < -1.5
+    with pytest.raises(CharModelError, match="must lie inside"):
+        span_cells(x, 0, 500)

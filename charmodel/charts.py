@@ -157,3 +157,14 @@ def sweep_chart(rows: list[dict], label: str, top: int = 40, height: int = 260):
     return alt.Chart(df, height=height, title=f"{label}: bits per character lost without each cell").mark_bar().encode(
         x=alt.X("cell:N", sort=None, title=f"cell (the {min(top, len(rows))} that cost most)"),
         y=alt.Y("delta:Q", title="Δ bpc"), tooltip=["cell", alt.Tooltip("delta:Q", format="+.4f")])
+
+
+def probe_chart(curve: list[dict], single_auc: float, height: int = 260):
+    """Held-out AUC against the number of cells the probe uses, with the best single cell as a rule."""
+    df = pd.DataFrame(curve)
+    line = alt.Chart(df, height=height, title="held-out AUC against the cells a probe uses").mark_line(point=True).encode(
+        x=alt.X("cells:Q", scale=alt.Scale(type="log"), title="cells with a non-zero weight (log scale)"),
+        y=alt.Y("auc:Q", scale=alt.Scale(zero=False), title="held-out AUC"),
+        tooltip=["cells", alt.Tooltip("auc:Q", format=".3f"), alt.Tooltip("C:Q", format="g")])
+    rule = alt.Chart(pd.DataFrame({"auc": [single_auc]})).mark_rule(strokeDash=[4, 4]).encode(y="auc:Q")
+    return line + rule

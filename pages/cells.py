@@ -16,17 +16,19 @@ from charmodel import CharModelError, charts, study
 from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.engine import layer_index, layer_number
+from charmodel.probe import FIT_CHARS, NEAR_BEST
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (ABLATION_CHARS, ablation_sweep, cell_activations, swept, checkpoint_values, headline, layer_values, load_engine, ranking, run_path,
-                          selected_run, sidebar, split_text, style)
+from pages.common import (ABLATION_CHARS, ablation_sweep, cell_activations, checkpoint_values, headline, layer_values,
+                          load_engine, probe_curve, probed, ranking, run_path, selected_run, sidebar, split_text,
+                          style, swept, user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)
 train_text, val_text = split_text(name)
 corpus = train_text + val_text
 
-TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Ablation", "Export"]
+TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Ablation", "Probe", "Export"]
 
 
 def _study(layer: int, kind: str, cell: int):
@@ -277,10 +279,36 @@ def ablation_sweep_tab():
     st.button(f"Study cell {top['cell']}", key="sweep_study", on_click=_study, args=(layer, kind, top["cell"]))
 
 
+def probe_tab():
+    yes_no = [n for n in FEATURES if n not in SCALAR]
+    st.caption("How many cells carry a hypothesis: L1-regularised logistic regressions read it from every cell of "
+               f"both layers (h and c), fitted on the last {FIT_CHARS:,} training characters and scored on the "
+               "validation text, from strong regularisation (few cells) to weak (many). scikit-learn fits them.")
+    default = first_varying_feature(val_text)
+    name_ = st.selectbox("Hypothesis", yes_no, index=yes_no.index(default) if default in yes_no else 0,
+                         key="probe_feature", format_func=lambda n: FEATURES[n][0])
+    if not probed(name, checkpoint, name_) and not st.button("Fit the probes (a minute or two)", key="probe_run"):
+        st.caption(f"Or from a terminal: `python -m charmodel probe --run weights/{name} --hypothesis {name_}`")
+        return
+    try:
+        result = probe_curve(name, checkpoint, name_)
+    except CharModelError as e:
+        st.error(user_message(e), icon=":material/warning:")
+        return
+    s = result["single"]
+    st.altair_chart(charts.probe_chart(result["curve"], s["auc"]), key="probe_chart")
+    st.caption(f"Best single cell (chosen on the fit text): layer {layer_number(s['layer'])} {s['kind']} cell "
+               f"{s['cell']}, held-out AUC {s['auc']:.3f}. Chosen strength: {len(result['chosen']['cells'])} cells, "
+               f"AUC {result['chosen']['auc']:.3f} (the fewest cells within {NEAR_BEST} of the best AUC).")
+    st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"], "weight": d["weight"]}
+              for d in result["chosen"]["cells"][:20]], hide_index=True)
+
+
 st.title("Cells")
 style()
 tabs = st.tabs(TABS, key="cells_tab", on_change="rerun")
-for tab, show in zip(tabs, (rank, select_and_match, one_cell, gate_saturation, intervene, ablation_sweep_tab, export)):
+for tab, show in zip(tabs, (rank, select_and_match, one_cell, gate_saturation, intervene, ablation_sweep_tab, probe_tab,
+                            export)):
     if tab.open:
         with tab:
             show()

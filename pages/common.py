@@ -504,6 +504,36 @@ def similarity(run: str, first: str, second: str) -> list[dict]:
                        _stamp(runfolder.checkpoint_path(path, second)))
 
 
+@st.cache_resource
+def _probe_store() -> SharedLRU:
+    return SharedLRU(size=8)
+
+
+APP_STRENGTHS = (0.0001, 0.0005, 0.002, 0.01)  # fewer fits than the CLI's sweep: about a minute on Alice
+
+
+def probe_curve(run: str, checkpoint: str, feature_name: str) -> dict:
+    """charmodel.probe.probe for a built-in hypothesis, shared by every session, with a progress bar."""
+    from charmodel.cells import FEATURES
+    from charmodel.probe import probe
+
+    key = (*_key(run, checkpoint), feature_name)
+
+    def compute():
+        bar = st.progress(0.0, text="Computing the activations…")
+        train, val = split_text(run)
+        result = probe(load_engine(run, checkpoint), train, val, FEATURES[feature_name][1], strengths=APP_STRENGTHS,
+                       progress=lambda f: bar.progress(f, text=f"Fitting the probes: {f:.0%}"))
+        bar.empty()
+        return result
+
+    return _probe_store().get(key, compute)
+
+
+def probed(run: str, checkpoint: str, feature_name: str) -> bool:
+    return _probe_store().known((*_key(run, checkpoint), feature_name))
+
+
 def user_message(error: Exception) -> str:
     """An error's message as a user of the app may see it: no server paths (the weights folder is
     named `weights/`, the app's own folder `.`)."""

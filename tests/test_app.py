@@ -474,3 +474,15 @@ def test_a_brushed_span_lists_the_cells_that_mark_it_and_matches_them(weights):
     at.button(key="span_dossier").click().run()
     no_errors(at)
     assert at.session_state["studied"]["kind"] in ("h", "c")
+
+
+def test_cells_probe_tab_plots_auc_against_cells(weights):
+    at = app()
+    at.switch_page("pages/cells.py").run()
+    at.session_state["cells_tab"] = "Probe"
+    at.run()
+    no_errors(at)
+    at.button(key="probe_run").click().run()
+    no_errors(at)
+    assert len(at.get("vega_lite_chart")) == 1
+    assert any(c.value.startswith("Best single cell") for c in at.caption) and at.table

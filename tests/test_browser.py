@@ -180,7 +180,7 @@ def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, pa
         page.get_by_role("heading", name=text).first.wait_for(timeout=60000)
         assert not page.locator("[data-testid='stException']").count(), path
     page.locator("[data-testid='stTable']").first.wait_for(timeout=60000)  # the ranked table
-    for tab in ["Select and match", "One cell", "Gate saturation", "Intervene", "Export"]:
+    for tab in ["Select and match", "One cell", "Gate saturation", "Intervene", "Ablation", "Probe", "Export"]:
         page.get_by_role("tab", name=tab).click()
         settle(page)
         assert not page.locator("[data-testid='stException']").count(), tab

@@ -148,11 +148,16 @@ train, val = split_text(name)
 corpus = train + val
 groups_of = {"Top contexts": d["top"], "Bottom contexts": d["bottom"],
              "Across its range": [p for q in d["quantiles"] for p in q["samples"]]}
+# Coloured contexts take a batched pass (about a second for 20 contexts of the 2 x 512 model), and
+# while it runs the server sends nothing: the page's first open shows them on request, so the
+# table comes first; a picked row shows them at once.
+shown_contexts = bool(rows) or st.toggle("Show its top and bottom contexts, coloured by the cell", key="atlas_show_contexts")
 style()
 _, (lo, hi) = display_values(np.zeros(1), kind)
-st.html(legend(lo, hi, f"layer {layer} cell {cell} {kind}"))
-tabs = st.tabs(list(groups_of), key="atlas_contexts", on_change="rerun")  # only the open tab computes
-for tab, (title, group) in zip(tabs, groups_of.items()):
+if shown_contexts:
+    st.html(legend(lo, hi, f"layer {layer} cell {cell} {kind}"))
+tabs = st.tabs(list(groups_of), key="atlas_contexts", on_change="rerun") if shown_contexts else []
+for tab, (title, group) in zip(tabs, groups_of.items()):  # only the open tab computes
     if not tab.open:
         continue
     with tab:

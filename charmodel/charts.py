@@ -168,3 +168,12 @@ def probe_chart(curve: list[dict], single_auc: float, height: int = 260):
         tooltip=["cells", alt.Tooltip("auc:Q", format=".3f"), alt.Tooltip("C:Q", format="g")])
     rule = alt.Chart(pd.DataFrame({"auc": [single_auc]})).mark_rule(strokeDash=[4, 4]).encode(y="auc:Q")
     return line + rule
+
+
+def similarity_chart(rows: list[dict], height: int = 200):
+    """Linear CKA per layer and kind between two checkpoints (rows: layer counted from 1, kind, cka)."""
+    df = pd.DataFrame(rows)
+    df["part"] = [f"layer {r['layer']} {r['kind']}" for r in rows]
+    return alt.Chart(df, height=height, title="layer similarity (linear CKA)").mark_bar().encode(
+        x=alt.X("part:N", sort=None, title=None), y=alt.Y("cka:Q", scale=alt.Scale(domain=[0, 1]), title="CKA"),
+        tooltip=["part", alt.Tooltip("cka:Q", format=".3f")])

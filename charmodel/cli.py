@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--kind", choices=["h", "c"], default="h")
     z.add_argument("--method", choices=["occlusion", "gxi", "ig"], default="occlusion",
                    help="occlusion (default: passes the latched-cell check), gradient x input, or integrated gradients")
-    z.add_argument("--window", type=int, default=200, help="characters up to and including the position (default 200)")
+    z.add_argument("--window", type=int, default=None,
+                   help="characters up to and including the position (default 200, or the whole text if shorter)")
     z.add_argument("--json", action="store_true")
     _drop_arg(z)
 

@@ -46,8 +46,8 @@ def neutral_char(engine: Engine, text: str) -> str:
 def _check(engine: Engine, ids: np.ndarray, position: int, target: dict, window: int) -> None:
     if not 0 <= position < len(ids):
         raise CharModelError(f"position {position} is outside the text (0–{len(ids) - 1}).")
-    if window < 1:
-        raise CharModelError(f"the window must be at least 1 character, not {window}.")
+    if not 1 <= window <= len(ids):
+        raise CharModelError(f"the window must be 1–{len(ids)} characters (the text's length), not {window}.")
     if target.get("next"):
         if position + 1 >= len(ids):
             raise CharModelError(f"position {position} is the text's last character: there is no next character "
@@ -164,17 +164,20 @@ def gradient(engine: Engine, ids: np.ndarray, position: int, target: dict, windo
 
 
 def attribute(engine: Engine, text: str, position: int, target: dict, method: str = "occlusion",
-              window: int = WINDOW, steps: int = IG_STEPS, corpus: str | None = None, carry: Carry | None = None) -> dict:
+              window: int | None = None, steps: int = IG_STEPS, corpus: str | None = None,
+              carry: Carry | None = None) -> dict:
     """Scores for each character of the window ending at `position`.
 
     target: {"layer" (from 0), "kind", "cell"} or {"next": True}. corpus: the text the neutral
-    character is chosen from (default: `text`). carry: the carry after text[:start], if known
+    character is chosen from (default: `text`). window: characters up to and including the
+    position (default WINDOW, or the whole text when it is shorter; a larger one is refused). carry: the carry after text[:start], if known
     (carry_before computes it otherwise). Returns {start, chars, scores,
     target (its value), method, neutral} and, for ig, completeness (sum of scores minus the
     target's change from the baseline) and baseline (the target there)."""
     if method not in METHODS:
         raise CharModelError(f"method {method!r} is not one of {', '.join(METHODS)}.")
     ids = engine.vocab.encode(text, "the text")
+    window = min(WINDOW, len(ids)) if window is None else window
     _check(engine, ids, position, target, window)
     neutral = neutral_char(engine, text if corpus is None else corpus)
     nid = engine.vocab.index[neutral]

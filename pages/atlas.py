@@ -184,7 +184,8 @@ if others and st.toggle("Compare with another checkpoint of this run", key="atla
     st.markdown(f"**Layer similarity, {checkpoint} against {other}** (linear CKA over {CKA_CHARS:,} validation "
                 "characters: 1 when one layer's activations are a rotation and scaling of the other's, near 0 when "
                 "they share no linear structure, whatever the order of the cells)")
-    st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "CKA": d["cka"]} for d in sims], hide_index=True)
+    st.altair_chart(charts.similarity_chart([{**d, "layer": layer_number(d["layer"])} for d in sims]),
+                    key="atlas_similarity")
     try:
         moved = changed_cells(found, load_atlas(name, other))
     except CharModelError as e:

@@ -472,8 +472,9 @@ def attribution_controls(text: str, key: str, default_position: int, last: int) 
                       help="occlusion replaces each earlier character by the corpus's most frequent one, one at a "
                            "time; the gradient "
                            "methods are faster but miss a latched cell's trigger (see the README)")
-    window = int(c3.number_input("Window", 10, 1000, WINDOW, 10, key=f"{key}_window"))
-    return position, method, window
+    window = int(c3.number_input("Window", 1, 1000, WINDOW, 10, key=f"{key}_window",
+                                 help="characters up to and including the position; at most the text's length"))
+    return position, method, min(window, len(text))
 
 
 def attribution_strip(result: dict, label: str) -> str:

@@ -46,7 +46,7 @@ def test_numpy_gradient_matches_tensorflow(random_run, small_text, target):
     text = small_text[:61]
     ids = engine.vocab.encode(text)
     position = 59  # the window is the whole text up to here, from a zero state, as Keras starts
-    ours, start, _ = saliency.gradient(engine, ids, position, target, window=100)
+    ours, start, _ = saliency.gradient(engine, ids, position, target, window=60)
     theirs = keras_gradient(weights, 2, 24, engine.emb[ids[: position + 1]], target, ids[position + 1])
     assert start == 0 and ours.shape == theirs.shape
     assert np.linalg.norm(ours - theirs) / np.linalg.norm(theirs) < 1e-4
@@ -108,6 +108,8 @@ def test_bad_attributions_are_one_line_errors(random_run, small_text):
             saliency.attribute(engine, text, position, target)
     with pytest.raises(CharModelError, match="not one of"):
         saliency.attribute(engine, text, 10, {"next": True}, "lime")
+    with pytest.raises(CharModelError, match="the window must be 1–50 characters"):
+        saliency.attribute(engine, text, 10, {"next": True}, window=51)
 
 
 def test_saliency_cli(random_run):

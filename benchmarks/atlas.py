@@ -91,10 +91,11 @@ def coverage_by_grammar() -> dict:
     return atlas.compare_grammars(Engine.load(RUN, "best"), train + val, len(train))
 
 
-def page_seconds(repeats: int, settle_s: float = 0.0) -> list[float]:
+def page_seconds(repeats: int, settle_s: float = 0.0) -> list[tuple[float, float]]:
+    """(first visit, second visit) seconds from the click on Atlas to the table, per fresh server."""
     from playwright.sync_api import sync_playwright
 
-    from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, start
+    from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start
 
     times = []
     with sync_playwright() as p:
@@ -109,7 +110,15 @@ def page_seconds(repeats: int, settle_s: float = 0.0) -> list[float]:
                 t0 = time.perf_counter()
                 page.locator("[data-testid='stSidebarNav'] a", has_text="Atlas").click()
                 page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120000)
-                times.append(time.perf_counter() - t0)
+                first = time.perf_counter() - t0
+                settle(page)
+                page.locator("[data-testid='stSidebarNav'] a", has_text="Generate").click()
+                page.get_by_role("heading", name="Generate").wait_for(timeout=120000)
+                settle(page)
+                t0 = time.perf_counter()  # a second visit in the same browser session
+                page.locator("[data-testid='stSidebarNav'] a", has_text="Atlas").click()
+                page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120000)
+                times.append((first, time.perf_counter() - t0))
                 page.close()
             finally:
                 proc.terminate()
@@ -120,9 +129,11 @@ def page_seconds(repeats: int, settle_s: float = 0.0) -> list[float]:
 def page_report(repeats: int) -> None:
     for settle_s, when in ((0.0, "as soon as Home has rendered (its background pass for Cells still running)"),
                            (15.0, "15 s after Home rendered (its background pass done)")):
-        times = page_seconds(repeats, settle_s)
-        print(f"PAGE: atlas table shown {statistics.median(times):.2f} s after the click, {when} (median of "
-              f"{', '.join(f'{t:.2f}' for t in times)}; target <= 1 s)", flush=True)
+        pairs = page_seconds(repeats, settle_s)
+        first, again = [p[0] for p in pairs], [p[1] for p in pairs]
+        print(f"PAGE: atlas table shown {statistics.median(first):.2f} s after the click, {when} (median of "
+              f"{', '.join(f'{t:.2f}' for t in first)}; target <= 1 s); on a second visit in the same session "
+              f"{statistics.median(again):.2f} s ({', '.join(f'{t:.2f}' for t in again)})", flush=True)
 
 
 def main():

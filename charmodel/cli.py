@@ -1,4 +1,4 @@
-"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe,saliency,compare} ...
+"""Command line: python -m charmodel {train,generate,evaluate,inspect,cells,lstmvis,atlas,ablate,probe,saliency,compare,export,import} ...
 
 A user mistake prints one line on stderr and exits with status 2; programming errors still crash
 with a traceback, because those are bugs to fix.
@@ -143,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--with", dest="other", required=True, help="the checkpoint to compare with (best, latest, or an epoch)")
     m.add_argument("--top", type=int, default=10, help="cells listed (default 10)")
     m.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="a run folder as one zip archive, to carry to another machine")
+    ex.add_argument("--run", required=True, help="run folder, for example weights/alice")
+    ex.add_argument("--out", required=True, help="the zip file to write")
+    ex.add_argument("--with-checkpoints", action="store_true", help="include the kept epochs")
+    im = sub.add_parser("import", help="unpack a run archive into the weights folder (checked, all or nothing)")
+    im.add_argument("archive", help="a zip written by `export`")
+    im.add_argument("--name", help="import under this name instead of the archive's")
+    im.add_argument("--into", default=os.environ.get("CHARMODEL_WEIGHTS", "weights"),
+                    help="the weights folder (default: weights, or $CHARMODEL_WEIGHTS)")
 
     a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     _run_args(a)
@@ -504,6 +514,24 @@ def _compare(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .archive import export_run
+
+    out = export_run(args.run, args.out, args.with_checkpoints)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+def _import(args) -> int:
+    from .archive import import_run
+
+    if not Path(args.archive).is_file():
+        raise CharModelError(f"archive {args.archive} does not exist.")
+    run = import_run(args.archive, args.into, args.name)
+    print(f"imported {run.name} into {args.into}/")
+    return 0
+
+
 def _atlas(args) -> int:
     from . import atlas, runfolder
 
@@ -578,4 +606,4 @@ def _atlas_progress(args):
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "inspect": _inspect, "cells": _cells,
             "lstmvis": _lstmvis, "atlas": _atlas, "ablate": _ablate, "probe": _probe, "saliency": _saliency,
-            "compare": _compare}
+            "compare": _compare, "export": _export, "import": _import}

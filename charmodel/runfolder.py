@@ -109,11 +109,12 @@ def run_in(root, name: str) -> Path:
 
 
 def list_runs(root) -> list[str]:
-    """Names of the folders in `root` that hold a config.json, sorted."""
+    """Names of the folders in `root` that hold a config.json, sorted; hidden ones (an import
+    being unpacked, see archive.py) are not runs yet."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file())
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file() and not p.name.startswith("."))
 
 
 # ---------------------------------------------------------------- config

@@ -8,6 +8,7 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel import runfolder
+from charmodel.archive import export_run, import_run
 from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
@@ -206,3 +207,35 @@ def live():
 # redrawn every second while a job runs; when it ends, live() reruns the app once and the timer stops,
 # so the finished view (and its buttons) stays still
 st.fragment(live, run_every=1.0 if manager.job is not None and manager.job.alive else None)()
+
+# ---------------------------------------------------------------- runs between machines
+with st.expander("Move runs between machines: download a run, or import one trained elsewhere"):
+    st.caption("A run archive is one zip of a run folder (`python -m charmodel export` writes the same). Train on a "
+               "rented GPU, download the archive, import it here. Imports are checked before anything is kept: "
+               "only a run folder's own files, no paths outside it, weights loaded without pickle.")
+    c1, c2 = st.columns(2)
+    with c1:
+        runs = runfolder.list_runs(weights_root())
+        chosen = st.selectbox("Run to download", runs, key="train_archive_run") if runs else None
+        epochs = st.checkbox("With its kept epochs", key="train_archive_epochs")
+        if chosen and st.button("Prepare the archive", key="train_archive_prepare"):
+            fd, zip_path = tempfile.mkstemp(prefix=f"charmodel-{chosen}-", suffix=".zip")
+            os.close(fd)
+            with st.spinner("Zipping the run…"):
+                export_run(weights_root() / chosen, zip_path, with_checkpoints=epochs)
+            st.session_state["archive_zip"] = (chosen, zip_path)
+        ready = st.session_state.get("archive_zip")
+        if ready and os.path.isfile(ready[1]):
+            st.download_button(f"Download {ready[0]}.zip ({os.path.getsize(ready[1]) / 2**20:.1f} MB)",
+                               lambda: open(ready[1], "rb"), file_name=f"{ready[0]}.zip", mime="application/zip",
+                               key="train_archive_download")
+    with c2:
+        upload = st.file_uploader("Run archive (.zip)", type=["zip"], key="train_archive_upload")
+        new_name = st.text_input("Import as (optional)", key="train_archive_name", placeholder="the archive's name")
+        if upload is not None and st.button("Import", key="train_archive_import", type="primary"):
+            try:
+                run = import_run(upload, weights_root(), new_name.strip() or None)
+            except CharModelError as e:
+                st.error(user_message(e), icon=":material/warning:")
+            else:
+                st.success(f"Imported **{run.name}**: it is in the sidebar's run list.")

@@ -169,6 +169,25 @@ def test_atlas_builds_in_the_background_and_a_dossier_links_to_visualise(server,
     assert not page.locator("[data-testid='stException']").count()
 
 
+def test_a_run_archive_uploaded_on_the_train_page_becomes_a_run(server, page, tmp_path):
+    from charmodel.archive import export_run
+
+    url, weights, _ = server
+    archive = export_run(weights / "alice", tmp_path / "alice.zip")
+    page.goto(f"{url}/train")
+    settle(page)
+    page.get_by_text("Move runs between machines").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(archive))
+    name = page.get_by_label("Import as (optional)", exact=True)
+    name.fill("uploaded")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported uploaded").wait_for(timeout=60000)
+    assert (weights / "uploaded" / "best.npz").is_file()
+    assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
 def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, page):
     """Runs after the training test: the job trained in a child process, so even now the server
     has never mapped TensorFlow."""

@@ -12,7 +12,7 @@ def cli(*args):
                           capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": ""})
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells", "lstmvis", "atlas", "ablate", "probe", "saliency", "compare"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells", "lstmvis", "atlas", "ablate", "probe", "saliency", "compare", "export"])
 def test_every_subcommand_has_help(command):
     out = cli(command, "--help")
     assert out.returncode == 0 and "--run" in out.stdout

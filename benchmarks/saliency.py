@@ -10,7 +10,8 @@ the app and a caller that walks a text can reuse it). The
 baseline for occlusion is the same replacements run one pass over the window at a time, from the
 same carry (timed for 10, scaled to 200). Targets: occlusion at most 500 ms, gradient x input at most 200 ms.
 
-Then the issue's check: the opening quotation mark's rank among the 200 characters for "better"
+Then integrated gradients' completeness error at 32, 64 and 128 steps (one run each), and the
+issue's check: the opening quotation mark's rank among the 200 characters for "better"
 in "Alice looked at the Hatter ... `I think you might do something better with the time".
 """
 
@@ -47,6 +48,10 @@ def main():
                     f"{result['target'] - result['baseline']:+.4f}" if "completeness" in result else ""
             print(f"{method}, {label}: median {statistics.median(times) * 1000:.0f} ms of "
                   f"{', '.join(f'{t * 1000:.0f}' for t in times)}{extra}", flush=True)
+    for steps in (32, 64, 128):  # how many points integrated gradients need on this latched cell
+        r = saliency.attribute(engine, text, position, target, "ig", steps=steps, corpus=train, carry=carry)
+        print(f"ig with {steps} steps: completeness error {r['completeness']:+.4f} of a change of "
+              f"{r['target'] - r['baseline']:+.4f}", flush=True)
     neutral = engine.vocab.index[saliency.neutral_char(engine, train)]
     start = position - saliency.WINDOW + 1
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ from .engine import Carry, Engine, log_softmax, softmax
 from .errors import CharModelError
 
 WINDOW = 200  # characters before and including the position
-IG_STEPS = 32  # points on the path for integrated gradients
+IG_STEPS = 64  # points on the path: on the Alice quotation cell 32 left a completeness error of 60% of the change, 64 of 6%
 METHODS = ("occlusion", "gxi", "ig")
 BLOCK = 20  # occlusion: steps per block; a row joins the batch at the block holding its replacement
 

@@ -3,12 +3,13 @@
 import numpy as np
 import streamlit as st
 
+from charmodel import CharModelError
 from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
 from charmodel.engine import layer_number
 from charmodel.render import coloured_text, display_values, legend
-from pages.common import (generated, headline, layer_values, load_engine, prefetch_cell_activations, selected_run, sidebar,
-                          split_text, style)
+from pages.common import (generated, headline, layer_values, load_atlas, load_engine, prefetch_cell_activations,
+                          selected_run, sidebar, split_text, style)
 
 PASSAGE = 700  # characters of the coloured passage
 
@@ -21,11 +22,12 @@ st.markdown(
     "carried from character to character, and training resumes after any interruption. The "
     "shipped model learned *Alice's Adventures in Wonderland*."
 )
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.page_link("pages/generate.py", label="Generate text", icon=":material/edit_note:")
 c2.page_link("pages/visualise.py", label="Visualise a cell", icon=":material/palette:")
-c3.page_link("pages/cells.py", label="Find cells", icon=":material/biotech:")
-c4.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+c3.page_link("pages/atlas.py", label="Every cell explained", icon=":material/travel_explore:")
+c4.page_link("pages/cells.py", label="Find cells", icon=":material/biotech:")
+c5.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
 name, checkpoint = selected_run()
 vocab = load_engine(name, checkpoint).vocab
@@ -55,4 +57,12 @@ with right:
             coloured_text(text, values, lo, hi))
     st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                  query_params={"run": name, "layer": number, "cell": best["cell"], "kind": best["kind"]})
+try:  # the atlas's one-line summary, when the run has one (a cached read of a small file)
+    cov = load_atlas(name, checkpoint).coverage()
+except CharModelError:
+    pass
+else:
+    st.caption(f"**The atlas** explains {cov['explained']:,} of this model's {cov['cells']:,} cells on text it "
+               f"was not fitted on; {cov['by_group']['long']} of them by long context (quotations, brackets, "
+               "positions), the rest by the characters at hand. Open **Every cell explained** to browse them.")
 prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

@@ -51,6 +51,7 @@ def test_every_page_renders_with_the_shipped_model(page, monkeypatch):
     if page == "pages/home.py":  # the sample and the headline cell, on first open
         assert 'class="cm-' in "".join(h.proto.body for h in at.get("html"))
         assert any("layer 2 c cell 492 tracks" in m.value for m in at.markdown)
+        assert any(c.value.startswith("**The atlas** explains 1,751 of this model's 2,048 cells") for c in at.caption)
 
 
 def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model():

@@ -145,7 +145,8 @@ def char_profile(rows: list[dict], label: str, height: int = 200):
     """A cell's mean value for each current character (atlas dossier rows: char, mean), in vocabulary order."""
     df = pd.DataFrame(rows)
     df["shown"] = [show_char(c) for c in df["char"]]
-    return alt.Chart(df, height=height, title="its mean after each character").mark_bar().encode(
+    title = alt.Title("its mean after each character", anchor="middle")  # centred: a start anchor was clipped
+    return alt.Chart(df, height=height, title=title).mark_bar().encode(
         x=alt.X("shown:N", sort=None, title="current character"), y=alt.Y("mean:Q", title=label),
         color=alt.condition("datum.mean > 0", alt.value("#b2182b"), alt.value("#2166ac")),
         tooltip=["char", alt.Tooltip("mean:Q", format="+.3f")])

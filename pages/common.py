@@ -483,7 +483,7 @@ def attribution_strip(result: dict, label: str) -> str:
     from charmodel.render import show_char
 
     scores = np.asarray(result["scores"])
-    top = float(np.abs(scores).max()) or 1.0
+    top = float(f"{float(np.abs(scores).max()):.3g}") or 1.0  # a legend end a person can read
     chars = "".join(show_char(ch) if ch in "\n\t" else ch for ch in result["chars"])
     titles = [f"#{result['start'] + j} {ch!r}: {s:+.4f}" for j, (ch, s) in enumerate(zip(result["chars"], scores))]
     return legend(-top, top, label) + coloured_text(chars, scores, -top, top, titles=titles,

@@ -20,6 +20,9 @@ print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")
 print(inspect(e, "Alice was here").values(1, "f").shape)
 print(evaluate(run)["bpc"] > 0)
 print(len(rank_cells(batched_activations(e, "Alice was here, `she said.'"), feature("quote", "Alice was here, `she said.'"))))
+from charmodel import ablate, archive, atlas, compare, explain, probe, saliency  # the analyses, the archive
+print(ablate.ablate(e, "Alice was here, `she said.'", 1, "c", 3)["delta"] is not None)
+print(len(saliency.attribute(e, "Alice was here", 10, {"next": True}, "gxi")["scores"]))
 from charmodel.cli import main
 main(["generate", "--run", run, "--length", "20"])
 """
@@ -29,4 +32,4 @@ def test_sampling_and_inspection_never_import_tensorflow(random_run):
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(random_run)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[:4] == ["True", "(14, 24)", "True", str(2 * 2 * 24)]
+    assert lines[:6] == ["True", "(14, 24)", "True", str(2 * 2 * 24), "True", "11"]

@@ -29,6 +29,7 @@ class Setting:
     step: float | None = None  # the widget's step
     flag: str = ""  # CLI flag (default: --name-with-dashes); a bool's flag sets it to `not default`
     meta: dict = field(default_factory=dict)  # extra widget arguments (for example a number format)
+    toggle: tuple | None = None  # the Train page's checkbox instead: (label, value when ticked, value when not)
 
     @property
     def kind(self) -> type:
@@ -94,10 +95,11 @@ SETTINGS = [
     Setting("lr", 0.002, "Adam learning rate at epoch 1", "Learning rate", low=0, low_open=True, page="main",
             meta={"format": "%.4f"}),
     Setting("lr_decay", 1.0, "multiply the learning rate by this after each epoch", "Learning rate factor per epoch",
-            low=0, low_open=True, high=1, step=0.05),
+            low=0, low_open=True, high=1, step=0.05, page=None),
     Setting("lr_plateau", 1.0, "also multiply it by this after an epoch without a better validation loss "
             "(0.5 halves it; 1: off)", "Learning rate factor after an epoch without progress", low=0, low_open=True,
-            high=1, resumable=True, step=0.05),
+            high=1, resumable=True, step=0.05,
+            toggle=("Halve the learning rate when validation stalls", 0.5, 1.0)),
     Setting("weight_decay", 0.0, "decoupled weight decay (AdamW); 0 is plain Adam", "Weight decay", low=0, high=1,
             high_open=True, step=0.01),
     Setting("patience", 0, "stop after this many epochs without a better validation loss (0: never)",
@@ -112,7 +114,7 @@ SETTINGS = [
     Setting("keep_epochs", [1, 2, 5, 10, 20, 50, 100], "epochs kept under checkpoints/", page=None, flag="-"),
     # corpus
     Setting("collapse_spaces", True, "keep runs of spaces instead of collapsing them to one", "Collapse runs of "
-            "spaces", section="corpus", flag="--keep-spaces"),
+            "spaces", section="corpus", flag="--keep-spaces", toggle=("Keep runs of spaces", False, True)),
     Setting("val_fraction", VAL_FRACTION, "last fraction of the cleaned text used for validation", low=0,
             low_open=True, high=0.5, high_open=True, section="corpus", page=None),
 ]

@@ -53,6 +53,9 @@ if source == "Upload a .txt file":
 def widget(setting: Setting, column, max_epochs: int | None):
     """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value."""
     key, label, help_ = f"train_{setting.name}", setting.title, setting.help
+    if setting.toggle:  # a checkbox for the common choice (the CLI flag takes any value)
+        label, ticked, unticked = setting.toggle
+        return ticked if column.checkbox(label, setting.default == ticked, key=key, help=help_) else unticked
     if setting.kind is bool:
         return column.checkbox(label, setting.default, key=key, help=help_)
     if setting.name == "init_from":  # a run of this app, or random weights
@@ -84,8 +87,8 @@ main = [s for s in SETTINGS if s.page == "main"]
 more = [s for s in SETTINGS if s.page == "more"]
 columns = [c2, c3, c4, *st.columns(4), *st.columns(4)]
 settings = {s.name: widget(s, columns[n], max_epochs) for n, s in enumerate(main)}
-with st.expander("More settings (the shipped Alice model used a plateau factor of 0.5, patience, kept spaces and "
-                 "recurrent dropout)"):
+with st.expander("More settings (the shipped Alice model used halving, patience, kept spaces and recurrent "
+                 "dropout)"):
     columns = [c for _ in range(0, len(more), 3) for c in st.columns(3)]
     settings |= {s.name: widget(s, columns[n], max_epochs) for n, s in enumerate(more)}
 

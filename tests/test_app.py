@@ -217,9 +217,10 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     at.text_input(key="train_run").set_value("tiny").run()
     for key, value in [("train_layers", 1), ("train_units", 8), ("train_embedding", 4), ("train_seq_len", 50),
                        ("train_batch_size", 256), ("train_epochs", 1), ("train_weight_decay", 0.05),
-                       ("train_recurrent_dropout", 0.1), ("train_lr_plateau", 0.5)]:
+                       ("train_recurrent_dropout", 0.1)]:
         at.number_input(key=key).set_value(value)
-    at.checkbox(key="train_collapse_spaces").uncheck()
+    at.checkbox(key="train_lr_plateau").check()  # "Halve the learning rate when validation stalls"
+    at.checkbox(key="train_collapse_spaces").check()  # "Keep runs of spaces"
     at.button(key="train_start").click().run()
     assert not at.error
     deadline = time.time() + 120

@@ -5,13 +5,15 @@
 Over the first --chars characters of weights/alice's validation text: one cell held at its mean
 (median of --repeats), then every cell of layer 2 h swept (charmodel.ablate.sweep: batches of
 GROUP ablations, layer 1 computed once for all rows; median of --repeats), against the same
-ablations run one by one (timed for 8 cells and scaled to 512: the baseline). Then layer 1 c
-once (no layer below to share). Target: the 512-cell sweep in at most 60 s.
+ablations run one by one (timed for 8 cells and scaled to 512: the baseline). Then, once each,
+layer 2 h with every core's BLAS thread (the CLI's setting), and layer 1 c (no layer below to
+share) with one and with every core. Target: the 512-cell sweep in at most 60 s.
 
 Nothing else may run on the machine meanwhile (two cores: see ../shared/NOTES.md).
 """
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -50,9 +52,14 @@ def main():
     s = statistics.median(sweeps)
     print(f"SWEEP layer 2 h, {engine.units} cells x {len(text)} characters, batches of {GROUP}: median {s:.1f} s "
           f"(target <= 60 s); one by one: {one_by_one:.0f} s (8 timed, scaled); ratio {s / one_by_one:.2f}", flush=True)
-    t, rows = timed(lambda: sweep(engine, text, 0, "c"))
-    print(f"SWEEP layer 1 c (once): {t:.1f} s (largest loss: cell {rows[0]['cell']}, {rows[0]['delta']:+.4f} bpc)",
-          flush=True)
+    cores = len(os.sched_getaffinity(0))
+    for layer, kind in ((1, "h"), (0, "c")):
+        for threads, label in ((1, "one BLAS thread, as in the app"), (cores, f"{cores} BLAS threads, as the CLI runs it")):
+            if (layer, threads) == (1, 1):
+                continue  # measured above
+            t, rows = timed(lambda: sweep(engine, text, layer, kind, blas_threads=threads))
+            print(f"SWEEP layer {layer + 1} {kind} (once), {label}: {t:.1f} s (largest loss: cell {rows[0]['cell']}, "
+                  f"{rows[0]['delta']:+.4f} bpc)", flush=True)
 
 
 if __name__ == "__main__":

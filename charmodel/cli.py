@@ -378,7 +378,9 @@ def _ablate(args) -> int:
         from tqdm import tqdm
 
         with tqdm(total=100, unit="%", desc="sweep", file=sys.stderr, disable=args.quiet, leave=False) as bar:
-            rows = sweep(engine, text, layer, args.kind, args.value, progress=lambda f: bar.update(round(100 * f) - bar.n))
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            rows = sweep(engine, text, layer, args.kind, args.value, progress=lambda f: bar.update(round(100 * f) - bar.n),
+                         blas_threads=cores)  # this process is the sweep's alone: every core
         if args.json:
             print(json.dumps(rows))
         else:

@@ -106,3 +106,14 @@ def test_compare_cli_two_checkpoints(tmp_path, alice_text):
     atlas.build_for_run(run, "latest")
     d = json.loads(cli("compare", "--run", run, "--with", "latest", "--json", "--top", 3).stdout)
     assert len(d["cells"]) == 3 and {"before", "after", "change"} <= set(d["cells"][0])
+
+
+def test_a_sweep_with_more_blas_threads_gives_the_same_answer_and_gives_the_threads_back(random_run, small_text):
+    from threadpoolctl import threadpool_info
+
+    engine = Engine.load(random_run)
+    one = sweep(engine, small_text[:300], 1, "h")
+    two = sweep(engine, small_text[:300], 1, "h", blas_threads=2)
+    by_cell = {d["cell"]: d["delta"] for d in two}
+    assert len(by_cell) == len(one) and max(abs(d["delta"] - by_cell[d["cell"]]) for d in one) < 1e-5
+    assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}

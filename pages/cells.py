@@ -16,12 +16,12 @@ from charmodel import CharModelError, charts, study
 from charmodel import runfolder
 from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.engine import layer_index, layer_number
-from charmodel.probe import FIT_CHARS, NEAR_BEST
+from charmodel.probe import NEAR_BEST
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (ABLATION_CHARS, ablation_sweep, cell_activations, checkpoint_values, headline, layer_values,
-                          load_engine, probe_curve, probed, ranking, run_path, selected_run, sidebar, split_text,
-                          style, swept, user_message)
+from pages.common import (ABLATION_CHARS, APP_FIT_CHARS, ablation_sweep, cell_activations, checkpoint_values,
+                          headline, layer_values, load_engine, probe_curve, probed, ranking, run_path, selected_run,
+                          sidebar, split_text, style, swept, user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)
@@ -282,7 +282,7 @@ def ablation_sweep_tab():
 def probe_tab():
     yes_no = [n for n in FEATURES if n not in SCALAR]
     st.caption("How many cells carry a hypothesis: L1-regularised logistic regressions read it from every cell of "
-               f"both layers (h and c), fitted on the last {FIT_CHARS:,} training characters and scored on the "
+               f"both layers (h and c), fitted on the last {APP_FIT_CHARS:,} training characters and scored on the "
                "validation text, from strong regularisation (few cells) to weak (many). scikit-learn fits them.")
     default = first_varying_feature(val_text)
     name_ = st.selectbox("Hypothesis", yes_no, index=yes_no.index(default) if default in yes_no else 0,

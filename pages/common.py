@@ -510,7 +510,8 @@ def _probe_store() -> SharedLRU:
     return SharedLRU(size=8)
 
 
-APP_STRENGTHS = (0.0001, 0.0005, 0.002, 0.01)  # fewer fits than the CLI's sweep: about a minute on Alice
+APP_STRENGTHS = (0.0001, 0.0005, 0.002, 0.01)  # fewer fits than the CLI's sweep
+APP_FIT_CHARS = 20_000  # a third of the CLI's: the fits' memory grows with it, and the server is shared
 
 
 def probe_curve(run: str, checkpoint: str, feature_name: str) -> dict:
@@ -524,7 +525,7 @@ def probe_curve(run: str, checkpoint: str, feature_name: str) -> dict:
         bar = st.progress(0.0, text="Computing the activations…")
         train, val = split_text(run)
         result = probe(load_engine(run, checkpoint), train, val, FEATURES[feature_name][1], strengths=APP_STRENGTHS,
-                       progress=lambda f: bar.progress(f, text=f"Fitting the probes: {f:.0%}"))
+                       progress=lambda f: bar.progress(f, text=f"Fitting the probes: {f:.0%}"), fit_chars=APP_FIT_CHARS)
         bar.empty()
         return result
 

@@ -378,12 +378,6 @@ def load(run, checkpoint: str) -> Atlas:
     return Atlas(meta, arrays, path)
 
 
-def context(text: str, position: int, radius: int = CONTEXT) -> tuple[int, str]:
-    """(start, text) of the ±radius characters around a position."""
-    start = max(0, position - radius)
-    return start, text[start : position + radius + 1]
-
-
 def context_values(engine: Engine, text: str, positions: list[int], layer: int, kind: str, cell: int,
                    radius: int = CONTEXT, warmup: int = WARMUP) -> list[np.ndarray]:
     """One cell's values over the ±radius context of each position, computed after `warmup`

@@ -124,7 +124,6 @@ def sweep(engine: Engine, text: str, layer: int, kind: str, value="mean", progre
     _check(engine, layer, kind, [])
     ids = _ids(engine, text)
     means, below = layer_pass(engine, ids, layer, kind)
-    start = (layer, below) if below is not None else None
     bpc = -logprobs(engine, ids)[0].mean() / LN2
     out = []
     U = engine.units
@@ -132,8 +131,7 @@ def sweep(engine: Engine, text: str, layer: int, kind: str, value="mean", progre
         cells = np.arange(g, min(g + GROUP, U))
         done = (lambda f, g=g: progress((g + f * len(cells)) / U)) if progress else None
         lp = logprobs(engine, ids, clamp=(layer, kind, cells[:, None], value_of(value, means, cells)[:, None]),
-                      rows=len(cells), below=None if start is None else below, first=layer if start else 0,
-                      progress=done)
+                      rows=len(cells), below=below, first=layer if below is not None else 0, progress=done)
         for cell, row in zip(cells, lp):
             held = -row.mean() / LN2
             out.append({"cell": int(cell), "bpc_ablated": round(float(held), 5), "delta": round(float(held - bpc), 5)})

@@ -77,15 +77,29 @@ def word_end(text: str) -> np.ndarray:
 
 
 def inside_parentheses(text: str) -> np.ndarray:
-    out = np.zeros(len(text), dtype=bool)
+    return pair_depth(text, "(", ")") > 0
+
+
+def pair_depth(text: str, opener: str, closer: str, inword=None) -> np.ndarray:
+    """Nesting depth of opener ... closer after reading each character; the closer counts as outside,
+    an unmatched closer closes nothing. inword (a mask): closers there close nothing (the apostrophe
+    of don't). A mark that both opens and closes toggles; quotation-like pairs end at a blank line."""
+    delta = np.zeros(len(text) + 1, dtype=np.int64)
     depth = 0
-    for t, ch in enumerate(text):
-        if ch == "(":
+    for m in re.finditer("|".join(map(re.escape, sorted({opener, closer, "\n\n"}))), text):
+        t, ch = m.start(), m.group()
+        before = depth
+        if ch == "\n\n":
+            if opener == closer or closer in "'’”":  # quotation-like: a blank line ends it
+                depth = 0
+        elif opener == closer:
+            depth = 1 - depth
+        elif ch == opener:
             depth += 1
-        elif ch == ")" and depth:
+        elif depth and not (inword is not None and inword[t]):
             depth -= 1
-        out[t] = depth > 0
-    return out
+        delta[t] += depth - before
+    return np.cumsum(delta[:-1])
 
 
 def line_position(text: str) -> np.ndarray:

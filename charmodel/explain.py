@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .cells import AFTER_QUOTE_CHARS, FEATURES, OPENERS, SCALAR, _in_word, inside_quotation, word_start
+from .cells import AFTER_QUOTE_CHARS, FEATURES, OPENERS, SCALAR, _in_word, inside_quotation, pair_depth, word_start
 
 MIN_EVIDENCE = 30  # positive (and negative) characters a yes/no candidate needs in each part
 EXPLAINED_AUC = 0.85  # a cell is explained when its best explanation's held-out AUC reaches this...
@@ -92,31 +92,11 @@ def inside_pair(text: str, opener: str, closer: str) -> np.ndarray:
     blank line ends it, as quotations re-open in each paragraph. The closer is outside, as in
     cells.inside_quotation."""
     inword = _in_word(text) if closer in "'’" else None
-    return _fill_depth(text, opener, closer, inword) > 0
-
-
-def _fill_depth(text: str, opener: str, closer: str, inword) -> np.ndarray:
-    """Nesting depth after reading each character (see inside_pair); the closer counts as outside."""
-    delta = np.zeros(len(text) + 1, dtype=np.int64)
-    depth = 0
-    for m in re.finditer("|".join(map(re.escape, sorted({opener, closer, "\n\n"}))), text):
-        t, ch = m.start(), m.group()
-        before = depth
-        if ch == "\n\n":
-            if opener == closer or closer in "'’”":  # quotation-like: a blank line ends it
-                depth = 0
-        elif opener == closer:
-            depth = 1 - depth
-        elif ch == opener:
-            depth += 1
-        elif depth and not (inword is not None and inword[t]):
-            depth -= 1
-        delta[t] += depth - before
-    return np.cumsum(delta[:-1])
+    return pair_depth(text, opener, closer, inword) > 0
 
 
 def bracket_depth(text: str) -> np.ndarray:
-    return sum(_fill_depth(text, o, c, None) for o, c in PAIRS[:3]).astype(np.float64)
+    return sum(pair_depth(text, o, c, None) for o, c in PAIRS[:3]).astype(np.float64)
 
 
 def position_in_word(text: str) -> np.ndarray:

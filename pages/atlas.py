@@ -193,5 +193,6 @@ if others and st.toggle("Compare with another checkpoint of this run", key="atla
     else:
         st.markdown("**Cells whose best explanation's held-out score moved most**")
         st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"],
-                   f"{checkpoint}": d["before"], "score": d["score_before"], f"{other}": d["after"],
-                   "score ": d["score_after"], "change": d["change"]} for d in moved], hide_index=True)
+                   f"explanation at {checkpoint}": d["before"], f"score at {checkpoint}": d["score_before"],
+                   f"explanation at {other}": d["after"], f"score at {other}": d["score_after"],
+                   "change": d["change"]} for d in moved], hide_index=True)

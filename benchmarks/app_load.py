@@ -29,7 +29,7 @@ from pathlib import Path
 
 from app import FLAGS, ROOT, rss_mb, settle, start_server, tensorflow_loaded  # benchmarks/app.py, beside this one
 
-TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Export"]
+TABS = ["Rank cells", "Select and match", "One cell", "Gate saturation", "Intervene", "Ablation", "Probe", "Export"]
 
 
 def open_cells(page, url=None) -> float:
@@ -115,6 +115,10 @@ def main():
                 page.get_by_role("button", name="Prepare the LSTMVis files").click()
                 page.get_by_text("lstmvis.zip is ready").wait_for(timeout=120000)
             steps.append((f"Cells: {tab}", rss_mb(proc.pid)))
+        page.goto(url + "/atlas")
+        page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120000)
+        settle(page)
+        steps.append(("Atlas", rss_mb(proc.pid)))
         page.goto(url + "/train")
         settle(page)
         out["rss_all"], out["tf_all"] = rss_mb(proc.pid), tensorflow_loaded(proc.pid)

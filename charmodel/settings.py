@@ -24,12 +24,13 @@ class Setting:
     low_open: bool = False  # True: value > low (else >=)
     high_open: bool = False  # True: value < high (else <=)
     resumable: bool = False  # --resume may change it
-    section: str = "training"  # where config.json records it: architecture, training or corpus
+    section: str = "training"  # where config.json records it: architecture, training or corpus (machine: nowhere)
     page: str | None = "more"  # where the Train page shows it: "main", "more", or None (CLI only)
     step: float | None = None  # the widget's step
     flag: str = ""  # CLI flag (default: --name-with-dashes); a bool's flag sets it to `not default`
     meta: dict = field(default_factory=dict)  # extra widget arguments (for example a number format)
     toggle: tuple | None = None  # the Train page's checkbox instead: (label, value when ticked, value when not)
+    choices: tuple | None = None  # the values a text setting may take
 
     @property
     def kind(self) -> type:
@@ -66,8 +67,12 @@ class Setting:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
                 raise CharModelError(f"{self.name} must be a number {self.range_text()}, not {value!r}.")
             value = float(value)
+        elif self.choices is not None:
+            if value not in self.choices:
+                raise CharModelError(f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}.")
+            return value
         else:
-            return value  # text or list settings: their meaning is checked where they are used
+            return value  # other text or list settings: their meaning is checked where they are used
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if too_low or too_high:
@@ -117,11 +122,17 @@ SETTINGS = [
             "spaces", section="corpus", flag="--keep-spaces", toggle=("Keep runs of spaces", False, True)),
     Setting("val_fraction", VAL_FRACTION, "last fraction of the cleaned text used for validation", low=0,
             low_open=True, high=0.5, high_open=True, section="corpus", page=None),
+    # machine: how this session trains, not what the run is; config.json does not record it, and
+    # --resume takes it afresh (a run trained on N replicas resumes on one, and the reverse)
+    Setting("strategy", "auto", "tf.distribute strategy: auto (mirrored when several GPUs are visible, else one), "
+            "one device, mirrored (every local GPU), multi-worker (machines named by TF_CONFIG)",
+            section="machine", page=None, choices=("auto", "one", "mirrored", "multi-worker")),
 ]
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 RESUMABLE = tuple(s.name for s in SETTINGS if s.resumable)
 ARCH = tuple(s.name for s in SETTINGS if s.section == "architecture")
 TRAINING = tuple(s.name for s in SETTINGS if s.section == "training")
+MACHINE = tuple(s.name for s in SETTINGS if s.section == "machine")
 
 
 def check(settings: dict) -> dict:
@@ -142,7 +153,7 @@ def add_flags(parser) -> None:
         else:
             default = "" if s.default is None else f" (default {s.default})"
             parser.add_argument(s.cli_flag, dest=s.name, type=s.kind if s.kind in (int, float) else str,
-                                help=s.help + default)
+                                choices=s.choices, help=s.help + default)
 
 
 def from_args(args) -> dict:

@@ -14,6 +14,7 @@ continues after it and drops history rows of any epoch it did not finish.
 """
 
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from .corpus import MAX_BYTES, Vocab, clean, read_text, sha256, split
 from .engine import LN2, Engine
 from .errors import CharModelError
 from .sample import generate
-from .settings import ARCH, DEFAULTS, RESUMABLE, TRAINING
+from .settings import ARCH, DEFAULTS, MACHINE, RESUMABLE, TRAINING
 from .settings import check as check_settings
 
 # ---------------------------------------------------------------- settings (defined in settings.py)
@@ -86,11 +87,13 @@ def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
     return text, train_text, val_text
 
 
-def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_name: str | None = None):
+def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_name: str | None = None,
+             fresh: bool = True):
     """Every check a new run needs, without TensorFlow and without writing anything:
-    (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once."""
+    (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once.
+    fresh=False skips the check that the run folder is empty (a worker beside the chief)."""
     s = check_settings(settings)
-    if (Path(run) / runfolder.CONFIG).exists():
+    if fresh and (Path(run) / runfolder.CONFIG).exists():
         raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
     if text_path is None:
         raise CharModelError("no text given; pass the corpus file to train on.")
@@ -113,6 +116,8 @@ class TrainListener:
     def on_epoch(self, row: dict, sample: str): ...
 
     def on_early_stop(self, stale: int): ...
+
+    def on_notice(self, text: str): ...  # one line a user should read at start-up (strategy, cuDNN)
 
 
 class ConsoleListener(TrainListener):
@@ -138,43 +143,29 @@ class ConsoleListener(TrainListener):
     def on_early_stop(self, stale):
         print(f"no better validation loss for {stale} epochs; stopping early.", flush=True)
 
+    def on_notice(self, text):
+        print(text, file=sys.stderr, flush=True)
 
-def _run_epoch(model, x, y, batch_size, epoch, listener, stop) -> tuple[float, float, int]:
-    """One pass over (x, y) with `train_on_batch`: (mean batch loss, seconds, batches done).
+
+def _run_epoch(steps, x, y, batch_size, epoch, listener, stop) -> tuple[float, float, int]:
+    """One pass over (x, y), a batch at a time: (mean batch loss, seconds, batches done).
 
     A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
     sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
     and the first Alice run's epochs spent 2-60 s outside their batches (validation included).
     """
-    from .model import reset_states
-
-    reset_states(model)
-    steps = len(x) // batch_size
+    steps.reset()
+    n = len(x) // batch_size
     chars = batch_size * x.shape[1]
     losses, t0 = [], time.perf_counter()
-    for b in range(steps):
-        losses.append(float(model.train_on_batch(x[b * batch_size : (b + 1) * batch_size],
-                                                 y[b * batch_size : (b + 1) * batch_size])))
+    for b in range(n):
+        losses.append(steps.train(x[b * batch_size : (b + 1) * batch_size], y[b * batch_size : (b + 1) * batch_size]))
         seconds = time.perf_counter() - t0
         cps = (b + 1) * chars / max(seconds, 1e-9)
-        listener.on_batch(epoch, b + 1, steps, losses[-1], cps)
+        listener.on_batch(epoch, b + 1, n, losses[-1], cps)
         if stop.is_set():
             break
     return float(np.mean(losses)), time.perf_counter() - t0, len(losses)
-
-
-def _validation_loss(model, x, y, batch_size) -> float:
-    """Mean loss per character over the validation chunks: state reset at every chunk, or,
-    for a stateful model, carried along each stream (see `streams`)."""
-    from .model import reset_states
-
-    reset_states(model)
-    total = 0.0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        total += float(model.test_on_batch(xb, yb)) * len(xb)
-    reset_states(model)
-    return total / len(x)
 
 
 # ---------------------------------------------------------------- train
@@ -195,57 +186,80 @@ def train(
     corpus_name: what config.json records as the corpus (default: text_path), for an upload.
     """
     run = Path(run)
-    config, s, start, state, train_text, val_text = _set_up(run, text_path, resume, settings, max_bytes, corpus_name)
-    model = _build(run, config, s, start, state)
-    return _epochs(run, model, config, s, start, state, train_text, val_text, listener or TrainListener(),
-                   stop or threading.Event())
+    listener = listener or TrainListener()
+    config, s, start, state, train_text, val_text = _plan(run, text_path, resume, settings, max_bytes, corpus_name)
+    from .distribute import start as start_strategy
+
+    placement = start_strategy(s["strategy"], s)  # before any other TensorFlow call (multi-worker)
+    for notice in placement.notices:
+        listener.on_notice(notice)
+    if placement.chief and not resume:
+        _write_new_run(run, text_path, config)
+    model, steps = _build(run, config, s, start, state, placement)
+    return _epochs(run, model, steps, config, s, start, state, train_text, val_text, listener,
+                   stop or threading.Event(), placement.chief)
 
 
-def _set_up(run, text_path, resume, settings, max_bytes, corpus_name):
-    """Checked settings and texts; a new run's folder, corpus copy and config are written here."""
+def _plan(run, text_path, resume, settings, max_bytes, corpus_name):
+    """Checked settings and texts, without TensorFlow and without writing anything. A worker other
+    than the chief may find the chief's files in a shared run folder: it neither refuses them nor
+    writes (see distribute.is_chief)."""
+    from .distribute import is_chief
+
+    chief = is_chief() if settings.get("strategy") == "multi-worker" else True
     if resume:
-        config, s, start, state = _resume_settings(run, text_path, settings)
+        config, s, start, state = _resume_settings(run, text_path, settings, write=chief)
         text = runfolder.corpus_text(run, config)
         train_text, val_text = split(text, s["val_fraction"])
     else:
-        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes, corpus_name)
-        run.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(text_path, run / "corpus.txt")
-        runfolder.atomic_write_json(run / runfolder.CONFIG, config)
+        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes, corpus_name,
+                                                         fresh=chief)
         start, state = 0, {"epoch": 0, "best_val_loss": None, "best_epoch": None}
     return config, s, start, state, train_text, val_text
 
 
-def _build(run, config, s, start, state):
-    """The compiled Keras model, with the resumed epoch's weights and optimizer, or a start run's."""
+def _write_new_run(run, text_path, config) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(text_path, run / "corpus.txt")
+    runfolder.atomic_write_json(run / runfolder.CONFIG, config)
+
+
+def _build(run, config, s, start, state, placement):
+    """The compiled Keras model, with the resumed epoch's weights and optimizer, or a start run's,
+    built in the strategy's scope; and the steps that train it (see distribute.py)."""
     import keras  # TensorFlow is imported only here, when training starts
 
     from . import model as kmodel
+    from .distribute import DistributedSteps, KerasSteps
 
     arch = config["architecture"]
     keras.utils.set_random_seed(s["seed"] + start)
-    model = kmodel.build(len(config["vocab"]), arch["layers"], arch["units"], arch["dropout"],
-                         arch["embedding"], stateful_batch=s["batch_size"] if s["carry_state"] else None,
-                         recurrent_dropout=s["recurrent_dropout"])
-    if s["weight_decay"]:
-        optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
-    else:
-        optimizer = keras.optimizers.Adam(s["lr"])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=s["jit_compile"],
-    )
-    if start:
+    with placement.strategy.scope():
+        model = kmodel.build(len(config["vocab"]), arch["layers"], arch["units"], arch["dropout"],
+                             arch["embedding"], stateful_batch=s["batch_size"] if s["carry_state"] else None,
+                             recurrent_dropout=s["recurrent_dropout"])
+        if s["weight_decay"]:
+            optimizer = keras.optimizers.AdamW(s["lr"], weight_decay=s["weight_decay"])
+        else:
+            optimizer = keras.optimizers.Adam(s["lr"])
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=s["jit_compile"] and not placement.distributed,
+        )
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(run / state["keras_weights"])
-    elif s["init_from"]:
-        kmodel.import_weights(model, _init_weights(s["init_from"]))
-    return model
+        if start:  # every worker reads the same file, so their copies agree
+            model.load_weights(run / state["keras_weights"])
+        elif s["init_from"]:
+            kmodel.import_weights(model, _init_weights(s["init_from"]))
+    if placement.distributed:
+        return model, DistributedSteps(placement.strategy, model, s["batch_size"])
+    return model, KerasSteps(model)
 
 
-def _epochs(run, model, config, s, start, state, train_text, val_text, listener, stop) -> list[dict]:
-    """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring)."""
+def _epochs(run, model, steps, config, s, start, state, train_text, val_text, listener, stop, chief=True) -> list[dict]:
+    """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring).
+    Only the chief saves; every worker keeps the same history and state in memory."""
     vocab = runfolder.vocab_of(config)
     train_ids = vocab.encode(train_text, "training text")
     val_ids = vocab.encode(val_text, "validation text")
@@ -261,8 +275,8 @@ def _epochs(run, model, config, s, start, state, train_text, val_text, listener,
         x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
         listener.on_epoch_start(epoch + 1, s["epochs"], lr, len(x) // s["batch_size"])
         t0 = time.perf_counter()
-        train_loss, train_s, batches = _run_epoch(model, x, y, s["batch_size"], epoch + 1, listener, stop)
-        val_loss = _validation_loss(model, xv, yv, s["batch_size"])
+        train_loss, train_s, batches = _run_epoch(steps, x, y, s["batch_size"], epoch + 1, listener, stop)
+        val_loss = steps.validation_loss(xv, yv, s["batch_size"])
         wall_s = time.perf_counter() - t0
         row = dict(
             epoch=epoch + 1,
@@ -280,7 +294,11 @@ def _epochs(run, model, config, s, start, state, train_text, val_text, listener,
         lr *= s["lr_decay"] * (1.0 if improved else s["lr_plateau"])
         state.update(lr=lr, stale=stale)
         history.append(row)
-        sample = _save_epoch(run, model, vocab, s, row, history, state, improved)
+        if chief:
+            sample = _save_epoch(run, model, vocab, s, row, history, state, improved)
+        else:
+            sample = ""
+            state.update(epoch=epoch + 1)
         listener.on_epoch(row, sample)
         if s["patience"] and stale >= s["patience"]:
             listener.on_early_stop(stale)
@@ -356,7 +374,7 @@ def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | Non
     }
 
 
-def _resume_settings(run, text_path, settings):
+def _resume_settings(run, text_path, settings, write: bool = True):
     config = runfolder.read_config(run)
     state = runfolder.read_train_state(run)
     if state is None:
@@ -375,13 +393,13 @@ def _resume_settings(run, text_path, settings):
             f"run {run} was trained with {', '.join(f'{k}={saved[k]}' for k in changed)}; "
             f"drop those flags to resume (only {', '.join(RESUMABLE)} can change)."
         )
-    s = check_settings({**saved, **{k: v for k, v in settings.items() if k in RESUMABLE}})
+    s = check_settings({**saved, **{k: v for k, v in settings.items() if k in RESUMABLE or k in MACHINE}})
     if state["epoch"] >= s["epochs"]:
         raise CharModelError(
             f"run {run} has already finished {state['epoch']} of {s['epochs']} epochs; "
             "pass a larger --epochs to train further."
         )
-    if any(config["training"].get(k) != s[k] for k in RESUMABLE):
+    if write and any(config["training"].get(k) != s[k] for k in RESUMABLE):
         config["training"].update({k: s[k] for k in RESUMABLE})
         runfolder.atomic_write_json(run / runfolder.CONFIG, config)
     return config, s, state["epoch"], state

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .corpus import MAX_BYTES
+from .corpus import LARGEST_BYTES, MAX_BYTES
 from .engine import layer_index, layer_number
 from .errors import CharModelError
 
@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run", required=True, help="run folder, for example weights/alice")
     t.add_argument("--resume", action="store_true", help="continue the run after its last finished epoch")
     settings.add_flags(t)  # one flag per training setting (charmodel/settings.py)
-    t.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20, help="refuse corpus files larger than this (default 50)")
+    t.add_argument("--max-mb", type=float, default=MAX_BYTES / 2**20,
+                   help="refuse corpus files larger than this, in MiB (default 50, at most 1024); the corpus streams "
+                        "from disk as memory-mapped ids, so a large one costs about its size in memory")
 
     g = sub.add_parser("generate", help="sample text from a run")
     _run_args(g)
@@ -204,8 +206,8 @@ def _train(args) -> int:
     from .train import ConsoleListener, train
 
     settings = from_args(args)
-    if args.max_mb <= 0:
-        raise CharModelError(f"--max-mb must be positive, not {args.max_mb}.")
+    if not 0 < args.max_mb <= LARGEST_BYTES / 2**20:
+        raise CharModelError(f"--max-mb must be more than 0 and at most {LARGEST_BYTES / 2**20:.0f}, not {args.max_mb:g}.")
     train(args.run, _text_file(args), resume=args.resume, listener=ConsoleListener(),
           max_bytes=int(args.max_mb * 2**20), **settings)
     return 0

@@ -185,8 +185,8 @@ class KerasSteps:
 
         reset_states(self.model)
         total = 0.0
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        for i in range(0, len(x), batch_size):  # x, y may be views of a memory-mapped uint8 file
+            xb, yb = np.asarray(x[i : i + batch_size], np.int32), np.asarray(y[i : i + batch_size], np.int32)
             total += float(self.model.test_on_batch(xb, yb)) * len(xb)
         reset_states(self.model)
         return total / len(x)
@@ -259,8 +259,8 @@ class DistributedSteps:
         """Mean loss per character over every validation chunk, in global batches; the last one
         is padded with rows of weight 0, so every replica always gets the same shape."""
         total = 0.0
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        for i in range(0, len(x), batch_size):  # x, y may be views of a memory-mapped uint8 file
+            xb, yb = np.asarray(x[i : i + batch_size], np.int32), np.asarray(y[i : i + batch_size], np.int32)
             weight = np.ones(batch_size, np.float32)
             if len(xb) < batch_size:
                 pad = batch_size - len(xb)

@@ -15,6 +15,7 @@ continues after it and drops history rows of any epoch it did not finish.
 
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runfolder
-from .corpus import MAX_BYTES, Vocab, clean, read_text, sha256, split
+from .corpus import MAX_BYTES, Scan, id_dtype, scan, sha256, tokenise
 from .engine import LN2, Engine
 from .errors import CharModelError
 from .sample import generate
@@ -32,6 +33,7 @@ from .settings import check as check_settings
 # ---------------------------------------------------------------- settings (defined in settings.py)
 
 SAMPLE_LEN = 300  # characters of the per-epoch sample
+IDS = "corpus.ids.npy"  # the run's corpus as ids, memory-mapped while training (made again when missing)
 
 
 # ---------------------------------------------------------------- data
@@ -54,54 +56,99 @@ def streams(ids: np.ndarray, seq_len: int, batch_size: int, offset: int = 0):
     return x.transpose(1, 0, 2).reshape(-1, seq_len), y.transpose(1, 0, 2).reshape(-1, seq_len)
 
 
-def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epoch: int, carry_state=False):
-    """This epoch's chunks: a random start offset and a shuffled order, fixed by (seed, epoch).
-    With carry_state the order is the text's own (see `streams`)."""
+def epoch_starts(n_ids: int, seq_len: int, batch_size: int, seed: int, epoch: int, carry_state=False) -> np.ndarray:
+    """Where this epoch's chunks start, in batch order (batch j is starts[j * batch_size:][:batch_size]):
+    a random start offset and a shuffled order, fixed by (seed, epoch), whole batches only (fixed
+    shapes for XLA). With carry_state the order is the text's own (see `streams`)."""
     rng = np.random.default_rng([seed, epoch])
-    slack = len(ids) - 1 - batch_size * seq_len  # the largest offset that still leaves one batch
+    slack = n_ids - 1 - batch_size * seq_len  # the largest offset that still leaves one batch
     offset = int(rng.integers(max(1, min(seq_len, slack + 1))))
-    if carry_state:
-        return streams(ids, seq_len, batch_size, offset)
-    x, y = chunks(ids, seq_len, offset)
-    order = rng.permutation(len(x))
-    n = len(x) // batch_size * batch_size  # whole batches only: fixed shapes for XLA
-    return x[order[:n]], y[order[:n]]
+    if carry_state:  # row b of batch j is chunk b * n + j: one unbroken stream per row
+        n = (n_ids - 1 - offset) // (batch_size * seq_len)
+        j, b = np.meshgrid(np.arange(n), np.arange(batch_size), indexing="ij")
+        return offset + (b * n + j).ravel() * seq_len
+    n = (n_ids - 1 - offset) // seq_len
+    order = rng.permutation(n)
+    return offset + order[: n // batch_size * batch_size] * seq_len
 
 
-def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES):
-    """Read, clean and split the text; refuse one too short to make a batch."""
-    text = clean(read_text(text_path, max_bytes), collapse_spaces=s["collapse_spaces"])
-    train_text, val_text = split(text, s["val_fraction"])
+def gather(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) for chunks starting at `starts`, as int32: y is x shifted by one character. Reads
+    only those chunks, so `ids` may be a memory-mapped file of any size."""
+    window = np.asarray(ids[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int32)
+    return window[:, :-1], window[:, 1:]
+
+
+def epoch_batches(ids: np.ndarray, seq_len: int, batch_size: int, seed: int, epoch: int, carry_state=False):
+    """This epoch's chunks, all at once (see `epoch_starts`; training reads them a batch at a time)."""
+    return gather(ids, epoch_starts(len(ids), seq_len, batch_size, seed, epoch, carry_state), seq_len)
+
+
+def batches(ids: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int):
+    """This epoch's batches through tf.data: each gathered from the (memory-mapped) ids when it is
+    due, two prepared ahead while the model trains, so the corpus is never copied whole."""
+    import tensorflow as tf
+
+    def load(j):
+        return gather(ids, starts[j * batch_size : (j + 1) * batch_size], seq_len)
+
+    steps = len(starts) // batch_size
+    ds = tf.data.Dataset.range(steps).map(lambda j: tf.numpy_function(load, [j], (tf.int32, tf.int32)))
+    return ds.prefetch(2).as_numpy_iterator()
+
+
+def prepare_corpus(text_path, s: dict, max_bytes: int = MAX_BYTES) -> Scan:
+    """One streaming pass over the text (checks, vocabulary, length); refuse one too short to
+    make a batch."""
+    found = scan(text_path, collapse_spaces=s["collapse_spaces"], max_bytes=max_bytes)
+    n_train = found.split_at(s["val_fraction"])
+    n_val = found.chars - n_train
     need = s["seq_len"] * s["batch_size"] + 1
-    if len(train_text) < need:
+    if n_train < need:
         raise CharModelError(
-            f"the training part of {text_path} has {len(train_text)} characters, fewer than the "
+            f"the training part of {text_path} has {n_train} characters, fewer than the "
             f"{need} one batch needs (seq_len x batch_size + 1); use a longer text or smaller settings."
         )
     val_need = s["seq_len"] * (s["batch_size"] if s["carry_state"] else 1) + 1
-    if len(val_text) < val_need:
+    if n_val < val_need:
         raise CharModelError(
-            f"the validation part of {text_path} has {len(val_text)} characters, fewer than the "
+            f"the validation part of {text_path} has {n_val} characters, fewer than the "
             f"{val_need} one validation batch needs; use a longer text or smaller settings."
         )
-    return text, train_text, val_text
+    return found
+
+
+def corpus_ids(text_path, out, config: dict, max_bytes: int = 1 << 62) -> np.ndarray:
+    """The corpus as ids, memory-mapped from `out` (a .npy file): reused when it holds what the
+    config says, otherwise tokenised afresh from `text_path`, the run's own copy."""
+    corpus = config["corpus"]
+    vocab = runfolder.vocab_of(config)
+    out = Path(out)
+    if out.is_file():
+        try:
+            ids = np.load(out, mmap_mode="r", allow_pickle=False)
+            if ids.shape == (corpus["chars"],) and ids.dtype == id_dtype(vocab):
+                return ids
+        except (ValueError, OSError):
+            pass  # damaged: made again below
+    return tokenise(text_path, out, Scan(vocab, corpus["chars"]), corpus["collapse_spaces"], max_bytes)
 
 
 def plan_run(run, text_path, settings: dict, max_bytes: int = MAX_BYTES, corpus_name: str | None = None,
              fresh: bool = True):
     """Every check a new run needs, without TensorFlow and without writing anything:
-    (settings, config, text, train_text, val_text). A UI calls it to report mistakes at once.
+    (settings, config). A UI calls it to report mistakes at once.
     fresh=False skips the check that the run folder is empty (a worker beside the chief)."""
     s = check_settings(settings)
     if fresh and (Path(run) / runfolder.CONFIG).exists():
         raise CharModelError(f"run folder {run} already holds a run; resume it or choose a new run name.")
     if text_path is None:
         raise CharModelError("no text given; pass the corpus file to train on.")
-    text, train_text, val_text = prepare_corpus(text_path, s, max_bytes)
-    config = _new_config(text_path, text, train_text, val_text, s, corpus_name)
+    found = prepare_corpus(text_path, s, max_bytes)
+    config = _new_config(text_path, found, s, corpus_name)
     if s["init_from"]:
         _check_init_from(s["init_from"], config)
-    return s, config, text, train_text, val_text
+    return s, config
 
 
 # ---------------------------------------------------------------- callbacks
@@ -147,21 +194,20 @@ class ConsoleListener(TrainListener):
         print(text, file=sys.stderr, flush=True)
 
 
-def _run_epoch(steps, x, y, batch_size, epoch, listener, stop) -> tuple[float, float, int]:
-    """One pass over (x, y), a batch at a time: (mean batch loss, seconds, batches done).
+def _run_epoch(steps, data, n, epoch, listener, stop) -> tuple[float, float, int]:
+    """One pass over the epoch's `n` batches of (x, y): (mean batch loss, seconds, batches done).
 
     A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
     sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
     and the first Alice run's epochs spent 2-60 s outside their batches (validation included).
     """
     steps.reset()
-    n = len(x) // batch_size
-    chars = batch_size * x.shape[1]
-    losses, t0 = [], time.perf_counter()
-    for b in range(n):
-        losses.append(steps.train(x[b * batch_size : (b + 1) * batch_size], y[b * batch_size : (b + 1) * batch_size]))
+    losses, t0, chars = [], time.perf_counter(), 0
+    for b, (x, y) in enumerate(data):
+        losses.append(steps.train(x, y))
+        chars += x.size
         seconds = time.perf_counter() - t0
-        cps = (b + 1) * chars / max(seconds, 1e-9)
+        cps = chars / max(seconds, 1e-9)
         listener.on_batch(epoch, b + 1, n, losses[-1], cps)
         if stop.is_set():
             break
@@ -187,17 +233,23 @@ def train(
     """
     run = Path(run)
     listener = listener or TrainListener()
-    config, s, start, state, train_text, val_text = _plan(run, text_path, resume, settings, max_bytes, corpus_name)
+    config, s, start, state = _plan(run, text_path, resume, settings, max_bytes, corpus_name)
     from .distribute import start as start_strategy
 
     placement = start_strategy(s["strategy"], s)  # before any other TensorFlow call (multi-worker)
     for notice in placement.notices:
         listener.on_notice(notice)
-    if placement.chief and not resume:
-        _write_new_run(run, text_path, config)
-    model, steps = _build(run, config, s, start, state, placement)
-    return _epochs(run, model, steps, config, s, start, state, train_text, val_text, listener,
-                   stop or threading.Event(), placement.chief)
+    source = run / "corpus.txt" if resume else text_path
+    with tempfile.TemporaryDirectory(prefix="charmodel-ids-") as scratch:
+        if placement.chief:
+            if not resume:
+                _write_new_run(run, text_path, config)
+            ids = corpus_ids(source, run / IDS, config, max_bytes)
+        else:  # writes nothing in the run folder
+            ids = corpus_ids(source, Path(scratch) / IDS, config, max_bytes)
+        model, steps = _build(run, config, s, start, state, placement)
+        return _epochs(run, model, steps, config, s, start, state, ids, listener, stop or threading.Event(),
+                       placement.chief)
 
 
 def _plan(run, text_path, resume, settings, max_bytes, corpus_name):
@@ -209,13 +261,12 @@ def _plan(run, text_path, resume, settings, max_bytes, corpus_name):
     chief = is_chief() if settings.get("strategy") == "multi-worker" else True
     if resume:
         config, s, start, state = _resume_settings(run, text_path, settings, write=chief)
-        text = runfolder.corpus_text(run, config)
-        train_text, val_text = split(text, s["val_fraction"])
+        if not (run / "corpus.txt").is_file():
+            raise CharModelError(f"run folder {run} has no corpus.txt; the run folder is incomplete.")
     else:
-        s, config, text, train_text, val_text = plan_run(run, text_path, settings, max_bytes, corpus_name,
-                                                         fresh=chief)
+        s, config = plan_run(run, text_path, settings, max_bytes, corpus_name, fresh=chief)
         start, state = 0, {"epoch": 0, "best_val_loss": None, "best_epoch": None}
-    return config, s, start, state, train_text, val_text
+    return config, s, start, state
 
 
 def _write_new_run(run, text_path, config) -> None:
@@ -257,12 +308,12 @@ def _build(run, config, s, start, state, placement):
     return model, KerasSteps(model)
 
 
-def _epochs(run, model, steps, config, s, start, state, train_text, val_text, listener, stop, chief=True) -> list[dict]:
+def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chief=True) -> list[dict]:
     """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring).
     Only the chief saves; every worker keeps the same history and state in memory."""
     vocab = runfolder.vocab_of(config)
-    train_ids = vocab.encode(train_text, "training text")
-    val_ids = vocab.encode(val_text, "validation text")
+    n_train = config["corpus"]["chars"] - int(round(config["corpus"]["chars"] * s["val_fraction"]))
+    train_ids, val_ids = ids[:n_train], ids[n_train:]  # views of the memory-mapped file: no copy
     xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])
     history = [r for r in runfolder.read_history(run) if r["epoch"] <= start]
     stale = state.get("stale", 0)  # epochs since the best validation loss
@@ -272,10 +323,11 @@ def _epochs(run, model, steps, config, s, start, state, train_text, val_text, li
         if stop.is_set():
             break
         model.optimizer.learning_rate.assign(lr)
-        x, y = epoch_batches(train_ids, s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
-        listener.on_epoch_start(epoch + 1, s["epochs"], lr, len(x) // s["batch_size"])
+        starts = epoch_starts(len(train_ids), s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
+        listener.on_epoch_start(epoch + 1, s["epochs"], lr, len(starts) // s["batch_size"])
         t0 = time.perf_counter()
-        train_loss, train_s, batches = _run_epoch(steps, x, y, s["batch_size"], epoch + 1, listener, stop)
+        train_loss, train_s, done = _run_epoch(steps, batches(train_ids, starts, s["seq_len"], s["batch_size"]),
+                                               len(starts) // s["batch_size"], epoch + 1, listener, stop)
         val_loss = steps.validation_loss(xv, yv, s["batch_size"])
         wall_s = time.perf_counter() - t0
         row = dict(
@@ -284,7 +336,7 @@ def _epochs(run, model, steps, config, s, start, state, train_text, val_text, li
             val_loss=round(val_loss, 5),
             val_bpc=round(val_loss / LN2, 5),
             wall_s=round(wall_s, 2),
-            chars_per_s=round(batches * s["batch_size"] * s["seq_len"] / train_s, 1),
+            chars_per_s=round(done * s["batch_size"] * s["seq_len"] / train_s, 1),
             lr=float(f"{lr:.6g}"),
         )
         improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
@@ -354,8 +406,9 @@ def _init_weights(init_run) -> dict:
     return runfolder.load_weights_npz(runfolder.checkpoint_path(init_run, "best"))
 
 
-def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | None = None) -> dict:
-    vocab = Vocab.from_text(text)  # the whole corpus, so validation text is always encodable
+def _new_config(text_path, found: Scan, s, corpus_name: str | None = None) -> dict:
+    vocab = found.vocab  # the whole corpus, so validation text is always encodable
+    n_train = found.split_at(s["val_fraction"])
     return {
         "format": 1,
         "architecture": {k: s[k] for k in ARCH} | {"vocab_size": len(vocab)},
@@ -365,9 +418,9 @@ def _new_config(text_path, text, train_text, val_text, s, corpus_name: str | Non
             "sha256": sha256(text_path),
             "collapse_spaces": s["collapse_spaces"],
             "val_fraction": s["val_fraction"],
-            "chars": len(text),
-            "train_chars": len(train_text),
-            "val_chars": len(val_text),
+            "chars": found.chars,
+            "train_chars": n_train,
+            "val_chars": found.chars - n_train,
         },
         "vocab": vocab.chars,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

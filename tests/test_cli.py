@@ -97,6 +97,7 @@ def test_inspect_json_gives_one_value_per_character(random_run):
     (("evaluate", "--text-file", "missing.txt"), "does not exist"),
     (("generate", "--length", "many"), "invalid int value"),
     (("train", "--text-file", "x.txt", "--units", 0), "units must be"),
+    (("train", "--text-file", "x.txt", "--max-mb", 2000), "--max-mb must be more than 0 and at most 1024, not 2000"),
 ])
 def test_user_mistakes_give_one_line_and_status_2(random_run, args, message):
     args = list(args)

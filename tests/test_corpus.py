@@ -69,3 +69,51 @@ def test_text_too_short_for_one_batch_is_refused(tmp_path):
     p.write_text("Alice was beginning to get very tired. " * 20)
     with pytest.raises(CharModelError, match="fewer than the 6401 one batch needs"):
         prepare_corpus(p, dict(DEFAULTS))
+
+
+def test_cleaning_block_by_block_gives_exactly_the_whole_texts_cleaning(tmp_path):
+    """Blocks of 1 to 64 bytes cut a text anywhere (CR LF, runs of spaces around a dropped control
+    character, a BOM, multi-byte characters); the cleaned blocks must join to what cleaning the
+    whole text gives, or to the same one-line error."""
+    import random
+
+    from charmodel.corpus import clean_blocks
+
+    rng = random.Random(0)
+    pieces = ["a", " ", "  ", "\r", "\n", "\r\n", "é", "漢", "\ufeff", "\x1a", "\x7f", "\t"]
+    texts = ["\ufeffAlice  was\r\n  here\r\n\x1a", " \n\t ", "a \x1a b"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 80))) for _ in range(200)]
+    path = tmp_path / "t.txt"
+    for text in texts:
+        path.write_bytes(text.encode("utf-8"))
+        for collapse in (True, False):
+            try:
+                whole = clean(read_text(path), collapse)
+            except CharModelError as e:
+                whole = f"error: {e}"
+            for block_bytes in (1, 2, 3, 7, 64):
+                try:
+                    got = "".join(clean_blocks(path, collapse, block_bytes=block_bytes))
+                except CharModelError as e:
+                    got = f"error: {e}"
+                assert got == whole, (text, collapse, block_bytes)
+
+
+def test_tokenising_to_a_memory_mapped_file_matches_encoding_the_text(tmp_path, alice_text):
+    import numpy as np
+
+    from charmodel.corpus import scan, tokenise
+
+    path = tmp_path / "alice.txt"
+    path.write_text(alice_text, encoding="utf-8")
+    found = scan(path)
+    text = clean(read_text(path))
+    assert found.vocab == Vocab.from_text(text) and found.chars == len(text)
+    assert found.split_at() == len(split(text)[0])
+    ids = tokenise(path, tmp_path / "ids.npy", found)
+    assert isinstance(ids, np.memmap) and ids.dtype == np.uint8 and not ids.flags.writeable
+    assert (np.asarray(ids) == found.vocab.encode(text)).all()
+    assert not list(tmp_path.glob(".*tmp"))  # written through a temporary name, renamed
+    wide = tmp_path / "wide.txt"
+    wide.write_text("".join(chr(0x4E00 + i) for i in range(300)) * 3, encoding="utf-8")
+    assert tokenise(wide, tmp_path / "wide.npy", scan(wide)).dtype == np.uint16

@@ -232,3 +232,33 @@ def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, 
     assert runfolder.read_config(run)["architecture"]["recurrent_dropout"] == 0.25
     with pytest.raises(CharModelError, match="recurrent_dropout=0.25"):
         train(run, resume=True, epochs=2, recurrent_dropout=0.0)
+
+
+def test_carried_batches_keep_the_streams_layout():
+    from charmodel.train import epoch_starts
+
+    ids = np.arange(1000)
+    for epoch in range(3):
+        offset = int(epoch_starts(len(ids), 10, 4, seed=0, epoch=epoch, carry_state=True)[0])
+        x, y = epoch_batches(ids, 10, 4, seed=0, epoch=epoch, carry_state=True)
+        xs, ys = streams(ids, 10, 4, offset)
+        assert (x == xs).all() and (y == ys).all()
+
+
+def test_the_corpus_is_memory_mapped_ids_that_are_made_again_when_damaged(trained_copy):
+    from charmodel.train import IDS, corpus_ids
+
+    config = runfolder.read_config(trained_copy)
+    text = runfolder.corpus_text(trained_copy, config)
+    ids = np.array(np.load(trained_copy / IDS, allow_pickle=False))  # a copy: the file is damaged below
+    assert ids.dtype == np.uint8 and (np.asarray(ids) == runfolder.vocab_of(config).encode(text)).all()
+    for damage in (b"not a numpy file", np.save, "short"):  # written in place: nothing maps the file now
+        if damage == "short":
+            np.save(trained_copy / IDS, ids[:100])
+        elif damage is np.save:
+            np.save(trained_copy / IDS, np.asarray(ids, dtype=np.int64))  # right length, wrong type
+        else:
+            (trained_copy / IDS).write_bytes(damage)
+        again = corpus_ids(trained_copy / "corpus.txt", trained_copy / IDS, config)
+        assert again.dtype == np.uint8 and (np.asarray(again) == ids).all()
+        del again

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from charmodel import runfolder
-from pages.common import DEFAULT_RUN, SIDEBAR, run_names, training_in_sidebar, weights_root
+from pages.common import DEFAULT_RUN, SIDEBAR, return_free_memory, run_names, training_in_sidebar, weights_root
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")
 
@@ -35,4 +35,7 @@ with st.sidebar:
                     help="the same seed gives the same text")
     training_in_sidebar()
 
-pages.run()
+try:
+    pages.run()
+finally:
+    return_free_memory()  # a page's freed temporaries stay in this thread's malloc arena otherwise

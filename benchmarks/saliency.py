@@ -1,7 +1,7 @@
 """Input attribution (issue 14): the three methods' time on the 2 x 512 Alice model, and the
 latched-cell sanity check.
 
-    python benchmarks/saliency.py [--repeats 5]
+    python benchmarks/saliency.py [--repeats 5] [--threads 1]
 
 One attribution over a 200-character window ending at character 1,200 of weights/alice's
 validation text, to layer 2 c cell 492 (the quotation cell), per method: median of --repeats
@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads (the engine's own limit is 1; more shows what a quiet machine's cores add)")
     args = ap.parse_args()
     from charmodel import runfolder, saliency
     from charmodel.engine import Engine
@@ -37,6 +39,11 @@ def main():
     target = {"layer": 1, "kind": "c", "cell": 492}
     ids = engine.vocab.encode(text)
     carry = saliency.carry_before(engine, ids, position - saliency.WINDOW + 1)
+    if args.threads != 1:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads, user_api="blas")  # after the Engine: it set the process to 1
+        print(f"BLAS threads: {args.threads}", flush=True)
     for method in saliency.METHODS:
         for given, label in ((None, "with the carry before the window"), (carry, "the window alone (carry given)")):
             times = []

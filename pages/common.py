@@ -251,15 +251,17 @@ def _compute_cell_activations(key: tuple, progress=None) -> dict:
     run_dir, checkpoint, stamp, text, kinds, layers = key
     activations = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
                                        dtype=np.float16, progress=progress))
-    _return_free_memory()
+    return_free_memory()
     return activations
 
 
-def _return_free_memory() -> None:
+def return_free_memory() -> None:
     """Give the heap's free pages back to the system after a pass that made large temporaries
     (glibc only). Each thread allocates from its own malloc arena, which otherwise keeps them; the
-    pass that Home starts in the background is such a thread. `python benchmarks/app_load.py`
-    measured the server after every page and tab at 499 MB without this call, 384 MB with it."""
+    pass that Home starts in the background is such a thread, and so is every session's script
+    thread, which the entry script trims after each run. `python benchmarks/app_load.py`
+    measured the server after every page and tab at 499 MB without this call, 384 MB with it
+    (after the background pass only, before the Atlas page and the attribution strips)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do

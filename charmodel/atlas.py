@@ -33,7 +33,7 @@ import numpy as np
 
 from . import explain, runfolder
 from .cells import iter_activations
-from .engine import Engine, layer_index, layer_number
+from .engine import Engine, layer_number
 from .corpus import sha256
 from .errors import CharModelError
 

@@ -11,6 +11,11 @@ Order of work at the end of each epoch (each file is written to a temporary name
   4. train_state.json                  -> names the epoch that is now complete
 A kill at any moment leaves train_state.json naming a complete, loadable checkpoint; --resume
 continues after it and drops history rows of any epoch it did not finish.
+
+The corpus is never held as text: it is tokenised once into corpus.ids.npy, memory-mapped, and
+each batch is gathered from it when due (`batches`). Where the steps run (one device, several
+replicas, several workers) is distribute.py's business; with several workers only the chief
+writes anything above.
 """
 
 import shutil

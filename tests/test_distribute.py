@@ -125,26 +125,30 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def start_workers(runs, corpus, *flags) -> list[subprocess.Popen]:
+def start_workers(runs, corpus, *flags, logs: Path) -> list[subprocess.Popen]:
+    """Two workers on 127.0.0.1, worker 0 the chief; each one's output (stdout and stderr) goes to
+    logs/worker-N.log, a file rather than a pipe nobody reads while they run."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
+    logs.mkdir(parents=True, exist_ok=True)
     for index, run in enumerate(runs):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         cmd = [sys.executable, "-m", "charmodel", "train", "--run", str(run), "--text-file", str(corpus), *TINY,
                "--strategy", "multi-worker", *flags]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        with open(logs / f"worker-{index}.log", "w") as log:
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs[-1].log = logs / f"worker-{index}.log"
     return procs
 
 
 def finish(procs, timeout=240) -> list[tuple[int, str]]:
-    """Each worker's exit code and its output (stdout and stderr together)."""
-    return [(p.wait(timeout=timeout), p.communicate()[0]) for p in procs]
+    """Each worker's exit code and its output."""
+    return [(p.wait(timeout=timeout), p.log.read_text()) for p in procs]
 
 
 def test_two_workers_train_one_run_that_only_the_chief_writes_and_resume_after_a_kill(tmp_path, corpus):
     chief_run, worker_run = tmp_path / "chief", tmp_path / "worker"  # as on two machines: each its own path
-    results = finish(start_workers([chief_run, worker_run], corpus, "--epochs", "2"))
+    results = finish(start_workers([chief_run, worker_run], corpus, "--epochs", "2", logs=tmp_path / "first"))
     assert all(code == 0 for code, _ in results), [err[-2000:] for _, err in results]
     assert "training on 2 replicas (multi-worker" in results[0][1]
     assert not worker_run.exists()  # the other worker wrote nothing
@@ -155,20 +159,19 @@ def test_two_workers_train_one_run_that_only_the_chief_writes_and_resume_after_a
     assert engine.units == 32
 
     # kill a worker mid-epoch: the chief stops with one line, and its run folder keeps epoch 3
-    procs = start_workers([chief_run, chief_run], corpus, "--epochs", "6", "--resume")
+    procs = start_workers([chief_run, chief_run], corpus, "--epochs", "6", "--resume", logs=tmp_path / "killed")
     deadline = time.monotonic() + 180
-    while runfolder.read_train_state(chief_run)["epoch"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while "epoch 4/6" not in procs[0].log.read_text() and time.monotonic() < deadline:  # epoch 3 saved, 4 begun
+        time.sleep(0.05)
     assert runfolder.read_train_state(chief_run)["epoch"] == 3
-    time.sleep(0.4)  # into epoch 4
     procs[1].send_signal(signal.SIGKILL)
     (code, err), _ = finish(procs)
     assert code != 0 and err.strip().splitlines()[-1].startswith("error: another replica of the cluster stopped")
     done = runfolder.read_train_state(chief_run)["epoch"]
-    assert done in (3, 4)  # 4 only if the kill landed after epoch 4 was written
+    assert done in (3, 4)  # 4 only if all of epoch 4 ran in the moment before the kill
     assert [r["epoch"] for r in history(chief_run)] == list(range(1, done + 1))
 
-    results = finish(start_workers([chief_run, chief_run], corpus, "--epochs", "6", "--resume"))
+    results = finish(start_workers([chief_run, chief_run], corpus, "--epochs", "6", "--resume", logs=tmp_path / "again"))
     assert all(code == 0 for code, _ in results), [err[-2000:] for _, err in results]
     assert f"epoch {done + 1}: train" in results[0][1] and f"epoch {done}: train" not in results[0][1]
     assert [r["epoch"] for r in history(chief_run)] == [1, 2, 3, 4, 5, 6]

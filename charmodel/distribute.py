@@ -67,12 +67,12 @@ def start(name: str, s: dict) -> Placement:
     call, so this is the first thing training does with TensorFlow. Refuses, in one line, the
     setting combinations a strategy does not support."""
     if name == "multi-worker":  # first: nothing may touch TensorFlow's context before it
-        import tensorflow as tf
-
         if not os.environ.get("TF_CONFIG", "").strip():
             raise CharModelError("--strategy multi-worker needs TF_CONFIG naming the cluster and this task "
                                  "(see the README's \"Training on GPUs and clusters\").")
         chief = is_chief()
+        import tensorflow as tf
+
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         import tensorflow as tf

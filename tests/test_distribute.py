@@ -108,9 +108,15 @@ def test_mirrored_refuses_what_it_cannot_do_in_one_line(tmp_path, corpus):
     out = train_cli(tmp_path / "r", corpus, "--epochs", "1", "--strategy", "mirrored", "--batch-size", "15",
                     env=env, check=False)
     assert out.returncode != 0 and "does not split evenly over 2 replicas" in out.stderr.strip().splitlines()[-1]
+    out = train_cli(tmp_path / "r", corpus, "--epochs", "1", "--strategy", "mirrored", env={"CHARMODEL_CPU_DEVICES": "two"},
+                    check=False)
+    assert out.returncode != 0 and "CHARMODEL_CPU_DEVICES must be a whole number" in out.stderr.strip().splitlines()[-1]
+    out = train_cli(tmp_path / "r", corpus, "--epochs", "1", "--strategy", "multi-worker", env={"TF_CONFIG": ""},
+                    check=False)
+    assert out.returncode != 0 and "needs TF_CONFIG" in out.stderr.strip().splitlines()[-1]
     out = train_cli(tmp_path / "r", corpus, "--epochs", "1", "--strategy", "sideways", check=False)
     assert out.returncode == 2 and "invalid choice: 'sideways'" in out.stderr
-    assert not (tmp_path / "r" / "history.csv").exists()
+    assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
 # ---------------------------------------------------------------- multi-worker

@@ -98,7 +98,8 @@ def start(name: str, s: dict) -> Placement:
         if s["jit_compile"]:
             notices.append(f"--jit applies to --strategy one only; {name} trains without XLA.")
         devices = strategy.extended.worker_devices
-        notices.append(f"training on {strategy.num_replicas_in_sync} replicas ({name}; this worker: "
+        n = strategy.num_replicas_in_sync
+        notices.append(f"training on {n} replica{'s' if n > 1 else ''} ({name}; this worker: "
                        f"{', '.join(d.rsplit('/', 1)[-1] for d in devices)}).")
     import tensorflow as tf
 

@@ -47,6 +47,7 @@ class Progress:
     samples: dict = field(default_factory=dict)  # epoch -> sample text
     error: str = ""  # one line
     log_tail: str = ""  # the last lines of the child's log, when it failed
+    notices: list = field(default_factory=list)  # lines training said at start-up (strategy, cuDNN)
     started: float = field(default_factory=time.time)
     epoch_started: float = field(default_factory=time.time)
 
@@ -152,6 +153,8 @@ class TrainingJob:
             row = event["row"]
             p.rows = [r for r in p.rows if r["epoch"] < row["epoch"]] + [row]
             p.samples[row["epoch"]] = event["sample"]
+        elif event["event"] == "notice":
+            p.notices.append(event["text"])
         elif event["event"] == "done":
             p.status, p.error = event["status"], event["error"]
             return True
@@ -183,7 +186,7 @@ class TrainingJob:
         """A copy the page can read without holding the lock."""
         with self.lock:
             p = self.progress
-            return Progress(**{**p.__dict__, "batches": list(p.batches), "rows": list(p.rows),
+            return Progress(**{**p.__dict__, "batches": list(p.batches), "rows": list(p.rows), "notices": list(p.notices),
                                "samples": dict(p.samples)})
 
 
@@ -350,6 +353,9 @@ def child_main() -> int:
 
         def on_epoch(self, row, sample):
             send(event="epoch", row=row, sample=sample)
+
+        def on_notice(self, text):
+            send(event="notice", text=text)
 
     try:
         _cap_threads()

@@ -173,6 +173,8 @@ def live():
     st.subheader(f"Run {p.run}: {state}")
     if p.error:
         st.error(p.error, icon=":material/error:")
+    for notice in p.notices:
+        st.caption(notice)
     if p.log_tail:
         with st.expander("The last lines of the training process's log"):
             st.code(p.log_tail, language=None)

@@ -37,6 +37,16 @@ def test_training_child_reports_progress_and_finishes(tmp_path, small_corpus):
     assert [r["epoch"] for r in runfolder.read_history(tmp_path / "run")] == [1, 2]
 
 
+def test_what_training_says_at_start_up_reaches_the_page(tmp_path, small_corpus):
+    job = JobManager().start(tmp_path / "run", small_corpus,
+                             settings=dict(TINY, epochs=1, strategy="mirrored", jit_compile=True))
+    assert job.wait(180)
+    p = job.snapshot()
+    assert p.status == "finished", (p.error, job.log_tail())
+    assert p.notices[0] == "--jit applies to --strategy one only; mirrored trains without XLA."
+    assert p.notices[1].startswith("training on 1 replica (mirrored; this worker: ")
+
+
 def test_stop_ends_the_child_with_a_checkpoint_and_resume_shows_the_whole_history(tmp_path, small_corpus):
     manager = JobManager()
     job = manager.start(tmp_path / "run", small_corpus, settings=dict(TINY, epochs=500))

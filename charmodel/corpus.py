@@ -92,8 +92,6 @@ def clean_blocks(path, collapse_spaces: bool = True, max_bytes: int = MAX_BYTES,
         raise CharModelError(f"text file {path} does not exist.") from None
     except IsADirectoryError:
         raise CharModelError(f"{path} is a folder, not a text file.") from None
-    if path.is_dir():
-        raise CharModelError(f"{path} is a folder, not a text file.")
     if size > max_bytes:
         raise CharModelError(f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
                              "use a smaller file or raise the limit.")
@@ -132,7 +130,7 @@ class Scan:
 
     def split_at(self, val_fraction: float = VAL_FRACTION) -> int:
         """Where validation starts, as `split` cuts the text."""
-        return self.chars - int(round(self.chars * val_fraction))
+        return split_point(self.chars, val_fraction)
 
 
 def scan(path, collapse_spaces: bool = True, max_bytes: int = MAX_BYTES) -> Scan:
@@ -177,10 +175,15 @@ def sha256(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()  # reads in blocks, not the whole file
 
 
+def split_point(chars: int, val_fraction: float = VAL_FRACTION) -> int:
+    """Where validation starts in a text of `chars` characters: the last `val_fraction` of it."""
+    return chars - int(round(chars * val_fraction))
+
+
 def split(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
     """(train, val): validation is the last `val_fraction` of the text, contiguous."""
-    n_val = int(round(len(text) * val_fraction))
-    return text[: len(text) - n_val], text[len(text) - n_val :]
+    at = split_point(len(text), val_fraction)
+    return text[:at], text[at:]
 
 
 def paragraph_start(text: str, at: int = 0) -> int:

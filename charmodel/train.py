@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runfolder
-from .corpus import MAX_BYTES, Scan, id_dtype, scan, sha256, tokenise
+from .corpus import MAX_BYTES, Scan, id_dtype, scan, sha256, split_point, tokenise
 from .engine import LN2, Engine
 from .errors import CharModelError
 from .sample import generate
@@ -244,14 +244,15 @@ def train(
     placement = start_strategy(s["strategy"], s)  # before any other TensorFlow call (multi-worker)
     for notice in placement.notices:
         listener.on_notice(notice)
-    source = run / "corpus.txt" if resume else text_path
+    # a resumed run's own corpus passed the size limit when the run began: no limit on it now
+    source, limit = (run / "corpus.txt", 1 << 62) if resume else (text_path, max_bytes)
     with tempfile.TemporaryDirectory(prefix="charmodel-ids-") as scratch:
         if placement.chief:
             if not resume:
                 _write_new_run(run, text_path, config)
-            ids = corpus_ids(source, run / IDS, config, max_bytes)
+            ids = corpus_ids(source, run / IDS, config, limit)
         else:  # writes nothing in the run folder
-            ids = corpus_ids(source, Path(scratch) / IDS, config, max_bytes)
+            ids = corpus_ids(source, Path(scratch) / IDS, config, limit)
         model, steps = _build(run, config, s, start, state, placement)
         return _epochs(run, model, steps, config, s, start, state, ids, listener, stop or threading.Event(),
                        placement.chief)
@@ -317,7 +318,7 @@ def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chi
     """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring).
     Only the chief saves; every worker keeps the same history and state in memory."""
     vocab = runfolder.vocab_of(config)
-    n_train = config["corpus"]["chars"] - int(round(config["corpus"]["chars"] * s["val_fraction"]))
+    n_train = split_point(config["corpus"]["chars"], s["val_fraction"])
     train_ids, val_ids = ids[:n_train], ids[n_train:]  # views of the memory-mapped file: no copy
     xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])
     history = [r for r in runfolder.read_history(run) if r["epoch"] <= start]

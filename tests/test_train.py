@@ -262,3 +262,12 @@ def test_the_corpus_is_memory_mapped_ids_that_are_made_again_when_damaged(traine
         again = corpus_ids(trained_copy / "corpus.txt", trained_copy / IDS, config)
         assert again.dtype == np.uint8 and (np.asarray(again) == ids).all()
         del again
+
+
+def test_a_resume_remakes_missing_corpus_ids_whatever_the_size_limit(trained_copy):
+    from charmodel.train import IDS
+
+    (trained_copy / IDS).unlink()
+    # the run's corpus (8,000 bytes) passed the limit when the run began; a resume does not re-check it
+    history = train(trained_copy, resume=True, epochs=3, max_bytes=100)
+    assert [r["epoch"] for r in history] == [1, 2, 3] and (trained_copy / IDS).is_file()

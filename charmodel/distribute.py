@@ -101,8 +101,6 @@ def start(name: str, s: dict) -> Placement:
         n = strategy.num_replicas_in_sync
         notices.append(f"training on {n} replica{'s' if n > 1 else ''} ({name}; this worker: "
                        f"{', '.join(d.rsplit('/', 1)[-1] for d in devices)}).")
-    import tensorflow as tf
-
     if tf.config.list_logical_devices("GPU"):
         blockers = ", ".join(cudnn_blockers_of_settings(s))
         if blockers:

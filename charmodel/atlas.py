@@ -388,6 +388,6 @@ def context_values(engine: Engine, text: str, positions: list[int], layer: int, 
     rows = np.zeros((len(spans), width), ids.dtype)
     for r, (a, _, b) in enumerate(spans):
         rows[r, : b - a] = ids[a:b]
-    _, rec, _ = engine.forward(rows, record=(kind,), layers=[layer])
+    _, rec, _ = engine.forward(rows, record=(kind,), layers=[layer], logits=False)
     values = rec[(layer, kind)][:, :, cell]  # (B, width)
     return [values[r, s - a : b - a] for r, (a, s, b) in enumerate(spans)]

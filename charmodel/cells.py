@@ -200,7 +200,7 @@ def iter_activations(engine: Engine, ids: np.ndarray, kinds=("h", "c"), layers=N
     T, R = len(ids), warmup + piece
     layers = list(range(engine.layers)) if layers is None else list(layers)
     if T <= R:
-        _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers, dtype=dtype, progress=progress)
+        _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers, dtype=dtype, progress=progress, logits=False)
         yield 0, {k: v[0] for k, v in rec.items()}
         return
     starts = [0] + list(range(R, T, piece))  # where each row's kept part begins
@@ -211,7 +211,8 @@ def iter_activations(engine: Engine, ids: np.ndarray, kinds=("h", "c"), layers=N
         rows[b, : len(chunk)] = chunk  # a short last row is padded at its end, which nothing reads
     for g in range(0, len(rows), group):
         done = lambda f, g=g: progress((g + f * len(rows[g : g + group])) / len(rows)) if progress else None
-        _, rec, _ = engine.forward(rows[g : g + group], record=kinds, layers=layers, dtype=dtype, progress=done)
+        _, rec, _ = engine.forward(rows[g : g + group], record=kinds, layers=layers, dtype=dtype, progress=done,
+                                   logits=False)
         last = min(g + group, len(rows)) - 1
         end = min(T, R if last == 0 else starts[last] + piece)
         stretch = {}

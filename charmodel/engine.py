@@ -163,7 +163,7 @@ class Engine:
     # ------------------------------------------------------------ whole sequences (inspection)
 
     def forward(self, ids: np.ndarray, carry: Carry | None = None, record=("h",), layers=None, dtype=np.float32,
-                progress=None, clamp=None, inputs=None):
+                progress=None, clamp=None, inputs=None, logits=True):
         """Run (B, T) ids through the model, layer by layer.
 
         Returns (logits (B, T, V), records, carry) where records[(layer, kind)] is (B, T, units)
@@ -178,6 +178,9 @@ class Engine:
         inputs: optional (first layer, x): start at that layer, x (T, 1 or B, units) being the
           output of the layer below for these steps (rows that share it are computed once); for
           the first layer, x is the input embeddings (T, B, embedding) instead of ids' rows.
+        logits: False when the caller needs no logits: the pass then stops after the highest layer
+          in `layers` (a layer-1 question skips the layers above it), returns None for the logits,
+          and the carry of the layers it skipped as it was given.
         """
         ids = np.asarray(ids)
         B, T = ids.shape
@@ -197,7 +200,8 @@ class Engine:
             held_rows = np.arange(B)[:, None]
             held_cells = np.broadcast_to(cells, (B, cells.shape[1]))
             held_values = np.broadcast_to(values, (B, cells.shape[1]))
-        for l in range(first, self.layers):
+        top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
+        for l in range(first, top + 1):
             want = [k for k in record if l in layers]
             H = np.empty((T, B, U), np.float32)
             rec = {k: np.empty((T, B, U), dtype) for k in want if k != "h"}
@@ -226,15 +230,16 @@ class Engine:
                     for k, arr in rec.items():
                         arr[t] = c if k == "c" else a[:, gate_at[k]]
                 if progress is not None:
-                    progress(((l - first) * T + t0 + len(zin)) / ((self.layers - first) * T))
+                    progress(((l - first) * T + t0 + len(zin)) / ((top + 1 - first) * T))
             carry.h[l], carry.c[l] = h.copy(), c
             if "h" in want:
                 records[(l, "h")] = (H if dtype == np.float32 else H.astype(dtype)).transpose(1, 0, 2)
             for k, v in rec.items():
                 records[(l, k)] = v.transpose(1, 0, 2)
             x = H
-        logits = (x @ self.Wd + self.bd).transpose(1, 0, 2)  # (B, T, V)
-        return logits, records, carry
+        if not logits:
+            return None, records, carry
+        return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

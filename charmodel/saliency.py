@@ -69,6 +69,11 @@ def carry_before(engine: Engine, ids: np.ndarray, start: int) -> Carry:
     return carry
 
 
+def _last(logits):
+    """The last step's logits (B, V), or None for a pass that computed none (a cell's target)."""
+    return None if logits is None else logits[:, -1]
+
+
 def _rows(carry: Carry, rows: int) -> Carry:
     return Carry([np.repeat(h, rows, axis=0) for h in carry.h], [np.repeat(c, rows, axis=0) for c in carry.c])
 
@@ -96,12 +101,13 @@ def occlusion(engine: Engine, ids: np.ndarray, position: int, target: dict, wind
         b = min(a + BLOCK, W)
         active = min(b, W) + 1  # rows 0..b: their replacement is before b (rows after it still equal row 0)
         part = Carry([h[:active] for h in carry.h], [c[:active] for c in carry.c])
-        logits, rec, part = engine.forward(batch[:active, a:b], part, record=record, layers=layers)
+        logits, rec, part = engine.forward(batch[:active, a:b], part, record=record, layers=layers,
+                                           logits=bool(target.get("next")))
         for l in range(engine.layers):
             carry.h[l][:active], carry.c[l][:active] = part.h[l], part.c[l]
             carry.h[l][active:], carry.c[l][active:] = part.h[l][0], part.c[l][0]
         if b == W:
-            values = _value(engine, logits[:, -1], rec, target, ids[position + 1] if target.get("next") else None)
+            values = _value(engine, _last(logits), rec, target, ids[position + 1] if target.get("next") else None)
     return values[0] - values[1:], float(values[0])
 
 
@@ -149,7 +155,7 @@ def _backward(engine: Engine, rec: dict, carry: Carry, target: dict, logits_last
 def _kinds_pass(engine: Engine, rows, carry: Carry, target: dict, x=None):
     top = engine.layers - 1 if target.get("next") else target["layer"]
     return engine.forward(rows, carry, record=("h", "c", "i", "f", "o", "g"), layers=list(range(top + 1)),
-                          inputs=None if x is None else (0, x))
+                          inputs=None if x is None else (0, x), logits=bool(target.get("next")))
 
 
 def gradient(engine: Engine, ids: np.ndarray, position: int, target: dict, window: int,
@@ -159,8 +165,8 @@ def gradient(engine: Engine, ids: np.ndarray, position: int, target: dict, windo
     carry = carry_before(engine, ids, start) if carry is None else carry
     logits, rec, _ = _kinds_pass(engine, ids[None, start : position + 1], carry, target)
     next_id = ids[position + 1] if target.get("next") else None
-    value = float(_value(engine, logits[:, -1], rec, target, next_id)[0])
-    return _backward(engine, rec, carry, target, logits[:, -1], next_id)[0], start, value
+    value = float(_value(engine, _last(logits), rec, target, next_id)[0])
+    return _backward(engine, rec, carry, target, _last(logits), next_id)[0], start, value
 
 
 def attribute(engine: Engine, text: str, position: int, target: dict, method: str = "occlusion",
@@ -198,9 +204,9 @@ def attribute(engine: Engine, text: str, position: int, target: dict, method: st
         rows = np.zeros((len(alphas), W), ids.dtype)
         logits, rec, _ = _kinds_pass(engine, rows, _rows(carry, len(alphas)), target, x)
         next_id = ids[position + 1] if target.get("next") else None
-        grads = _backward(engine, rec, _rows(carry, len(alphas)), target, logits[:, -1], next_id)
+        grads = _backward(engine, rec, _rows(carry, len(alphas)), target, _last(logits), next_id)
         scores = ((real - base) * grads[:steps].mean(axis=0)).sum(axis=1)
-        ends = _value(engine, logits[:, -1], rec, target, next_id)[steps:]  # at the baseline, at the text
+        ends = _value(engine, _last(logits), rec, target, next_id)[steps:]  # at the baseline, at the text
         out["baseline"] = round(float(ends[0]), 5)
         out["completeness"] = round(float(scores.sum() - (ends[1] - ends[0])), 5)
         value = float(ends[1])

@@ -171,3 +171,16 @@ def test_every_engine_loop_runs_with_one_blas_thread(random_run, monkeypatch):
     t.join()
     monkeypatch.undo()
     assert found == {name: {1} for name in parts}
+
+
+def test_a_pass_without_logits_stops_at_the_highest_layer_asked_for(random_run, small_text):
+    engine = Engine.load(random_run)
+    ids = engine.vocab.encode(small_text[:300])[None]
+    full_logits, full, full_carry = engine.forward(ids, record=("h", "c"))
+    logits, part, carry = engine.forward(ids, record=("h", "c"), layers=[0], logits=False)
+    assert logits is None and set(part) == {(0, "h"), (0, "c")}
+    np.testing.assert_array_equal(part[(0, "c")], full[(0, "c")])
+    np.testing.assert_array_equal(carry.h[0], full_carry.h[0])
+    # layer 2 was not run: its carry is the zero carry the pass started from
+    assert not carry.h[1].any() and not carry.c[1].any() and full_carry.c[1].any()
+    assert full_logits.shape == (1, 300, len(engine.vocab))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charmodel import runfolder
+from charmodel import CharModelError, runfolder
 from charmodel.distribute import cudnn_blockers, is_chief
 from charmodel.engine import Engine
 from charmodel.settings import DEFAULTS
@@ -73,6 +73,9 @@ def test_the_chief_is_the_chief_task_or_worker_zero():
     with_chief = {**cluster, "chief": ["127.0.0.1:3"]}
     assert is_chief(json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}})) is False
     assert is_chief(json.dumps({"cluster": with_chief, "task": {"type": "chief", "index": 0}})) is True
+    for bad in ("{not json", '["a list"]', '{"task": {"index": "one"}}'):
+        with pytest.raises(CharModelError, match="TF_CONFIG is not valid JSON with a task and a cluster"):
+            is_chief(bad)
 
 
 # ---------------------------------------------------------------- mirrored

@@ -21,6 +21,8 @@ Imports TensorFlow: only training uses this module.
 
 import json
 import os
+import re
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -122,6 +124,36 @@ def _split_cpu() -> None:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(raw))
     except RuntimeError:  # TensorFlow already started in this process (a test, a second run): keep its devices
         pass
+
+
+def leave_cluster() -> None:
+    """Join the cluster TF_CONFIG names, then return so the caller can exit with its one-line
+    error. A worker that stopped before joining would leave the others waiting for it while
+    TensorFlow connects the cluster, with no timeout; once it has joined, its exit breaks their
+    first collective, and each of them stops with one line too (see `peer_stopped`)."""
+    if os.environ.get("TF_CONFIG", "").strip():
+        import tensorflow as tf
+
+        tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@contextmanager
+def peer_stopped(advice: str):
+    """A peer that stopped (killed, crashed, unreachable, or a mistake in its flags) aborts the
+    collective ops; that becomes one line for the user, ending with `advice`, instead of a gRPC
+    traceback."""
+    import tensorflow as tf
+
+    errors = tf.errors
+    try:
+        yield
+    except (errors.UnavailableError, errors.CancelledError, errors.InternalError, errors.UnknownError,
+            errors.DeadlineExceededError, errors.AbortedError) as e:
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        reason = next((l for l in lines if "aborted" in l.lower() or "unavailable" in l.lower()),
+                      lines[0] if lines else e.__class__.__name__)
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", reason).rstrip(":")  # TensorFlow's op name, then the cause
+        raise CharModelError(f"another replica of the cluster stopped ({reason}); {advice}") from None
 
 
 # ---------------------------------------------------------------- cuDNN
@@ -238,18 +270,9 @@ class DistributedSteps:
             lambda ctx: self.tf.constant(a[ctx.replica_id_in_sync_group * per:(ctx.replica_id_in_sync_group + 1) * per]))
 
     def _call(self, fn, *arrays) -> float:
-        """Run one global step; a peer that stopped (killed, crashed, unreachable) aborts the
-        collective ops, and that becomes one line for the user instead of a gRPC traceback."""
-        errors = self.tf.errors
-        try:
+        """Run one global step (see `peer_stopped` for a peer that stopped)."""
+        with peer_stopped("the run folder keeps its last finished epoch: restart every worker with --resume."):
             return float(fn(*(self._split(a) for a in arrays)))
-        except (errors.UnavailableError, errors.CancelledError, errors.InternalError, errors.UnknownError,
-                errors.DeadlineExceededError, errors.AbortedError) as e:
-            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-            reason = next((l for l in lines if "aborted" in l.lower() or "unavailable" in l.lower()),
-                          lines[0] if lines else e.__class__.__name__)
-            raise CharModelError(f"another replica of the cluster stopped ({reason}); the run folder keeps its last "
-                                 "finished epoch: restart every worker with --resume.") from None
 
     def train(self, x: np.ndarray, y: np.ndarray) -> float:
         return self._call(self._train, x, y)

@@ -238,7 +238,15 @@ def train(
     """
     run = Path(run)
     listener = listener or TrainListener()
-    config, s, start, state = _plan(run, text_path, resume, settings, max_bytes, corpus_name)
+    try:
+        config, s, start, state = _plan(run, text_path, resume, settings, max_bytes, corpus_name)
+    except CharModelError:
+        if settings.get("strategy") == "multi-worker":
+            from .distribute import leave_cluster
+
+            leave_cluster()  # the other workers learn of this mistake instead of waiting for this one
+        raise
+    from .distribute import peer_stopped
     from .distribute import start as start_strategy
 
     placement = start_strategy(s["strategy"], s)  # before any other TensorFlow call (multi-worker)
@@ -246,6 +254,10 @@ def train(
         listener.on_notice(notice)
     # a resumed run's own corpus passed the size limit when the run began: no limit on it now
     source, limit = (run / "corpus.txt", 1 << 62) if resume else (text_path, max_bytes)
+    # the model first: its variables are the cluster's first collectives, so a worker that stopped
+    # is noticed before this one writes a new run folder
+    with peer_stopped("read that worker's error, then start every worker again."):
+        model, steps = _build(run, config, s, start, state, placement)
     with tempfile.TemporaryDirectory(prefix="charmodel-ids-") as scratch:
         if placement.chief:
             if not resume:
@@ -253,7 +265,6 @@ def train(
             ids = corpus_ids(source, run / IDS, config, limit)
         else:  # writes nothing in the run folder
             ids = corpus_ids(source, Path(scratch) / IDS, config, limit)
-        model, steps = _build(run, config, s, start, state, placement)
         return _epochs(run, model, steps, config, s, start, state, ids, listener, stop or threading.Event(),
                        placement.chief)
 

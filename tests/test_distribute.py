@@ -134,16 +134,17 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def start_workers(runs, corpus, *flags, logs: Path) -> list[subprocess.Popen]:
+def start_workers(runs, corpus, *flags, logs: Path, own=None) -> list[subprocess.Popen]:
     """Two workers on 127.0.0.1, worker 0 the chief; each one's output (stdout and stderr) goes to
-    logs/worker-N.log, a file rather than a pipe nobody reads while they run."""
+    logs/worker-N.log, a file rather than a pipe nobody reads while they run. own: flags for one
+    worker only, by index."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     logs.mkdir(parents=True, exist_ok=True)
     for index, run in enumerate(runs):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         cmd = [sys.executable, "-m", "charmodel", "train", "--run", str(run), "--text-file", str(corpus), *TINY,
-               "--strategy", "multi-worker", *flags]
+               "--strategy", "multi-worker", *flags, *((own or {}).get(index, ()))]
         with open(logs / f"worker-{index}.log", "w") as log:
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         procs[-1].log = logs / f"worker-{index}.log"
@@ -184,3 +185,17 @@ def test_two_workers_train_one_run_that_only_the_chief_writes_and_resume_after_a
     assert all(code == 0 for code, _ in results), [err[-2000:] for _, err in results]
     assert f"epoch {done + 1}: train" in results[0][1] and f"epoch {done}: train" not in results[0][1]
     assert [r["epoch"] for r in history(chief_run)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_worker_with_a_mistake_stops_the_others_with_one_line_and_nothing_written(tmp_path, corpus):
+    """Worker 1 is told to resume a run that does not exist. Before, the chief waited for it
+    forever (and TensorFlow's preemption handler kept SIGTERM from stopping it)."""
+    chief_run = tmp_path / "chief"
+    procs = start_workers([chief_run, tmp_path / "nowhere"], corpus, "--epochs", "2", logs=tmp_path / "logs",
+                          own={1: ["--resume"]})
+    (chief_code, chief_out), (code, out) = finish(procs, timeout=120)
+    assert code != 0 and out.strip().splitlines()[-1].startswith(f"error: run folder {tmp_path / 'nowhere'} does not exist")
+    last = chief_out.strip().splitlines()[-1]
+    assert chief_code != 0 and last.startswith("error: another replica of the cluster stopped (")
+    assert last.endswith("start every worker again.") and "{{" not in last
+    assert not chief_run.exists()  # the chief learnt of it before writing a new run

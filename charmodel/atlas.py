@@ -37,7 +37,7 @@ from .engine import Engine, layer_number
 from .corpus import sha256
 from .errors import CharModelError
 
-FORMAT = 1
+FORMAT = 2  # 2: simulation r and composite explanations (1: AUC, one predicate)
 KINDS = ("h", "c")
 FRAGMENT = 80  # characters per fragment for top and bottom contexts
 TOP = 20  # top and bottom contexts per cell
@@ -51,8 +51,8 @@ EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppress
 SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
 _ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
-           "quantile_position", "quantile_value", "quantile_edges", "char_mean", "explanation", "direction",
-           "fit_score", "held_score", "effect_chars", "effect_weights")
+           "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
+           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights")
 
 
 def atlas_path(run, checkpoint: str) -> Path:
@@ -186,22 +186,24 @@ def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: st
     """(candidates, explain.choose's arrays) for the streamed samples: candidates from the training
     text, chosen on the fit positions, scored on the held-out ones."""
     candidates = explain.library(text[:train_chars], vocab_chars, grammar)
-    fit_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit)
-    held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.held)
+    fit_signals, held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
     return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates)
 
 
-def coverage(best: np.ndarray, held: np.ndarray, candidates: list, layers: int, units: int) -> dict:
-    """Explained cells per (layer, kind) and per group of their best explanation. best, held: (N,)
-    candidate index and held-out score of each cell's best explanation, cells in atlas order."""
-    ok = np.array([explain.explained(h, candidates[b].metric) for b, h in zip(best, held)], dtype=bool)
-    group = np.array([candidates[b].group for b in best])
+def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, layers: int, units: int) -> dict:
+    """Explained cells per (layer, kind) and per group of their first term, and the distribution of
+    the held-out simulation r. first, simulation_r: (N,) each cell's first term (-1: none) and its
+    explanation's held-out r, cells in atlas order."""
+    ok = np.array([explain.explained(r) for r in simulation_r], dtype=bool)
+    group = np.array([candidates[b].group if b >= 0 else None for b in first])
     by_part = {f"layer {layer_number(l)} {k}": {"cells": units, "explained": int(ok[i * units : (i + 1) * units].sum())}
                for i, (l, k) in enumerate(cell_keys(layers))}
     groups = {g: int((ok & (group == g)).sum()) for g in explain.GROUPS}
-    n = len(best)
+    n = len(first)
+    finite = simulation_r[np.isfinite(simulation_r)]
     return {"cells": n, "explained": int(ok.sum()), "by_layer_kind": by_part, "by_group": groups,
-            "long_context_share": round(groups["long"] / n, 4) if n else 0.0}
+            "long_context_share": round(groups["long"] / n, 4) if n else 0.0,
+            "median_simulation_r": round(float(np.median(finite)), 4) if len(finite) else None}
 
 
 def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=explain.GRAMMARS) -> dict:
@@ -211,7 +213,7 @@ def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=expla
     out = {}
     for grammar in grammars:
         candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars, grammar)
-        out[grammar] = {"candidates": len(candidates), **coverage(chosen["index"][:, 0], chosen["held"][:, 0],
+        out[grammar] = {"candidates": len(candidates), **coverage(chosen["terms"][:, 0], chosen["simulation_r"],
                                                                   candidates, engine.layers, engine.units)}
     return out
 
@@ -249,8 +251,8 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "vocab": engine.vocab.chars, "chars": len(text), "train_chars": train_chars,
             "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
             "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
-            "thresholds": {"auc": explain.EXPLAINED_AUC, "r": explain.EXPLAINED_R,
-                           "min_evidence": explain.MIN_EVIDENCE},
+            "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
+                           "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE},
             "seconds": round(time.perf_counter() - t0, 1)}
     say(1.0, "done")
     return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": samples.min,
@@ -259,8 +261,7 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "bottom_position": bottom_position.T.astype(np.int32), "bottom_value": -bottom_value.T,
             "quantile_position": q_pos.astype(np.int32), "quantile_value": q_val, "quantile_edges": q_edges,
             "char_mean": (samples.char_sum / np.maximum(samples.char_count, 1)[:, None]).T.astype(np.float32),
-            "explanation": chosen["index"], "direction": chosen["direction"].astype(np.int8),
-            "fit_score": chosen["fit"], "held_score": chosen["held"],
+            **chosen,
             "effect_chars": effect_chars.astype(np.int16),
             "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
 
@@ -297,36 +298,57 @@ class Atlas:
         """Row of (layer from 0, kind, cell)."""
         return (layer * len(KINDS) + KINDS.index(kind)) * self.meta["units"] + cell
 
+    def terms(self, i: int) -> list[dict]:
+        """Row i's terms, in the order chosen (the first is the strongest alone): explanation
+        (its phrase), name, group, metric, sign (+1/-1, its weight's), weight (cell units per unit
+        of its signal) and r (its own held-out r, times its sign; None without one)."""
+        cands, a = self.candidates, self.arrays
+        out = []
+        for j, w, r in zip(a["terms"][i], a["weights"][i], a["term_r"][i]):
+            if j < 0:
+                break
+            c = cands[j]
+            out.append({"explanation": c.phrase, "name": c.name, "group": c.group, "metric": c.metric,
+                        "sign": 1 if w >= 0 else -1, "weight": round(float(w), 5),
+                        "r": None if not np.isfinite(r) else round(float(r), 4)})
+        return out
+
     def cells(self) -> list[dict]:
-        """Every cell with its best explanation: layer (from 0), kind, cell, explanation, score
-        (held-out; None without held-out evidence), metric, direction, group, explained, spread (std)."""
-        cands = self.candidates
+        """Every cell with its explanation: layer (from 0), kind, cell, explanation (the whole
+        phrase; None where no candidate was eligible, on a tiny text), terms, simulation_r
+        (held-out; None without one), auc (held-out, for a one-term yes/no explanation; else
+        None), direction (+1/-1: the first term's sign), group (the first term's), explained,
+        spread (std)."""
         U, out = self.meta["units"], []
-        best, held = self.arrays["explanation"][:, 0], self.arrays["held_score"][:, 0]
-        fit = self.arrays["fit_score"][:, 0]
-        for i in range(len(best)):
-            c = cands[best[i]]
-            if not np.isfinite(fit[i]):  # no candidate was eligible (a tiny text)
-                c = explain.Candidate("none", None, None, None)
+        a = self.arrays
+        for i in range(len(a["terms"])):
+            terms = self.terms(i)
             layer, kind = divmod(i // U, len(KINDS))
-            score = None if not np.isfinite(held[i]) else round(float(held[i]), 4)
-            out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U, "explanation": c.phrase,
-                        "score": score, "metric": c.metric, "direction": int(self.arrays["direction"][i, 0]),
-                        "group": c.group, "explained": explain.explained(held[i], c.metric),
-                        "spread": round(float(self.arrays["std"][i]), 4)})
+            sim, auc = a["simulation_r"][i], a["auc"][i]
+            out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U,
+                        "explanation": explain.phrase(terms) if terms else None, "terms": terms,
+                        "simulation_r": None if not np.isfinite(sim) else round(float(sim), 4),
+                        "auc": None if not np.isfinite(auc) else round(float(auc), 4),
+                        "direction": terms[0]["sign"] if terms else 1, "group": terms[0]["group"] if terms else None,
+                        "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4)})
         return out
 
     def coverage(self) -> dict:
-        """Explained cells per (layer, kind) and per group of their best explanation."""
-        fit = self.arrays["fit_score"][:, 0]
-        best = np.where(np.isfinite(fit), self.arrays["explanation"][:, 0], -1)
-        candidates = [*self.candidates, explain.Candidate("none", None, None, None)]  # -1: no eligible candidate
-        return coverage(best, self.arrays["held_score"][:, 0], candidates, self.meta["layers"], self.meta["units"])
+        """Explained cells per (layer, kind) and per group of their first term."""
+        return coverage(self.arrays["terms"][:, 0], self.arrays["simulation_r"], self.candidates,
+                        self.meta["layers"], self.meta["units"])
+
+    def simulate(self, layer: int, kind: str, cell: int, text: str) -> np.ndarray:
+        """What this cell's explanation predicts at every character of `text` (layer from 0)."""
+        i = self.index(layer, kind, cell)
+        a = self.arrays
+        return explain.predict(self.candidates, a["terms"][i], a["weights"][i], a["intercept"][i], text,
+                               self.meta["vocab"])
 
     def dossier(self, layer: int, kind: str, cell: int) -> dict:
         """What the app shows for one cell (layer from 0); positions index the corpus text."""
         i = self.index(layer, kind, cell)
-        a, cands, vocab = self.arrays, self.candidates, self.meta["vocab"]
+        a, vocab = self.arrays, self.meta["vocab"]
         out = {"summary": {k: float(a[k][i]) for k in ("mean", "std", "min", "max")},
                "histogram": [{"from": float(a["min"][i] + (a["max"][i] - a["min"][i]) * b / HISTOGRAM_BINS),
                               "to": float(a["min"][i] + (a["max"][i] - a["min"][i]) * (b + 1) / HISTOGRAM_BINS),
@@ -337,11 +359,9 @@ class Atlas:
                               "samples": list(zip(a["quantile_position"][i, q].tolist(), a["quantile_value"][i, q].tolist()))}
                              for q in range(QUANTILES)],
                "char_profile": [{"char": ch, "mean": float(m)} for ch, m in zip(vocab, a["char_mean"][i])],
-               "explanations": [{"explanation": cands[j].phrase, "group": cands[j].group, "metric": cands[j].metric,
-                                 "direction": int(d), "fit": float(f),
-                                 "score": None if not np.isfinite(h) else float(h)}
-                                for j, d, f, h in zip(a["explanation"][i], a["direction"][i], a["fit_score"][i],
-                                                      a["held_score"][i]) if np.isfinite(f)],
+               "terms": self.terms(i), "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
+               float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
+               "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
                "effect": None}
         if layer == self.meta["layers"] - 1 and kind == "h":
             chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
@@ -364,11 +384,12 @@ def load(run, checkpoint: str) -> Atlas:
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
-            arrays = {k: f[k] for k in _ARRAYS}
+            arrays = {k: f[k] for k in _ARRAYS} if meta.get("format") == FORMAT else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
         raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
-    if meta.get("format") != FORMAT:
-        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT}; {rebuild}.")
+    if arrays is None:
+        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations are now "
+                             f"scored by simulation); {rebuild}.")
     weights = runfolder.checkpoint_path(run, checkpoint)
     if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
         raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")

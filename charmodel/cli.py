@@ -158,9 +158,17 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     _run_args(a)
-    a.add_argument("--list", action="store_true", help="print every cell's best explanation from the atlas file")
-    a.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose held-out score "
-                   "is at least this (AUC for yes/no explanations, |r| for numbers)")
+    a.add_argument("--list", action="store_true", help="print every cell's explanation from the atlas file")
+    a.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose held-out "
+                   "simulation r is at least this")
+    a.add_argument("--simulate", action="store_true", help="what one cell's explanation predicts over a text, "
+                   "beside the cell's own values (with --layer, --kind, --cell and --text or --text-file)")
+    a.add_argument("--layer", type=int, default=None, help="with --simulate: layer, counted from 1")
+    a.add_argument("--kind", choices=["h", "c"], default=None, help="with --simulate: h output or c cell state")
+    a.add_argument("--cell", type=int, default=None, help="with --simulate: the cell")
+    a.add_argument("--text", default=None, help="with --simulate: the text itself")
+    a.add_argument("--text-file", default=None, help="with --simulate: a UTF-8 file holding the text")
+    _drop_arg(a)
     a.add_argument("--json", action="store_true", help="one JSON value: the build's summary, or the --list rows")
     a.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     a.add_argument("--events", action="store_true", help=argparse.SUPPRESS)  # JSON progress lines, for the app's job
@@ -271,18 +279,8 @@ def _inspect(args) -> int:
     from .engine import inspect
 
     engine = _engine(args)
-    if args.text is not None:
-        text = args.text
-    else:  # a file is cleaned as the run's corpus was (CRLF, a BOM, runs of spaces)
-        text = clean(read_text(args.text_file), runfolder.read_config(args.run)["corpus"]["collapse_spaces"])
-    if args.drop_unknown:
-        text = engine.vocab.drop_unknown(text)
-    if not text:
-        raise CharModelError("the text is empty; give at least one character.")
-    if not 1 <= args.layer <= engine.layers:
-        raise CharModelError(f"--layer {args.layer} is out of range; this run has layers 1 to {engine.layers}.")
-    if args.cell is not None and not 0 <= args.cell < engine.units:
-        raise CharModelError(f"--cell {args.cell} is out of range; this run has cells 0 to {engine.units - 1}.")
+    text = _given_text(args, engine)
+    _check_cell(args, engine)
     layer = layer_index(args.layer)
     values = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)  # (T, units)
     if args.cell is not None:
@@ -295,6 +293,31 @@ def _inspect(args) -> int:
             shown = f"{v:+.4f}" if args.cell is not None else " ".join(f"{x:+.3f}" for x in v)
             print(f"{ch!r}\t{shown}")
     return 0
+
+
+def _given_text(args, engine) -> str:
+    """--text, or --text-file cleaned as the run's corpus was (CRLF, a BOM, runs of spaces);
+    --drop-unknown drops characters the model has never seen."""
+    from . import runfolder
+    from .corpus import clean, read_text
+
+    if args.text is not None:
+        text = args.text
+    else:
+        text = clean(read_text(args.text_file), runfolder.read_config(args.run)["corpus"]["collapse_spaces"])
+    if args.drop_unknown:
+        text = engine.vocab.drop_unknown(text)
+    if not text:
+        raise CharModelError("the text is empty; give at least one character.")
+    engine.vocab.encode(text, "the text")  # unknown characters are named before the slow part
+    return text
+
+
+def _check_cell(args, engine) -> None:
+    if not 1 <= args.layer <= engine.layers:
+        raise CharModelError(f"--layer {args.layer} is out of range; this run has layers 1 to {engine.layers}.")
+    if args.cell is not None and not 0 <= args.cell < engine.units:
+        raise CharModelError(f"--cell {args.cell} is out of range; this run has cells 0 to {engine.units - 1}.")
 
 
 def _text_of(args, engine) -> str:
@@ -537,24 +560,29 @@ def _import(args) -> int:
 
 
 def _atlas(args) -> int:
-    from . import atlas, runfolder
+    from . import atlas, explain, runfolder
 
     checkpoint = args.checkpoint or runfolder.default_checkpoint(args.run)
     if args.min_score is not None and not args.list:
         raise CharModelError("--min-score filters --list; add --list, or leave it out to build the atlas.")
+    cell_flags = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell),
+                                 ("--text", args.text), ("--text-file", args.text_file)) if v is not None]
+    if args.simulate:
+        return _simulate(args, checkpoint)
+    if cell_flags:
+        raise CharModelError(f"{cell_flags[0]} goes with --simulate; add --simulate, or leave it out.")
     if args.list:
         rows = atlas.load(args.run, checkpoint).cells()
         if args.min_score is not None:
-            rows = [r for r in rows if r["score"] is not None and r["score"] >= args.min_score]
+            rows = [r for r in rows if r["simulation_r"] is not None and r["simulation_r"] >= args.min_score]
         if args.json:
             print(json.dumps([{"layer": layer_number(r["layer"]), **{k: r[k] for k in
-                              ("kind", "cell", "explanation", "score", "metric", "direction", "group")}} for r in rows]))
+                              ("kind", "cell", "explanation", "simulation_r", "auc", "terms", "direction", "group")}}
+                              for r in rows]))
             return 0
         for r in rows:
-            score = "  -  " if r["score"] is None else f"{r['score']:.3f}"
-            mark = "+" if r["direction"] > 0 else "-"
-            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  {score} {r['metric']:3s} ({mark})  "
-                  f"{r['explanation']}")
+            score = "  -  " if r["simulation_r"] is None else f"{r['simulation_r']:+.3f}"
+            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  r {score}  {r['explanation']}")
         return 0
     runfolder.checkpoint_path(args.run, checkpoint)  # a bad checkpoint name fails before the slow part
     if args.events:  # a job the app started: the app's own work comes first
@@ -573,13 +601,51 @@ def _atlas(args) -> int:
     elif args.json:
         print(json.dumps(summary))
     else:
-        print(f"{summary['explained']} of {summary['cells']} cells explained (held-out AUC >= 0.85 or |r| >= 0.5); "
-              f"long context: {summary['by_group']['long']}")
+        print(f"{summary['explained']} of {summary['cells']} cells explained (held-out simulation r >= "
+              f"{explain.EXPLAINED_R}; median r {summary['median_simulation_r']}); long context: "
+              f"{summary['by_group']['long']}")
         for part, d in summary["by_layer_kind"].items():
             print(f"  {part}: {d['explained']} of {d['cells']}")
         print("  by the group of their best explanation: " +
               ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
         print(f"wrote {path} ({summary['bytes'] / 2**20:.1f} MB) in {summary['seconds']:.0f} s")
+    return 0
+
+
+def _simulate(args, checkpoint: str) -> int:
+    """atlas --simulate: the explanation's prediction and the cell's own values over a text."""
+    import numpy as np
+
+    from . import atlas, explain
+    from .engine import inspect
+
+    missing = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell)) if v is None]
+    if missing:
+        raise CharModelError(f"--simulate needs {', '.join(missing)}: which cell to simulate.")
+    if (args.text is None) == (args.text_file is None):
+        raise CharModelError("--simulate needs the text: give --text or --text-file (one of them).")
+    found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
+    engine = _engine(args)
+    _check_cell(args, engine)
+    text = _given_text(args, engine)
+    layer = layer_index(args.layer)
+    row = found.index(layer, args.kind, args.cell)
+    terms = found.terms(row)
+    simulated = found.simulate(layer, args.kind, args.cell, text)
+    actual = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)[:, args.cell]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.corrcoef(simulated, actual)[0, 1]) if len(text) > 1 else float("nan")
+    out = {"layer": args.layer, "kind": args.kind, "cell": args.cell,
+           "explanation": explain.phrase(terms) if terms else None, "terms": terms, "chars": list(text),
+           "simulated": np.round(simulated, 6).tolist(), "actual": actual.astype(np.float64).round(6).tolist(),
+           "r": None if not np.isfinite(r) else round(r, 4)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"layer {args.layer} {args.kind} cell {args.cell}: {out['explanation']}")
+        print(f"r between simulated and actual over {len(text)} characters: {out['r']}")
+        for ch, s_, a in zip(text, out["simulated"], out["actual"]):
+            print(f"{ch!r}\t{s_:+.4f}\t{a:+.4f}")
     return 0
 
 

@@ -1,29 +1,43 @@
-"""Explanations for cells, generated from the text and scored honestly.
+"""Explanations for cells, generated from the text and scored as automated interpretability does.
 
-An explanation is a predicate over the text that we can test exactly at every character: yes/no
-("inside ( … )", "1–4 characters after ','") or a number ("position in line"). The library is
-built from the text itself, not hand-written per corpus:
+An explanation predicts a cell's value at every character. It is built from predicates over the
+text that we can test exactly at every character: yes/no ("inside ( … )", "1–4 characters after
+','") or a number ("position in line"). The library is built from the text itself, not
+hand-written per corpus:
 
   * the named hypotheses of cells.py (inside a quotation, first character of a word, ...);
   * the current, previous and next character, for every character and class of the vocabulary
     (the next character is what the model is about to write);
   * "within k characters after X" and "X within the next k characters", for frequent characters;
-  * inside every opener/closer pair the text contains, frequent words, word shape;
+  * inside every opener/closer pair the text contains, and which pair is the innermost; frequent
+    words, word shape;
   * positions: in word, line, sentence and paragraph, characters since the last X, indentation,
-    bracket depth.
+    bracket depth;
+  * what code and markup are made of, from the text's frequent characters: the leading
+    whitespace of a line, inside X … X on one line (for every mark that lines hold in pairs:
+    string literals), from X to the end of the line (comments), the line begins with W (for the
+    text's frequent first words).
 
-Scoring follows automated interpretability's simulation score: each cell's explanations are chosen
-on one part of the text (the fit part) and scored on another that played no role in choosing them
-(the held-out part). A yes/no explanation is scored by ROC AUC in the direction the fit part chose
-(so a held-out AUC below 0.5 means the explanation reversed), a number by Pearson r times that
-direction. Rare predicates win by chance, so a yes/no candidate is eligible only with MIN_EVIDENCE
-positive and negative characters in the fit part and as many expected in the held-out part (from
-the fit part's rate: the held-out text never decides eligibility); its held-out score is reported
-only if the held-out part really has them.
+The score is the simulation score: the Pearson r between what an explanation predicts and what
+the cell does, on text that played no part in choosing it. For one yes/no predicate it is the
+point-biserial r, which, unlike ROC AUC, counts how much of the cell's movement the predicate
+accounts for, so a cell at an extreme on every rare ')' is not "explained" by ')' unless ')'
+is most of what it does.
 
-Every explanation belongs to one of four groups, by how much text it needs:
+An explanation has up to MAX_TERMS terms, chosen by forward selection on the fit part: the
+candidate with the largest |r| first, then each candidate that most raises the r of a
+least-squares fit of the cell on the terms so far, joining only if it raises that r by MIN_GAIN
+or more. The prediction is the fitted sum (intercept + Σ weight · signal), and its held-out r is
+the score: the sign of each term is its weight's, chosen on the fit part. Rare predicates win by
+chance, so a yes/no candidate is eligible only with MIN_EVIDENCE positive and negative characters
+in the fit part and as many expected in the held-out part (from the fit part's rate: the held-out
+text never decides eligibility). tests/test_atlas.py::test_choice_ignores_the_held_out_part
+scrambles the held-out part and checks that no choice moves.
+
+Every candidate belongs to one of four groups, by how much text it needs:
   current (the character itself), neighbour (the previous or next character), short (within
-  SHORT_REACH characters) and long (more, or unbounded: pairs, positions, quotations).
+  SHORT_REACH characters) and long (more, or unbounded: pairs, positions, quotations, lines).
+An explanation's group is that of its first term, the strongest alone.
 
 No TensorFlow; the signals come from the text and the scores from arrays of activations.
 """
@@ -38,13 +52,17 @@ import numpy as np
 from .cells import AFTER_QUOTE_CHARS, FEATURES, OPENERS, SCALAR, _in_word, inside_quotation, pair_depth, word_start
 
 MIN_EVIDENCE = 30  # positive (and negative) characters a yes/no candidate needs in each part
-EXPLAINED_AUC = 0.85  # a cell is explained when its best explanation's held-out AUC reaches this...
-EXPLAINED_R = 0.5  # ...or |r| this, for a number
-PREFER_NAMED = 0.01  # a named hypothesis wins over a mechanical one that scores at most this much higher
+EXPLAINED_R = 0.5  # a cell is explained when its explanation's held-out simulation r reaches this
+MAX_TERMS = 3  # terms of one explanation
+MIN_GAIN = 0.02  # a further term joins only if it raises the fit part's r by at least this
+PREFER_NAMED = 0.01  # a named hypothesis wins a first term over a mechanical one at most this much higher in |r|
 SHORT_REACH = 8  # characters of context that still count as "short"
 MARK_REACH = (2, 4, 8, 16)  # k in "within k characters after X" and "X within the next k"
 FREQUENT = 0.001  # a character is frequent when it is at least this share of the fit text
 FREQUENT_WORDS = 30  # "inside the word W" for the text's most frequent words of 3+ letters
+FIRST_WORDS = 20  # "the line begins with W" for the text's most frequent first words of a line...
+MIN_LINES = 30  # ...that begin at least this many lines
+PAIRED_LINES = 0.9  # a mark is "symmetric" (a string delimiter) when this share of the lines holding it hold it an even number of times
 CAP = 200  # distances and positions are capped here, so one long line does not dominate r
 FAR = 1 << 40  # "no such character yet"
 GROUPS = ("current", "neighbour", "short", "long")
@@ -125,6 +143,77 @@ def quotation_closes(text: str) -> np.ndarray:
     return ~inside & np.concatenate([[False], inside[:-1]])
 
 
+def _last(mask: np.ndarray) -> np.ndarray:
+    """Position of the last character where mask holds, at or before t (-1 if none)."""
+    return np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
+
+
+def leading_whitespace(ids: dict, T: int) -> np.ndarray:
+    """1 on the spaces and tabs before a line's first other character."""
+    none = np.zeros(T, dtype=bool)
+    blank = ids.get(" ", none) | ids.get("\t", none)
+    newline = ids.get("\n", none)
+    other = ~(blank | newline)
+    return blank & (_last(newline) >= _last(other))  # equal only before both: the text's first line
+
+
+def inside_on_line(mark: np.ndarray, newline: np.ndarray) -> np.ndarray:
+    """1 from a mark up to (not including) the next one on the same line: an odd count of marks
+    since the line began (a newline closes everything, as an unterminated string ends there)."""
+    seen = np.cumsum(mark)
+    at_line_start = np.where(newline, seen, 0)
+    return (seen - np.maximum.accumulate(at_line_start)) % 2 == 1
+
+
+def to_end_of_line(mark: np.ndarray, newline: np.ndarray) -> np.ndarray:
+    """1 from the line's first mark up to (not including) its newline."""
+    return _last(mark) > _last(newline)
+
+
+_innermost_memo: dict = {}
+
+
+def innermost_bracket(text: str) -> np.ndarray:
+    """After reading each character, which bracket is the innermost open one: 1 + its index in
+    PAIRS[:3], or 0 outside every bracket. A closer closes the innermost opener of its own kind;
+    an unmatched closer closes nothing. Brackets nest across lines. (Memoised for the last text:
+    every innermost candidate reads the same stack.)"""
+    key = (len(text), hash(text))
+    if key in _innermost_memo:
+        return _innermost_memo[key]
+    kinds = {c: i + 1 for i, pair in enumerate(PAIRS[:3]) for c in pair}
+    top = np.zeros(len(text) + 1, dtype=np.int8)
+    stack, marks, values = [], [0], [0]
+    for m in re.finditer(r"[()\[\]{}]", text):
+        k = kinds[m.group()]
+        if m.group() in "([{":
+            stack.append(k)
+        elif k in stack:
+            del stack[len(stack) - 1 - stack[::-1].index(k)]
+        else:
+            continue
+        marks.append(m.start())
+        values.append(stack[-1] if stack else 0)
+    marks.append(len(text))
+    for a, b, v in zip(marks[:-1], marks[1:], values):
+        top[a:b] = v
+    _innermost_memo.clear()
+    _innermost_memo[key] = top[: len(text)]
+    return _innermost_memo[key]
+
+
+def line_begins_with(text: str, word: str) -> np.ndarray:
+    """1 from the line's first word, when it is `word`, up to (not including) the newline."""
+    delta = np.zeros(len(text) + 1, dtype=np.int32)
+    tail = r"(?!\w)" if word[-1].isalnum() or word[-1] == "_" else ""
+    spans = [(m.start(1), m.end()) for m in re.finditer(rf"^[ \t]*({re.escape(word)}){tail}[^\n]*", text, re.MULTILINE)]
+    if spans:
+        a, b = np.array(spans).T
+        np.add.at(delta, a, 1)
+        np.add.at(delta, b, -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
 def _capped(d: np.ndarray) -> np.ndarray:
     return np.minimum(d, CAP).astype(np.float64)
 
@@ -200,6 +289,40 @@ def library(fit_text: str, vocab_chars: str, grammar: str = "full") -> list[Cand
     for ch in frequent:
         if not ch.isalnum() and ch != " ":
             out.append(Candidate(f"since:{ch}", f"characters since the last {shown(ch)}", "long", "r"))
+    return out + code_candidates(fit_text, frequent, counts)
+
+
+def code_candidates(fit_text: str, frequent: list[str], counts: dict) -> list[Candidate]:
+    """What code and markup are made of, for the characters and words this text actually has."""
+    out = []
+    if re.search(r"^[ \t]+\S", fit_text, re.MULTILINE):
+        out.append(Candidate("lead", "in the leading whitespace of a line", "long", "auc"))
+    marks = [ch for ch in frequent if not (ch.isalnum() or ch.isspace())]
+    bracket = {c for pair in PAIRS[:3] for c in pair}
+    for ch in symmetric_marks(fit_text, [m for m in marks if m not in bracket]):
+        out.append(Candidate(f"span:{ch}", f"inside {ch} … {ch} on one line", "long", "auc"))
+    for ch in marks:
+        out.append(Candidate(f"toeol:{ch}", f"from {shown(ch)} to the end of the line", "long", "auc"))
+    present = [(o, c) for o, c in PAIRS[:3] if counts.get(o) and counts.get(c)]
+    if len(present) > 1:  # with one kind of bracket, "innermost" is "inside"
+        for o, c in present:
+            out.append(Candidate(f"innermost:{o}{c}", f"the innermost open bracket is {o} … {c}", "long", "auc"))
+    first = Counter(re.findall(r"^[ \t]*([^\W\d]\w*|#)", fit_text, re.MULTILINE))
+    for w, n in sorted(first.items(), key=lambda p: (-p[1], p[0]))[:FIRST_WORDS]:
+        if n >= MIN_LINES:
+            out.append(Candidate(f"linestart:{w}", f"the line begins with '{w}'", "long", "auc"))
+    return out
+
+
+def symmetric_marks(text: str, marks: list[str]) -> list[str]:
+    """The marks that lines hold in pairs (string delimiters): of the lines holding the mark, at
+    least PAIRED_LINES hold it an even number of times, and at least MIN_LINES hold it at all."""
+    out = []
+    lines = text.split("\n")
+    for ch in marks:
+        held = [line.count(ch) for line in lines if ch in line]
+        if len(held) >= MIN_LINES and sum(n % 2 == 0 for n in held) >= PAIRED_LINES * len(held):
+            out.append(ch)
     return out
 
 
@@ -260,6 +383,16 @@ def signal(candidate: Candidate, text: str, ids: dict) -> np.ndarray:
         return indentation(text)
     if kind == "since":
         return _capped(since_last(mask(arg)))
+    if kind == "lead":
+        return leading_whitespace(ids, T)
+    if kind == "span":  # an apostrophe between two letters (it's) opens and closes nothing
+        return inside_on_line(mask(arg) & ~_in_word(text) if arg in "'’" else mask(arg), mask("\n"))
+    if kind == "toeol":
+        return to_end_of_line(mask(arg), mask("\n"))
+    if kind == "innermost":
+        return innermost_bracket(text) == PAIRS.index((arg[0], arg[1])) + 1
+    if kind == "linestart":
+        return line_begins_with(text, arg)
     raise ValueError(f"unknown candidate {candidate.name!r}")
 
 
@@ -292,14 +425,17 @@ def masks(text: str, vocab_chars: str) -> dict:
     return {ch: codes == ord(ch) for ch in vocab_chars}
 
 
-def signal_matrix(candidates: list[Candidate], text: str, vocab_chars: str, positions: np.ndarray) -> np.ndarray:
-    """(len(positions), len(candidates)) float32: each candidate's signal over the whole text (its
-    context is the whole text), read at `positions`. One candidate's full signal at a time."""
+def signal_matrix(candidates: list[Candidate], text: str, vocab_chars: str, *positions: np.ndarray):
+    """(len(positions), len(candidates)) float32 for each array of positions given: each
+    candidate's signal over the whole text (its context is the whole text), read at those
+    positions. One candidate's full signal at a time, computed once for every array."""
     ids = masks(text, vocab_chars)
-    out = np.empty((len(positions), len(candidates)), dtype=np.float32)
+    out = [np.empty((len(p), len(candidates)), dtype=np.float32) for p in positions]
     for j, c in enumerate(candidates):
-        out[:, j] = signal(c, text, ids)[positions]
-    return out
+        full = signal(c, text, ids)
+        for o, p in zip(out, positions):
+            o[:, j] = full[p]
+    return out[0] if len(out) == 1 else out
 
 
 # ---------------------------------------------------------------- scoring
@@ -369,53 +505,198 @@ def eligible(signals: np.ndarray, metrics: np.ndarray, held_n: int) -> np.ndarra
     return np.where(metrics == "auc", yes, signals.std(axis=0) > 0)
 
 
-def strength(score: np.ndarray, metrics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(strength, direction) of scores (C, N): AUC folded to ≥ 0.5 and r to |r|, each divided by its
-    'explained' threshold's distance from chance, so 1.0 means 'just explained' for both metrics."""
-    auc = (metrics == "auc")[:, None]
-    direction = np.where(auc, np.where(score >= 0.5, 1, -1), np.where(score >= 0, 1, -1)).astype(np.int8)
-    folded = np.where(auc, (np.abs(score - 0.5)) / (EXPLAINED_AUC - 0.5), np.abs(score) / EXPLAINED_R)
-    return folded, direction
+def moments(a: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sd) float64 per column, `block` columns at a time (no float64 copy of the whole)."""
+    mean, sd = np.empty(a.shape[1]), np.empty(a.shape[1])
+    for j in range(0, a.shape[1], block):
+        b = np.asarray(a[:, j : j + block], dtype=np.float64)
+        mean[j : j + block] = b.mean(axis=0)
+        sd[j : j + block] = b.std(axis=0)
+    return mean, sd
 
 
-def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], top: int = 3) -> dict:
-    """Each cell's `top` explanations, chosen on the fit part, scored on the held-out part.
+def _standardised(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z float32, mean, sd) per column; a constant column's z is 0."""
+    mean, sd = moments(a)
+    z = np.asarray(a, dtype=np.float32) - mean.astype(np.float32)
+    z /= np.where(sd > 0, sd, np.inf).astype(np.float32)
+    return z, mean, sd
+
+
+def correlations(x: np.ndarray, signals: np.ndarray, block: int = 512) -> np.ndarray:
+    """(C, N) float64 Pearson r of every signal (n, C) with every cell (n, N); 0 where either is
+    constant. One matrix product, `block` cells at a time."""
+    zs, _, _ = _standardised(signals)
+    out = np.empty((signals.shape[1], x.shape[1]))
+    for j in range(0, x.shape[1], block):
+        zx, _, _ = _standardised(x[:, j : j + block])
+        out[:, j : j + block] = (zs.T @ zx) / len(x)
+    return out
+
+
+def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.ndarray, max_terms: int = MAX_TERMS,
+                   min_gain: float = MIN_GAIN) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's terms by forward selection, on correlations alone (no pass over the text).
+
+    r: (C, N) correlations of candidates with cells; gram: (C, C) correlations between candidates;
+    ok: (C,) eligible. The first term is the largest |r| (a named candidate wins within
+    PREFER_NAMED). Each later step adds the candidate whose part not already explained by the terms
+    so far (its residual) best predicts the cell: the gain in R² is cov(cell, residual)² /
+    var(residual), kept up to date by Gram-Schmidt on the correlations (rr, vv below). A term joins
+    only if the fit's r, sqrt(R²), rises by min_gain. Returns (terms (N, max_terms) int, -1 where
+    none; fit r (N,))."""
+    C, N = r.shape
+    cols = np.arange(N)
+    rr = r.copy()  # cov(cell, residual of candidate j), everything standardised
+    vv = np.ones((C, N))  # var(residual of candidate j)
+    q = []  # per step: (C, N) cov(candidate j, that step's unit direction)
+    terms = np.full((N, max_terms), -1)
+    r2 = np.zeros(N)
+    active = np.ones(N, dtype=bool)
+    for t in range(max_terms):
+        if t == 0:
+            gain = np.abs(r) + (named * PREFER_NAMED)[:, None]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(vv > 1e-6, rr**2 / vv, 0.0)  # a candidate the terms already span adds nothing
+            gain[terms[:, :t].T, cols] = -np.inf
+        gain[~ok] = -np.inf
+        k = np.argmax(gain, axis=0)
+        best = gain[k, cols]
+        v = np.maximum(vv[k, cols], 1e-12)  # a cell with no candidate left: not joined below
+        cx = rr[k, cols] / np.sqrt(v)  # cov(cell, the new unit direction)
+        new_r2 = r2 + cx**2
+        if t == 0:
+            join = active & np.isfinite(best)
+        else:
+            join = active & np.isfinite(best) & (np.sqrt(new_r2) - np.sqrt(r2) >= min_gain)
+        if not join.any():
+            break
+        c = gram[:, k] - sum((qm * qm[k, cols] for qm in q), np.zeros((C, N)))
+        c /= np.sqrt(v)  # cov(candidate j, the new unit direction)
+        c = np.where(join, c, 0.0)
+        rr -= c * np.where(join, cx, 0.0)
+        vv -= c**2
+        q.append(c)
+        r2 = np.where(join, new_r2, r2)
+        terms[join, t] = k[join]
+        active &= join
+    return terms, np.sqrt(r2)
+
+
+def least_squares(terms: np.ndarray, r: np.ndarray, gram: np.ndarray, sig_mean, sig_sd, x_mean, x_sd):
+    """(weights (N, T) in the cell's units per unit of each term's signal, intercept (N,)) of the
+    least-squares fit of each cell on its terms, from the fit part's correlations and moments."""
+    N, T = terms.shape
+    cols = np.arange(N)
+    has = terms >= 0
+    k = np.where(has, terms, 0)
+    A = gram[k[:, :, None], k[:, None, :]]  # (N, T, T)
+    A = np.where(has[:, :, None] & has[:, None, :], A, np.eye(T)[None])
+    b = np.where(has, r[k, cols[:, None]], 0.0)  # (N, T)
+    beta = np.linalg.solve(A + 1e-9 * np.eye(T), b[..., None])[..., 0]  # standardised weights
+    w = np.where(has, beta * x_sd[:, None] / np.where(sig_sd[k] > 0, sig_sd[k], np.inf), 0.0)
+    intercept = x_mean - (w * np.where(has, sig_mean[k], 0.0)).sum(axis=1)
+    return w, intercept
+
+
+def held_out(terms, weights, held_x, held_signals, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(simulation r (N,), each term's own r (N, T) times its weight's sign) on the held-out part:
+    the correlation of the fitted sum with the cell, from the held-out moments of the terms the
+    cells use. NaN where the prediction is constant there."""
+    used = np.unique(terms[terms >= 0])
+    if not len(used):
+        return np.full(len(terms), np.nan), np.full(terms.shape, np.nan)
+    lookup = np.full(held_signals.shape[1], 0)
+    lookup[used] = np.arange(len(used))
+    s = held_signals[:, used].astype(np.float64)
+    s -= s.mean(axis=0)
+    n = len(held_x)
+    cov_ss = s.T @ s / n
+    s32 = s.astype(np.float32)
+    N = held_x.shape[1]
+    cov_sx = np.empty((len(used), N))
+    var_x = np.empty(N)
+    for j in range(0, N, block):
+        c = np.asarray(held_x[:, j : j + block], dtype=np.float32)
+        c = c - c.mean(axis=0)
+        cov_sx[:, j : j + block] = (s32.T @ c) / n
+        var_x[j : j + block] = np.einsum("ij,ij->j", c, c, dtype=np.float64) / n
+    has = terms >= 0
+    k = lookup[np.where(has, terms, used[0])]
+    cols = np.arange(N)
+    w = np.where(has, weights, 0.0)
+    cov_px = (w * cov_sx[k, cols[:, None]]).sum(axis=1)
+    var_p = np.einsum("ni,nij,nj->n", w, cov_ss[k[:, :, None], k[:, None, :]], w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sim = np.where((var_p > 1e-12) & (var_x > 0), cov_px / np.sqrt(var_p * var_x), np.nan)
+        alone = cov_sx[k, cols[:, None]] / np.sqrt(np.diag(cov_ss)[k] * var_x[:, None])
+    alone = np.where(has & np.isfinite(alone), alone * np.sign(w), np.nan)
+    return sim, alone
+
+
+def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]) -> dict:
+    """Each cell's explanation, chosen on the fit part and scored on the held-out part.
 
     fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
-    signal_matrix. Returns arrays over cells: index (N, top) into candidates, direction (N, top)
-    +1/-1, fit (N, top) and held (N, top) scores (AUC in the chosen direction, or r times it;
-    held is NaN where the held-out part lacks MIN_EVIDENCE positives or negatives, and both are NaN
-    where fewer than `top` candidates were eligible).
+    signal_matrix. Returns arrays over cells: terms (N, MAX_TERMS) indices into candidates (-1:
+    none; all -1 where no candidate was eligible), weights (N, MAX_TERMS) and intercept (N,) of
+    the prediction, fit_r (N,), simulation_r (N,) held out, term_r (N, MAX_TERMS) each term's own
+    held-out r in its sign, and auc (N,): the held-out ROC AUC of a one-term yes/no explanation in
+    its sign (NaN otherwise, or where the held-out part lacks MIN_EVIDENCE of either side).
     """
     metrics = np.array([c.metric for c in candidates])
     named = np.array([c.named for c in candidates])
-    fit_scores = scores(fit_x, fit_signals, metrics)
     ok = eligible(fit_signals, metrics, len(held_x))
-    s, direction = strength(np.nan_to_num(fit_scores, nan=0.5), metrics)
-    bonus = np.where(metrics == "auc", PREFER_NAMED / (EXPLAINED_AUC - 0.5), PREFER_NAMED / EXPLAINED_R)
-    s = np.where(ok[:, None], s + (named * bonus)[:, None], -np.inf)
-    k = min(top, len(candidates))
-    best = np.argsort(-s, axis=0, kind="stable")[:k].T  # (N, k): candidates in the order they appear on ties
-    cols = np.arange(s.shape[1])[:, None]
-    chosen_dir = direction[best, cols]
-    held_scores = scores(held_x, held_signals[:, np.unique(best)], metrics[np.unique(best)])
-    lookup = np.full(len(candidates), -1)
-    lookup[np.unique(best)] = np.arange(len(np.unique(best)))
-    held = held_scores[lookup[best], cols]
-    pos = held_signals.sum(axis=0)
-    enough = np.where(metrics == "auc", np.minimum(pos, len(held_x) - pos) >= MIN_EVIDENCE, held_signals.std(axis=0) > 0)
-    yes = metrics[best] == "auc"
-    held = np.where(yes, np.where(chosen_dir > 0, held, 1 - held), held * chosen_dir)
-    held = np.where(enough[best], held, np.nan)
-    fit = fit_scores[best, cols]
-    fit = np.where(yes, np.where(chosen_dir > 0, fit, 1 - fit), fit * chosen_dir)
-    usable = np.isfinite(s[best, cols])  # fewer than `top` eligible candidates: the rest are placeholders
-    return {"index": best.astype(np.int16), "direction": chosen_dir, "fit": np.where(usable, fit, np.nan).astype(np.float32),
-            "held": np.where(usable, held, np.nan).astype(np.float32)}
+    r = correlations(fit_x, fit_signals)
+    zs, sig_mean, sig_sd = _standardised(fit_signals)
+    gram = (zs.T.astype(np.float64) @ zs) / len(zs)
+    del zs
+    terms, fit_r = forward_select(r, gram, ok, named)
+    x_mean, x_sd = moments(fit_x)
+    weights, intercept = least_squares(terms, r, gram, sig_mean, sig_sd, x_mean, x_sd)
+    sim, alone = held_out(terms, weights, held_x, held_signals)
+    sim = np.where(terms[:, 0] >= 0, sim, np.nan)
+    # the AUC column: one yes/no term, where the held-out part has enough of both sides
+    single = (terms[:, 0] >= 0) & (terms[:, 1] < 0) & (metrics[np.maximum(terms[:, 0], 0)] == "auc")
+    auc = np.full(len(terms), np.nan)
+    if single.any():
+        which = np.unique(terms[single, 0])
+        pos = held_signals[:, which].sum(axis=0)
+        enough = np.minimum(pos, len(held_x) - pos) >= MIN_EVIDENCE
+        lookup = np.full(len(candidates), -1)
+        lookup[which] = np.arange(len(which))
+        cells = np.flatnonzero(single)
+        got = scores(held_x[:, cells], held_signals[:, which], metrics[which])  # (len(which), len(cells))
+        row = lookup[terms[cells, 0]]
+        a = got[row, np.arange(len(cells))]
+        a = np.where(weights[cells, 0] > 0, a, 1 - a)
+        auc[cells] = np.where(enough[row], a, np.nan)
+    return {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
+            "intercept": intercept.astype(np.float32), "fit_r": np.where(terms[:, 0] >= 0, fit_r, np.nan).astype(np.float32),
+            "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
 
 
-def explained(held: np.ndarray, metric: str) -> bool:
-    return bool(np.isfinite(held) and held >= (EXPLAINED_AUC if metric == "auc" else EXPLAINED_R))
+def explained(simulation_r) -> bool:
+    return bool(np.isfinite(simulation_r) and simulation_r >= EXPLAINED_R)
+
+
+SIGNS = {1: "+", -1: "−"}
+
+
+def phrase(terms: list[dict]) -> str:
+    """'vowel (+) · after whitespace (−)': each term with the sign of its weight."""
+    return " · ".join(f"{t['explanation']} ({SIGNS[t['sign']]})" for t in terms)
+
+
+def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str) -> np.ndarray:
+    """What an explanation predicts at every character of `text`: intercept + Σ weight · signal."""
+    ids = masks(text, vocab_chars)
+    out = np.full(len(text), float(intercept))
+    for j, w in zip(terms, weights):
+        if j >= 0:
+            out += float(w) * signal(candidates[j], text, ids).astype(np.float64)
+    return out
 
 
 def candidate_dicts(candidates: list[Candidate]) -> list[dict]:

@@ -1,19 +1,23 @@
-"""The atlas (issue 13): build time, peak memory, file size, growth with the corpus, coverage
-against the prototype's grammar, and the page's first table.
+"""The atlas (issues 13 and 20): build time against the first edition, peak memory, simulation r,
+how explanations carry over to a book the model never read, the code cells, the page.
 
-    python benchmarks/atlas.py [--repeats 3] [--big-mb 1.0] [--skip-big] [--skip-app | --only-app]
+    python benchmarks/atlas.py [--repeats 3] [--baseline DIR] [--code-run weights/python]
+                               [--skip-big] [--skip-app | --only-app]
 
-1. Alice (weights/alice, checkpoint best): cold builds, each a fresh `python -m charmodel atlas`
-   process, written to a scratch copy of the run; median wall time and median peak RSS (the
-   child's own ru_maxrss from wait4) of --repeats; the file's size.
-2. Growth: a corpus of about --big-mb MB made of Alice's own lines in a shuffled order (so the
-   model reads only characters it knows), in a scratch copy of the run: one cold build, against
-   Alice's median.
-3. Coverage, in this process on the same samples and thresholds: the full grammar against the
-   prototype's (the named hypotheses and the current and previous character), by group.
-4. The page: a fresh server per repeat, headless Chromium opens Home, then clicks Atlas in the
-   sidebar; seconds from the click to the table showing, with the file present (the first open
-   loads the atlas). Clicked at once, while Home's background pass for Cells runs, and 15 s later.
+1. Cold builds of weights/alice (checkpoint best), each a fresh `python -m charmodel atlas`
+   process on a scratch copy of the run: this checkout's, and, with --baseline DIR (a checkout of
+   the first edition: `git worktree add DIR 28050d3`), the baseline's, alternating, so both see
+   the same machine. Median wall time and median peak RSS (the child's own ru_maxrss from wait4).
+2. Growth: a corpus of about --big-mb MB of Alice's own lines in a shuffled order: one cold build.
+3. Simulation r on Alice: the median over all cells, the cells at r >= 0.5, and the best cell
+   having each of the post's three ideas as a term.
+4. Generalisation: every cell's explanation simulated on --unseen (As You Like It, characters
+   Alice's model never saw dropped) against the cell's own values there, the median r against the
+   held-out median.
+5. Code (--code-run): for leading whitespace, string literals, comments and parentheses, the three
+   cells a regular expression ranks first (ROC AUC on the run's validation text, as `cells
+   --regex` ranks them) and whether one of them has that idea among its terms.
+6. The page: a fresh server per repeat, headless Chromium opens Home, then clicks Atlas.
 
 Nothing else may run on the machine meanwhile (two cores: see ../shared/NOTES.md).
 """
@@ -44,13 +48,14 @@ def scratch_run(folder: Path, text: str | None = None) -> Path:
     return run
 
 
-def cold_build(run: Path) -> tuple[float, float, dict]:
+def cold_build(run: Path, checkout: Path = ROOT) -> tuple[float, float, dict]:
     """(wall seconds, peak RSS MB, summary with the seconds of each stage) of one `python -m
-    charmodel atlas` process, followed through its --events lines (the app's job reads the same)."""
+    charmodel atlas` process of `checkout`'s code, followed through its --events lines (the app's
+    job reads the same)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "charmodel", "atlas", "--run", str(run), "--events"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(checkout)})
     stages, summary, last = {}, None, (None, t0)
     for line in proc.stdout:
         event = json.loads(line)
@@ -89,6 +94,100 @@ def coverage_by_grammar() -> dict:
 
     train, val = runfolder.split_text(RUN)
     return atlas.compare_grammars(Engine.load(RUN, "best"), train + val, len(train))
+
+
+POST_IDEAS = {"inside a quotation": lambda n: n == "named:quote",
+              "after a quotation closes": lambda n: n == "named:after_quote" or n.startswith("afterquote:"),
+              "first character of a word": lambda n: n == "named:word_start"}
+
+
+def simulation_report(run: Path) -> float:
+    """Step 3; returns the held-out median."""
+    import numpy as np
+
+    from charmodel import atlas
+
+    found = atlas.load(run, "best")
+    rows = found.cells()
+    r = np.array([np.nan if x["simulation_r"] is None else x["simulation_r"] for x in rows])
+    terms = np.bincount([len(x["terms"]) for x in rows], minlength=4)
+    print(f"SIMULATION: median held-out r {np.nanmedian(r):.3f} over {len(r)} cells (target >= 0.5); "
+          f"{int((r >= 0.5).sum())} cells at r >= 0.5 (target >= 1000); cells with 1, 2, 3 terms: "
+          f"{terms[1]}, {terms[2]}, {terms[3]}", flush=True)
+    for idea, test in POST_IDEAS.items():
+        hits = [x for x in rows if x["simulation_r"] is not None and any(test(t["name"]) for t in x["terms"])]
+        best = max(hits, key=lambda x: x["simulation_r"])
+        print(f"POST: {idea}: {len(hits)} cells have it as a term; best layer {best['layer'] + 1} {best['kind']} "
+              f"cell {best['cell']}, r {best['simulation_r']:.3f}: {best['explanation']}", flush=True)
+    return float(np.nanmedian(r))
+
+
+def generalisation_report(run: Path, unseen: Path, held_median: float, chars: int) -> None:
+    """Step 4: every cell simulated on a text the model never read."""
+    import numpy as np
+
+    from charmodel import atlas, explain
+    from charmodel.cells import batched_activations
+    from charmodel.corpus import clean, read_text
+    from charmodel.engine import Engine
+
+    engine = Engine.load(run, "best")
+    text = engine.vocab.drop_unknown(clean(read_text(unseen), False))[:chars]
+    found = atlas.load(run, "best")
+    states = batched_activations(engine, text, warmup=atlas.WARMUP)
+    cands = found.candidates
+    ids = explain.masks(text, found.meta["vocab"])
+    signals = {}
+    r = []
+    for i in range(len(found.arrays["terms"])):
+        layer, kind = divmod(i // found.meta["units"], len(atlas.KINDS))
+        predicted = np.full(len(text), float(found.arrays["intercept"][i]))
+        for j, w in zip(found.arrays["terms"][i], found.arrays["weights"][i]):
+            if j >= 0:
+                if j not in signals:
+                    signals[j] = explain.signal(cands[j], text, ids).astype(np.float64)
+                predicted += float(w) * signals[j]
+        actual = states[(layer, atlas.KINDS[kind])][:, i % found.meta["units"]]
+        ok = predicted.std() > 0 and actual.std() > 0
+        r.append(np.corrcoef(predicted, actual)[0, 1] if ok else np.nan)
+    median = float(np.nanmedian(r))
+    print(f"UNSEEN: {unseen.name}, {len(text):,} characters: median r {median:.3f} against the held-out "
+          f"{held_median:.3f} = {median / held_median:.2f}x (target >= 0.7x); {int((np.array(r) >= 0.5).sum())} "
+          f"cells at r >= 0.5", flush=True)
+
+
+CODE_IDEAS = {  # regex for `cells --regex`, and the term names that carry the idea
+    "leading whitespace": (r"^[ \t]+", lambda n: n in ("lead", "indent")),
+    "string literals": (r"'[^'\n]*'|\"[^\"\n]*\"", lambda n: n.startswith("span:") or n in ("span:'", 'span:"')),
+    "comments": (r"#.*$", lambda n: n == "toeol:#"),
+    "parentheses": (r"\([^()\n]*\)", lambda n: n in ("pair:()", "innermost:()", "named:parens")),
+}
+
+
+def code_report(run: Path) -> None:
+    """Step 5: the code cells a regular expression ranks first, and their terms."""
+    from charmodel import atlas, runfolder
+    from charmodel.cells import batched_activations, rank_cells, regex_signal
+    from charmodel.engine import Engine
+
+    engine = Engine.load(run, "best")
+    _, val = runfolder.split_text(run)
+    found = atlas.load(run, "best")
+    rows = found.cells()
+    states = batched_activations(engine, val, warmup=atlas.WARMUP)
+    print(f"CODE: {run.name}, coverage {found.coverage()['explained']} of {len(rows)} explained, median r "
+          f"{found.coverage()['median_simulation_r']}, long-context share {found.coverage()['long_context_share']:.1%}")
+    for idea, (pattern, carries) in CODE_IDEAS.items():
+        top = rank_cells(states, regex_signal(pattern, val), 3)
+        found_it = []
+        for d in top:
+            row = rows[found.index(d["layer"], d["kind"], d["cell"])]
+            has = any(carries(t["name"]) for t in row["terms"])
+            found_it.append(has)
+            print(f"  {idea}: layer {d['layer'] + 1} {d['kind']} cell {d['cell']} (regex AUC {d['score']:.3f}) -> "
+                  f"r {row['simulation_r']}: {row['explanation']}{'   <- has the idea' if has else ''}")
+        print(f"CODE {idea}: {'yes' if any(found_it) else 'NO'} (one of the regex's top three cells has the idea "
+              "as a term)", flush=True)
 
 
 def page_seconds(repeats: int, settle_s: float = 0.0) -> list[tuple[float, float]]:
@@ -139,27 +238,43 @@ def page_report(repeats: int) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, default=None, help="a checkout of the first edition, built side by side")
     ap.add_argument("--big-mb", type=float, default=1.0)
+    ap.add_argument("--unseen", type=Path, default=ROOT / "data" / "asyoulik.txt")
+    ap.add_argument("--unseen-chars", type=int, default=40_000)
+    ap.add_argument("--code-run", type=Path, default=ROOT / "weights" / "python")
+    ap.add_argument("--skip-builds", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--skip-app", action="store_true")
-    ap.add_argument("--only-app", action="store_true", help="only the page's measure (step 4)")
+    ap.add_argument("--only-app", action="store_true", help="only the page's measure (step 6)")
     args = ap.parse_args()
     if args.only_app:
         page_report(args.repeats)
         return
     with tempfile.TemporaryDirectory(prefix="atlas-bench-") as tmp:
-        walls, peaks = [], []
-        for r in range(args.repeats):
-            run = scratch_run(Path(tmp) / f"alice-{r}")
-            wall, peak, summary = cold_build(run)
-            walls.append(wall)
-            peaks.append(peak)
-            print(f"alice build {r + 1}: {wall:.1f} s, peak RSS {peak:.0f} MB, file {summary['bytes'] / 2**20:.2f} MB, "
-                  f"{summary['explained']} of {summary['cells']} explained; stages (s): {summary['stages']}", flush=True)
-        alice_s = statistics.median(walls)
-        print(f"ALICE: median {alice_s:.1f} s (target <= 120), median peak RSS {statistics.median(peaks):.0f} MB "
-              f"(target <= 2048), file {summary['bytes'] / 2**20:.2f} MB (target <= 10)", flush=True)
-        if not args.skip_big:
+        walls = {"this": [], "baseline": []}
+        peaks = {"this": [], "baseline": []}
+        checkouts = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        for r in range(0 if args.skip_builds else args.repeats):
+            for which, checkout in checkouts.items():
+                run = scratch_run(Path(tmp) / f"alice-{which}-{r}")
+                wall, peak, summary = cold_build(run, checkout)
+                walls[which].append(wall)
+                peaks[which].append(peak)
+                print(f"alice build {r + 1} ({which}): {wall:.1f} s, peak RSS {peak:.0f} MB, file "
+                      f"{summary['bytes'] / 2**20:.2f} MB, {summary['explained']} of {summary['cells']} explained; "
+                      f"stages (s): {summary['stages']}", flush=True)
+        if walls["this"]:
+            alice_s = statistics.median(walls["this"])
+            print(f"ALICE: median {alice_s:.1f} s ({', '.join(f'{w:.1f}' for w in walls['this'])}), median peak RSS "
+                  f"{statistics.median(peaks['this']):.0f} MB (target <= 2048)", flush=True)
+        if walls["baseline"]:
+            base = statistics.median(walls["baseline"])
+            print(f"AGAINST THE FIRST EDITION: {alice_s:.1f} s against {base:.1f} s "
+                  f"({', '.join(f'{w:.1f}' for w in walls['baseline'])}) = {alice_s / base:.2f}x (target <= 1.5x); "
+                  f"peak RSS {statistics.median(peaks['this']):.0f} MB against "
+                  f"{statistics.median(peaks['baseline']):.0f} MB", flush=True)
+        if not args.skip_big and walls["this"]:
             from charmodel import runfolder
 
             text = "".join(runfolder.split_text(RUN))
@@ -167,12 +282,13 @@ def main():
             run = scratch_run(Path(tmp) / "big", big)
             wall, peak, summary = cold_build(run)
             print(f"BIG: {len(big):,} characters ({len(big) / len(text):.1f}x Alice): {wall:.1f} s = "
-                  f"{wall / alice_s:.1f}x Alice's time (target <= 10x), peak RSS {peak:.0f} MB (target <= 2048)",
-                  flush=True)
-    cov = coverage_by_grammar()
-    for grammar, c in cov.items():
-        print(f"COVERAGE {grammar} ({c['candidates']} candidates): {c['explained']} of {c['cells']} explained; "
-              f"by group {c['by_group']}; long-context share {c['long_context_share']:.2%}", flush=True)
+                  f"{wall / alice_s:.1f}x Alice's time, peak RSS {peak:.0f} MB (target <= 2048)", flush=True)
+    held = simulation_report(RUN)
+    generalisation_report(RUN, args.unseen, held, args.unseen_chars)
+    if (args.code_run / "config.json").is_file():
+        code_report(args.code_run)
+    else:
+        print(f"CODE: {args.code_run} is not a run folder; step 5 skipped")
     if not args.skip_app:
         page_report(args.repeats)
 

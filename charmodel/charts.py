@@ -178,3 +178,30 @@ def similarity_chart(rows: list[dict], height: int = 200):
     return alt.Chart(df, height=height, title="layer similarity (linear CKA)").mark_bar().encode(
         x=alt.X("part:N", sort=None, title=None), y=alt.Y("cka:Q", scale=alt.Scale(domain=[0, 1]), title="CKA"),
         tooltip=["part", alt.Tooltip("cka:Q", format=".3f")])
+
+
+def simulation_histogram(r: np.ndarray, threshold: float, height: int = 180):
+    """How many cells reach each held-out simulation r, with the 'explained' threshold as a rule."""
+    r = np.asarray(r, dtype=float)
+    r = r[np.isfinite(r)]
+    counts, edges = np.histogram(r, bins=40, range=(min(-0.2, float(r.min()) if len(r) else 0), 1.0))
+    df = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "cells": counts})
+    bars = alt.Chart(df, height=height, title="held-out simulation r of every cell's explanation").mark_bar().encode(
+        x=alt.X("from:Q", bin="binned", title="simulation r"), x2="to:Q", y=alt.Y("cells:Q"),
+        tooltip=[alt.Tooltip("from:Q", format=".2f"), alt.Tooltip("to:Q", format=".2f"), "cells"])
+    rule = alt.Chart(pd.DataFrame({"r": [threshold]})).mark_rule(strokeDash=[4, 4], color="#b2182b").encode(x="r:Q")
+    return bars + rule
+
+
+def simulation_chart(chars: str, simulated: np.ndarray, actual: np.ndarray, label: str, height: int = 220):
+    """The explanation's prediction against the cell's value over a passage (the neuron viewers'
+    'explanation vs activation')."""
+    n = len(chars)
+    df = pd.concat([pd.DataFrame({"position": np.arange(n), "value": np.asarray(v, dtype=float), "series": s,
+                                  "char": [show_char(c) for c in chars]})
+                    for s, v in (("actual", actual), ("simulated", simulated))])
+    return (alt.Chart(df, height=height, title="what the explanation predicts, against what the cell does")
+            .mark_line(strokeWidth=1.2)
+            .encode(x=alt.X("position:Q", title="character"), y=alt.Y("value:Q", title=label),
+                    color=alt.Color("series:N", title=None, scale=alt.Scale(range=["#2166ac", "#f4a582"])),
+                    tooltip=["position", "char", "series", alt.Tooltip("value:Q", format="+.3f")]))

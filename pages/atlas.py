@@ -8,17 +8,20 @@ from charmodel import CharModelError, charts, runfolder
 from charmodel.atlas import CONTEXT, build_command
 from charmodel.compare import CKA_CHARS, changed_cells
 from charmodel.engine import layer_index, layer_number
-from charmodel.explain import EXPLAINED_AUC, EXPLAINED_R, GROUPS
+from charmodel.explain import EXPLAINED_R, GROUPS, MAX_TERMS
+from charmodel.explain import phrase as explain_phrase
 from charmodel.render import coloured_text, display_values, legend, show_char
-from pages.common import (ABLATION_CHARS, ablation, atlas_job, atlas_table, context_values, headline, load_atlas,
-                          run_path, selected_run, similarity, split_text, start_atlas_job, style, user_message)
+from pages.common import (ABLATION_CHARS, ablation, atlas_job, atlas_table, context_values, headline, layer_values,
+                          load_atlas, run_path, selected_run, similarity, split_text, start_atlas_job, style,
+                          user_message)
 
+SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates
 name, checkpoint = selected_run()
 st.title("Atlas")
-st.caption("Every cell of every layer, for h and c, explained by the predicate over the text that predicts it best. "
-           "Explanations are chosen on the training text and scored on the validation text, which played no part "
-           f"in choosing them: AUC for yes/no explanations, r for numbers. A cell counts as explained at a held-out "
-           f"AUC of {EXPLAINED_AUC} or |r| of {EXPLAINED_R}.")
+st.caption(f"Every cell of every layer, for h and c, explained by up to {MAX_TERMS} predicates over the text whose "
+           "weighted sum predicts it best. Explanations are chosen on the training text and scored on the validation "
+           "text, which played no part in choosing them: the score is the simulation r, the correlation between what "
+           f"the explanation predicts and what the cell does. A cell counts as explained at r ≥ {EXPLAINED_R}.")
 
 # ---------------------------------------------------------------- no atlas yet: offer to build one
 try:
@@ -50,14 +53,18 @@ if found is None:
 # ---------------------------------------------------------------- coverage
 table = atlas_table(name, checkpoint)
 cov = found.coverage()
-c1, c2, c3 = st.columns(3)
-c1.metric("cells explained", f"{cov['explained']:,} of {cov['cells']:,}")
-c2.metric("by long context", f"{cov['by_group']['long']:,}",
-          help="pairs, quotations, positions in word, line, sentence and paragraph: more than a few characters back")
-c3.metric("by the current character alone", f"{cov['by_group']['current']:,}", help="true, but not news")
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("cells explained", f"{cov['explained']:,} of {cov['cells']:,}", help=f"held-out simulation r ≥ {EXPLAINED_R}")
+c2.metric("median simulation r", f"{cov['median_simulation_r']:.2f}" if cov["median_simulation_r"] is not None else "–")
+c3.metric("by long context", f"{cov['by_group']['long']:,}",
+          help="pairs, quotations, lines, positions in word, line, sentence and paragraph: more than a few "
+               "characters back (the group of an explanation's first term)")
+c4.metric("by the current character alone", f"{cov['by_group']['current']:,}", help="true, but not news")
+st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
+                key="atlas_r_histogram")
 st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explained']} of {d['cells']}"
                                                            for part, d in cov["by_layer_kind"].items()) +
-           ". By the group of the best explanation: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
+           ". By the group of the first term: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
 
 # ---------------------------------------------------------------- the table
 f1, f2, f3, f4, f5 = st.columns([1, 1, 2, 1.2, 2])
@@ -65,8 +72,8 @@ layers = f1.multiselect("Layer", sorted(table["layer"].unique()), key="atlas_lay
 kinds = f2.multiselect("Kind", ["h", "c"], key="atlas_kinds", placeholder="all")
 groups = f3.multiselect("Group", list(GROUPS), key="atlas_groups", placeholder="all",
                         help="current character, previous or next character, short context, long context")
-minimum = f4.number_input("Min. score", 0.0, 1.0, 0.0, 0.05, key="atlas_min_score",
-                          help="held-out AUC for yes/no explanations, r for numbers")
+minimum = f4.number_input("Min. r", 0.0, 1.0, 0.0, 0.05, key="atlas_min_score",
+                          help="held-out simulation r")
 search = f5.text_input("Search explanations", key="atlas_search", placeholder="quotation, 'e', position in line…")
 shown = table
 if layers:
@@ -76,17 +83,20 @@ if kinds:
 if groups:
     shown = shown[shown["group"].isin(groups)]
 if minimum > 0:
-    shown = shown[shown["score"].fillna(-1) >= minimum]
+    shown = shown[shown["simulation_r"].fillna(-1) >= minimum]
 if search:
     shown = shown[shown["explanation"].str.contains(search, case=False, regex=False, na=False)]
-shown = shown.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-shown = shown.assign(where=np.where(shown["direction"] > 0, "high", "low"))
+shown = shown.sort_values("simulation_r", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
 picked = st.dataframe(
-    shown[["layer", "kind", "cell", "explanation", "where", "score", "metric", "group", "spread"]],
+    shown[["layer", "kind", "cell", "explanation", "simulation_r", "auc", "group", "spread"]],
     key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320,
-    column_config={"score": st.column_config.NumberColumn("held-out score", format="%.3f"),
-                   "where": st.column_config.TextColumn("cell is", help="high or low where the explanation holds"),
+    column_config={"simulation_r": st.column_config.NumberColumn("simulation r", format="%.3f",
+                                                                 help="held-out r of the explanation's prediction"),
+                   "explanation": st.column_config.TextColumn("explanation", help="each term with the sign of its "
+                                                              "weight: (+) the cell is higher where it holds"),
+                   "auc": st.column_config.NumberColumn("AUC", format="%.3f",
+                                                        help="held-out ROC AUC, for a one-term yes/no explanation"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
 rows = picked.selection.rows if picked is not None else []
 if rows and rows[0] < len(shown):
@@ -103,22 +113,18 @@ st.session_state["studied"] = {"layer": layer, "kind": kind, "cell": cell}
 # ---------------------------------------------------------------- the dossier
 d = found.dossier(layer_index(layer), kind, cell)
 st.subheader(f"Layer {layer} {kind} cell {cell}")
-if d["explanations"]:
-    best = d["explanations"][0]
-    score = "no held-out score (too few examples there)" if best["score"] is None else \
-        f"held-out {'AUC' if best['metric'] == 'auc' else 'r'} {best['score']:.3f}"
-    st.markdown(f"Best explanation: **{best['explanation']}** ({'high' if best['direction'] > 0 else 'low'} where it "
-                f"holds; {score})")
+if d["terms"]:
+    score = "no held-out score" if d["simulation_r"] is None else f"held-out simulation r {d['simulation_r']:.3f}"
+    st.markdown(f"Explanation: **{explain_phrase(d['terms'])}** ({score}; fit part r {d['fit_r']:.3f})")
 else:
     st.markdown("No explanation: the text is too short for any candidate to have enough examples.")
 st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
              query_params={"run": name, "checkpoint": checkpoint, "layer": layer, "cell": cell, "kind": kind})
 left, right = st.columns(2)
 with left:
-    st.markdown("**Its explanations**")
-    st.table([{"explanation": e["explanation"], "group": e["group"], "cell is": "high" if e["direction"] > 0 else "low",
-               "fit score": round(e["fit"], 3), "held-out score": None if e["score"] is None else round(e["score"], 3)}
-              for e in d["explanations"]], hide_index=True)
+    st.markdown("**Its terms**, in the order chosen (the first is the strongest alone)")
+    st.table([{"term": t["explanation"], "group": t["group"], "sign": "+" if t["sign"] > 0 else "−",
+               "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
     s = d["summary"]
     st.caption(f"Over all {found.meta['chars']:,} characters: mean {s['mean']:+.3f}, std {s['std']:.3f}, "
                f"min {s['min']:+.3f}, max {s['max']:+.3f}.")
@@ -143,8 +149,18 @@ with right:
     st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")
 st.altair_chart(charts.char_profile(d["char_profile"], kind), key="atlas_profile")
 
-# contexts: the stored positions, coloured by this cell over ±CONTEXT characters
+# the explanation, simulated over held-out text, against the cell itself
 train, val = split_text(name)
+passage = val[:SIMULATED_CHARS]
+if d["terms"] and passage:
+    actual = layer_values(name, checkpoint, passage, layer_index(layer), kind)[:, cell]
+    simulated = found.simulate(layer_index(layer), kind, cell, passage)
+    st.altair_chart(charts.simulation_chart(passage, simulated, actual, kind), key="atlas_simulation")
+    st.caption(f"The first {len(passage):,} characters of the validation text. The same for any text: "
+               f"`python -m charmodel atlas --run weights/{name} --simulate --layer {layer} --kind {kind} "
+               f"--cell {cell} --text-file FILE --json`.")
+
+# contexts: the stored positions, coloured by this cell over ±CONTEXT characters
 corpus = train + val
 groups_of = {"Top contexts": d["top"], "Bottom contexts": d["bottom"],
              "Across its range": [p for q in d["quantiles"] for p in q["samples"]]}
@@ -191,8 +207,8 @@ if others and st.toggle("Compare with another checkpoint of this run", key="atla
     except CharModelError as e:
         st.caption(f"{user_message(e)} The cells' explanations are compared once both checkpoints have an atlas.")
     else:
-        st.markdown("**Cells whose best explanation's held-out score moved most**")
+        st.markdown("**Cells whose explanation's simulation r moved most**")
         st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"],
-                   f"explanation at {checkpoint}": d["before"], f"score at {checkpoint}": d["score_before"],
-                   f"explanation at {other}": d["after"], f"score at {other}": d["score_after"],
+                   f"explanation at {checkpoint}": d["before"], f"r at {checkpoint}": d["score_before"],
+                   f"explanation at {other}": d["after"], f"r at {other}": d["score_after"],
                    "change": d["change"]} for d in moved], hide_index=True)

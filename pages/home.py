@@ -63,6 +63,7 @@ except CharModelError:
     pass
 else:
     st.caption(f"**The atlas** explains {cov['explained']:,} of this model's {cov['cells']:,} cells on text it "
-               f"was not fitted on; {cov['by_group']['long']} of them by long context (quotations, brackets, "
-               "positions), the rest by the characters at hand. Open **Every cell explained** to browse them.")
+               f"was not fitted on (median simulation r {cov['median_simulation_r']:.2f}); "
+               f"{cov['by_group']['long']} of them chiefly by long context (quotations, brackets, lines, positions), "
+               "the rest by the characters at hand. Open **Every cell explained** to browse them.")
 prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

@@ -89,44 +89,47 @@ def main():
 
 
 def atlas_section(run: Path, checkpoint: str) -> None:
-    """The atlas's coverage, the post's three cell types as it found them, its best long-context
-    cells, and the full grammar against the prototype's on the same samples."""
+    """The atlas's coverage and distribution of simulation r, the post's three ideas as terms, its
+    best long-context cells, and the full grammar against the prototype's on the same samples."""
+    import numpy as np
+
     found = atlas.load(run, checkpoint)
     cov, rows = found.coverage(), found.cells()
+    r = np.array([np.nan if x["simulation_r"] is None else x["simulation_r"] for x in rows])
     print(f"## Atlas ({checkpoint} checkpoint; `python -m charmodel atlas --run {run}`)\n")
-    print(f"{cov['explained']} of {cov['cells']} cells explained (held-out AUC >= {explain.EXPLAINED_AUC} or "
-          f"|r| >= {explain.EXPLAINED_R}), built in {found.meta['seconds']:.0f} s.\n")
+    print(f"{cov['explained']} of {cov['cells']} cells explained (held-out simulation r >= {explain.EXPLAINED_R}); "
+          f"median held-out simulation r {np.nanmedian(r):.3f}; quartiles {np.nanpercentile(r, 25):.3f} and "
+          f"{np.nanpercentile(r, 75):.3f}; built in {found.meta['seconds']:.0f} s.\n")
     print("| | cells | explained |\n|---|---|---|")
     for part, d in cov["by_layer_kind"].items():
         print(f"| {part} | {d['cells']} | {d['explained']} |")
-    print("\n| group of the best explanation | explained cells | share of all cells |\n|---|---|---|")
+    print("\n| group of the first term | explained cells | share of all cells |\n|---|---|---|")
     for group, n in cov["by_group"].items():
         print(f"| {group} | {n} | {n / cov['cells']:.1%} |")
     name = lambda r: f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']}"
-    print("\nThe post's three cell types, each some cell's best explanation (best held-out score):\n")
-    for label, test in (("inside a quotation", lambda e: e == "inside a quotation"),
-                        ("after a quotation closes", lambda e: "after a quotation closes" in e),
-                        ("first character of a word", lambda e: e == "first character of a word")):
-        hits = [r for r in rows if r["explanation"] and test(r["explanation"]) and r["score"] is not None]
+    print("\nThe post's three ideas, each a term of some cell (the best such cell by held-out r):\n")
+    for label, test in (("inside a quotation", lambda n: n == "named:quote"),
+                        ("after a quotation closes", lambda n: n == "named:after_quote" or n.startswith("afterquote:")),
+                        ("first character of a word", lambda n: n == "named:word_start")):
+        hits = [r for r in rows if r["simulation_r"] is not None and any(test(t["name"]) for t in r["terms"])]
         if hits:
-            r = max(hits, key=lambda r: r["score"])
-            print(f"- {label}: {name(r)}, *{r['explanation']}*, held-out AUC {r['score']:.3f} "
-                  f"({len(hits)} cells have it as their best)")
+            r_ = max(hits, key=lambda r: r["simulation_r"])
+            print(f"- {label}: {name(r_)}, *{r_['explanation']}*, r {r_['simulation_r']:.3f} "
+                  f"({len(hits)} cells have it as a term)")
         else:
             print(f"- {label}: no cell")
     print("\nBest long-context cells:\n")
-    print("| cell | explanation | held-out score |\n|---|---|---|")
-    long = sorted((r for r in rows if r["explained"] and r["group"] == "long"), key=lambda r: -r["score"])
-    for r in long[:10]:
-        print(f"| {name(r)} | {r['explanation']} ({'high' if r['direction'] > 0 else 'low'}) | "
-              f"{'AUC' if r['metric'] == 'auc' else 'r'} {r['score']:.3f} |")
+    print("| cell | explanation | held-out r |\n|---|---|---|")
+    long = sorted((r for r in rows if r["explained"] and r["group"] == "long"), key=lambda r: -r["simulation_r"])
+    for r_ in long[:10]:
+        print(f"| {name(r_)} | {r_['explanation']} | {r_['simulation_r']:.3f} |")
     train, val = runfolder.split_text(run)
     compared = atlas.compare_grammars(Engine.load(run, checkpoint), train + val, len(train))
     print("\nThe full grammar against the prototype's (named hypotheses, current and previous character), "
           "same samples and thresholds:\n")
-    print("| grammar | candidates | explained | " + " | ".join(explain.GROUPS) + " |\n|---|---|---|" + "---|" * 4)
+    print("| grammar | candidates | explained | median r | " + " | ".join(explain.GROUPS) + " |\n|---|---|---|---|" + "---|" * 4)
     for grammar, c in compared.items():
-        print(f"| {grammar} | {c['candidates']} | {c['explained']} | " +
+        print(f"| {grammar} | {c['candidates']} | {c['explained']} | {c['median_simulation_r']} | " +
               " | ".join(str(c["by_group"][g]) for g in explain.GROUPS) + " |")
 
 

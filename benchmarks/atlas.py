@@ -158,7 +158,7 @@ def generalisation_report(run: Path, unseen: Path, held_median: float, chars: in
 
 CODE_IDEAS = {  # regex for `cells --regex`, and the term names that carry the idea
     "leading whitespace": (r"^[ \t]+", lambda n: n in ("lead", "indent")),
-    "string literals": (r"'[^'\n]*'|\"[^\"\n]*\"", lambda n: n.startswith("span:") or n in ("span:'", 'span:"')),
+    "string literals": (r"'[^'\n]*'|\"[^\"\n]*\"", lambda n: n.startswith("span:")),
     "comments": (r"#.*$", lambda n: n == "toeol:#"),
     "parentheses": (r"\([^()\n]*\)", lambda n: n in ("pair:()", "innermost:()", "named:parens")),
 }

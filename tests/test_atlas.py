@@ -1,5 +1,6 @@
 """The atlas: explanations generated and scored honestly, streamed statistics, the file, the CLI."""
 
+import contextlib
 import io
 import json
 import zipfile
@@ -281,17 +282,23 @@ def test_atlas_for_other_weights_or_damaged_is_refused_with_the_rebuild_command(
 def test_loading_an_atlas_never_unpickles(built):
     """An array of Python objects (a pickle) in the file is refused, not loaded."""
     run, path = built
-    saved = path.read_bytes()
-    try:
-        with np.load(io.BytesIO(saved)) as f:
-            arrays = {k: f[k] for k in f.files}
+    with rewritten(path) as arrays:
         arrays["histogram"] = np.array([object()] * len(arrays["histogram"]), dtype=object)
         np.savez(path, **arrays)
         with pytest.raises(CharModelError, match="damaged"):
             atlas.load(run, "best")
+    assert zipfile.is_zipfile(path)
+
+
+@contextlib.contextmanager
+def rewritten(path):
+    """The atlas file's arrays, to write back changed; the file is restored afterwards."""
+    saved = path.read_bytes()
+    try:
+        with np.load(io.BytesIO(saved)) as f:
+            yield {k: f[k] for k in f.files}
     finally:
         path.write_bytes(saved)
-    assert zipfile.is_zipfile(path)
 
 
 # ---------------------------------------------------------------- CLI
@@ -360,14 +367,8 @@ def test_simulate_drops_unknown_characters_when_asked(built):
 
 def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
     run, path = built
-    saved = path.read_bytes()
-    try:
-        with np.load(io.BytesIO(saved)) as f:
-            arrays = {k: f[k] for k in f.files}
+    with rewritten(path) as arrays:
         meta = json.loads(str(arrays["meta"]))
-        old = {"meta": np.array(json.dumps({**meta, "format": 1})), "explanation": arrays["terms"]}
-        np.savez(path, **old)
+        np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
         with pytest.raises(CharModelError, match=r"format 1, not 2.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
-    finally:
-        path.write_bytes(saved)

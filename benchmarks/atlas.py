@@ -158,9 +158,9 @@ def generalisation_report(run: Path, unseen: Path, held_median: float, chars: in
 
 CODE_IDEAS = {  # regex for `cells --regex`, and the term names that carry the idea
     "leading whitespace": (r"^[ \t]+", lambda n: n in ("lead", "indent")),
-    "string literals": (r"'[^'\n]*'|\"[^\"\n]*\"", lambda n: n.startswith("span:")),
+    "string literals": (r"'[^'\n]*'|\"[^\"\n]*\"", lambda n: n.startswith(("string:", "block:"))),
     "comments": (r"#.*$", lambda n: n == "toeol:#"),
-    "parentheses": (r"\([^()\n]*\)", lambda n: n in ("pair:()", "innermost:()", "named:parens")),
+    "parentheses": (r"\([^()\n]*\)", lambda n: n in ("pair:()", "innermost:()", "linepair:()", "named:parens")),
 }
 
 

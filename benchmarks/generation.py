@@ -1,13 +1,16 @@
 """Generation speed, batch 1: the NumPy engine against the post's method and a bare NumPy floor.
 
     python benchmarks/generation.py [--run weights/alice] [--chars 2000] [--repeats 5] [--post-chars 30]
+                                    [--threads 1,2] [--skip-post]
 
 All three use the same weights, in one process:
   * engine  charmodel.sample.generate (stateful, one step per character);
   * floor   the least a batch-1 NumPy sampler can do: input projection folded into the embedding
             table, contiguous weights, one matmul per layer, cumulative-sum sampling;
   * post    the post's method: Keras model.predict on the last 100 characters for every new one.
-Prints medians of --repeats runs, in characters per second, and the ratios.
+Prints medians of --repeats runs, in characters per second, and the ratios. With --threads, the
+engine and the floor are measured at each BLAS thread count (engine.set_threads, what `generate
+--threads N` sets), the two alternating run by run so both see the same machine.
 """
 
 import argparse
@@ -73,6 +76,8 @@ def main():
     p.add_argument("--chars", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--post-chars", type=int, default=30)
+    p.add_argument("--threads", default=None, help="comma-separated BLAS thread counts, e.g. 1,2")
+    p.add_argument("--skip-post", action="store_true")
     args = p.parse_args()
 
     config = runfolder.read_config(args.run)
@@ -84,6 +89,23 @@ def main():
     prime = runfolder.split_text(args.run, config)[1][:100]
     first = int(engine.vocab.encode(prime[-1])[0])
 
+    if args.threads:
+        from charmodel.engine import set_threads
+
+        for n in [int(x) for x in args.threads.split(",")]:
+            set_threads(n)
+            rates = {"engine": [], "floor": []}
+            for _ in range(args.repeats):
+                for name, fn in (("engine", lambda: generate(engine, prime, args.chars, 0.8, seed=1)),
+                                 ("floor", lambda: floor_sampler(weights, args.chars, first, 1))):
+                    rates[name].append(median_rate(fn, args.chars, 1))
+            e, f = (statistics.median(rates[k]) for k in ("engine", "floor"))
+            print(f"THREADS {n}: engine {e:.0f} chars/s ({', '.join(f'{r:.0f}' for r in rates['engine'])}), floor "
+                  f"{f:.0f} ({', '.join(f'{r:.0f}' for r in rates['floor'])}); engine time / floor time {f / e:.2f} "
+                  "(target <= 1.2)", flush=True)
+        set_threads(1)
+        if args.skip_post:
+            return
     eng = median_rate(lambda: generate(engine, prime, args.chars, 0.8, seed=1), args.chars, args.repeats)
     flo = median_rate(lambda: floor_sampler(weights, args.chars, first, 1), args.chars, args.repeats) \
         if arch["layers"] == 2 else float("nan")

@@ -60,9 +60,12 @@ def check_members(z: zipfile.ZipFile, max_members: int = MAX_MEMBERS, max_bytes:
     infos = z.infolist()
     if len(infos) > max_members:
         raise CharModelError(f"the archive has {len(infos)} members, more than the {max_members} a run may have.")
-    top, files = None, []
+    top, files, seen = None, [], set()
     for info in infos:
         name = info.filename
+        if name.rstrip("/") in seen:  # zip allows it; which copy would win depends on the reader
+            raise CharModelError(f"the archive holds {name!r} twice; refused.")
+        seen.add(name.rstrip("/"))
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
             raise CharModelError(f"the archive member {name!r} has an absolute or Windows path; refused.")
         parts = name.split("/")

@@ -23,6 +23,7 @@ allow_pickle=False, so loading it runs no code. It records the checkpoint file's
 for other weights is refused with a message saying how to rebuild it.
 """
 
+import functools
 import json
 import time
 import zipfile
@@ -290,8 +291,9 @@ class Atlas:
     arrays: dict
     path: Path
 
-    @property
+    @functools.cached_property
     def candidates(self) -> list[explain.Candidate]:
+        """Built once per Atlas: terms() reads them for every cell."""
         return [explain.Candidate(**c) for c in self.meta["candidates"]]
 
     def index(self, layer: int, kind: str, cell: int) -> int:

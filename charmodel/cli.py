@@ -25,6 +25,9 @@ def _run_args(parser) -> None:
     """The run to read and which of its checkpoints: shared by every subcommand but train."""
     parser.add_argument("--run", required=True, help="run folder, for example weights/alice")
     parser.add_argument("--checkpoint", default=None, help="best, latest, or a kept epoch number (default: best)")
+    parser.add_argument("--threads", default=None, metavar="N",
+                        help="BLAS threads for the engine's loops (default: $CHARMODEL_THREADS, else 1; more is faster "
+                             "on a machine this command has to itself)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,6 +200,10 @@ def _drop_arg(parser) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from .engine import set_threads
+
+            set_threads(args.threads)
         return COMMANDS[args.command](args)
     except CharModelError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -403,9 +410,11 @@ def _ablate(args) -> int:
         from tqdm import tqdm
 
         with tqdm(total=100, unit="%", desc="sweep", file=sys.stderr, disable=args.quiet, leave=False) as bar:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            from .engine import cores
+
+            threads = int(args.threads) if args.threads is not None else cores()  # the sweep's alone: every core
             rows = sweep(engine, text, layer, args.kind, args.value, progress=lambda f: bar.update(round(100 * f) - bar.n),
-                         blas_threads=cores)  # this process is the sweep's alone: every core
+                         blas_threads=threads)
         if args.json:
             print(json.dumps(rows))
         else:

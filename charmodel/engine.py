@@ -13,8 +13,9 @@ Two tricks keep it fast without changing the maths:
   * the first layer's input projection is folded into the embedding table: x @ K + b becomes a row
     lookup, (vocab, 4 * units).
 
-Every loop runs with one BLAS thread: building an Engine limits the process's BLAS to one
-(`pin_blas`). A step is a small matrix product, thousands of them in a row; with NumPy's default
+Every loop runs with one BLAS thread unless asked for more (`--threads N` or $CHARMODEL_THREADS
+for a command that owns the machine; the app always uses one): building an Engine limits the
+process's BLAS (`pin_blas`). A step is a small matrix product, thousands of them in a row; with NumPy's default
 BLAS threads each one waits for all of its threads, so when another process or app session also
 wants the cores, every step waits for a descheduled thread (issue 10 measured a forward pass going
 from 0.2 s to 8-11 s beside a training run and a cell ranking on 2 cores). One thread is slower on an idle
@@ -24,6 +25,7 @@ No TensorFlow here. Weights come from a run's .npz files, which hold plain array
 """
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,14 +34,53 @@ from threadpoolctl import ThreadpoolController
 from . import runfolder
 from .corpus import Vocab
 from .errors import CharModelError
+from .numbering import layer_index, layer_number  # noqa: F401 (the engine's users import them from here)
 
 KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
 LN2 = math.log(2)  # nats per bit: Keras' losses and log-probabilities are in nats, bpc in bits
 BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
 
 
+THREADS_ENV = "CHARMODEL_THREADS"
+_threads: int | None = None  # set_threads(); None: $CHARMODEL_THREADS, else 1
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parse_threads(raw, where: str) -> int:
+    """A thread count from a flag or the environment, or one line saying what is wrong."""
+    try:
+        n = int(str(raw).strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= cores():
+        raise CharModelError(f"{where} must be a whole number of threads from 1 to {cores()} (this machine's cores), "
+                             f"not {str(raw)!r}.")
+    return n
+
+
+def blas_threads() -> int:
+    """BLAS threads for the engine's loops: set_threads's, else $CHARMODEL_THREADS, else 1."""
+    if _threads is not None:
+        return _threads
+    raw = os.environ.get(THREADS_ENV, "")
+    return parse_threads(raw, f"${THREADS_ENV}") if raw.strip() else 1
+
+
+def set_threads(n) -> None:
+    """BLAS threads for this process from now on (a command line that owns the machine: --threads);
+    the app sets 1, one thread per session. Applied at once and by every later Engine."""
+    global _threads
+    _threads = parse_threads(n, "--threads")
+    pin_blas()
+
+
 def pin_blas() -> None:
-    """Limit BLAS to one thread for the whole process (see the module docstring).
+    """Limit BLAS to blas_threads() threads, one unless asked, for the whole process (see the
+    module docstring).
 
     A setting for the process, made by every Engine, not a context around each loop: OpenBLAS's
     pool is process-wide, and threadpoolctl lets only one live thread change it (others are
@@ -47,19 +88,7 @@ def pin_blas() -> None:
     The libraries are looked up afresh each time (a millisecond or two): one loaded after this
     module, such as SciPy's own OpenBLAS when Keras imports scikit-learn, is pinned too.
     """
-    ThreadpoolController().limit(limits=1, user_api="blas")
-
-
-def layer_number(index: int) -> int:
-    """Layers are counted from 0 in Python and from 1 wherever a user reads or types one (the CLI,
-    its JSON, files for people such as highlights.json, the app, URLs). These two functions are the
-    only conversion: every surface calls them."""
-    return index + 1
-
-
-def layer_index(number: int) -> int:
-    """The Python index of the layer a user numbered (see layer_number)."""
-    return number - 1
+    ThreadpoolController().limit(limits=blas_threads(), user_api="blas")
 
 
 def weight_names(layers: int) -> list[str]:

@@ -157,12 +157,84 @@ def leading_whitespace(ids: dict, T: int) -> np.ndarray:
     return blank & (_last(newline) >= _last(other))  # equal only before both: the text's first line
 
 
-def inside_on_line(mark: np.ndarray, newline: np.ndarray) -> np.ndarray:
-    """1 from a mark up to (not including) the next one on the same line: an odd count of marks
-    since the line began (a newline closes everything, as an unterminated string ends there)."""
-    seen = np.cumsum(mark)
-    at_line_start = np.where(newline, seen, 0)
-    return (seen - np.maximum.accumulate(at_line_start)) % 2 == 1
+STRING_MARKS = ("'", '"', "`")  # marks that may delimit strings, when the text holds them in pairs
+
+
+def _apostrophe(text: str, a: int) -> bool:
+    """An apostrophe between two letters or digits (it's) opens and closes nothing."""
+    return 0 < a < len(text) - 1 and text[a] in "'’" and text[a - 1].isalnum() and text[a + 1].isalnum()
+
+
+_string_memo: dict = {}
+
+
+def string_state(text: str, marks: str) -> np.ndarray:
+    """A small lexer for string literals in any language. Per character: 0 outside strings; 1 + i
+    inside a string opened by marks[i] alone (from the opening mark to the closing one, both
+    included; a newline ends it unclosed); -(1 + i) inside marks[i] tripled (a block such as a
+    docstring, across lines, to the next tripled mark). A backslash escapes the next character;
+    inside a string the other marks are plain characters; see _apostrophe. (Memoised for the
+    last text: every string candidate reads the same lexer.)"""
+    key = (len(text), hash(text), marks)
+    if key in _string_memo:
+        return _string_memo[key]
+    tokens = "|".join([re.escape(m * 3) for m in marks] + [re.escape(m) for m in marks])
+    state = np.zeros(len(text), dtype=np.int8)
+    cur, opened = 0, 0
+    for t in re.finditer(r"\\.|\n|" + tokens, text, re.S):
+        tok = t.group()
+        if tok[0] == "\\" or (cur == 0 and tok == "\n"):
+            continue
+        if cur == 0:
+            if len(tok) == 1 and _apostrophe(text, t.start()):
+                continue
+            cur = (-1 if len(tok) == 3 else 1) * (1 + marks.index(tok[0]))
+            opened = t.start()
+        elif (cur > 0 and tok in ("\n", marks[cur - 1])) or (cur < 0 and tok == marks[-cur - 1] * 3):
+            state[opened : t.start() if tok == "\n" else t.end()] = cur
+            cur = 0
+    if cur:
+        state[opened:] = cur
+    _string_memo.clear()
+    _string_memo[key] = state
+    return state
+
+
+def string_marks(text: str) -> str:
+    """The marks of STRING_MARKS that this text uses as string delimiters: of the lines holding the
+    mark (once escapes, tripled marks and apostrophes inside words are set aside), at least
+    PAIRED_LINES hold it an even number of times, and at least MIN_LINES hold it at all."""
+    out = ""
+    lines = text.split("\n")
+    for ch in STRING_MARKS:
+        plain = re.compile(r"\\.|" + re.escape(ch * 3) + (r"|(?<=\w)'(?=\w)" if ch == "'" else ""))
+        held = [n for n in (plain.sub("", line).count(ch) for line in lines if ch in line) if n]
+        if len(held) >= MIN_LINES and sum(n % 2 == 0 for n in held) >= PAIRED_LINES * len(held):
+            out += ch
+    return out
+
+
+def line_bracket(text: str, opener: str, closer: str) -> np.ndarray:
+    """1 inside opener … closer opened on this line: the count of openers not yet closed since the
+    line began is positive (a newline resets it; a closer with none open closes nothing)."""
+    out = np.zeros(len(text), dtype=bool)
+    depth, since = 0, 0
+    for t in re.finditer(f"[{re.escape(opener + closer)}\n]", text):
+        tok, at = t.group(), t.start()
+        if tok == "\n":
+            if depth:
+                out[since:at] = True
+            depth = 0
+        elif tok == opener:
+            since = at if depth == 0 else since
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                out[since : at + 1] = True
+    if depth:
+        out[since:] = True
+    return out
 
 
 def to_end_of_line(mark: np.ndarray, newline: np.ndarray) -> np.ndarray:
@@ -298,12 +370,18 @@ def code_candidates(fit_text: str, frequent: list[str], counts: dict) -> list[Ca
     if re.search(r"^[ \t]+\S", fit_text, re.MULTILINE):
         out.append(Candidate("lead", "in the leading whitespace of a line", "long", "auc"))
     marks = [ch for ch in frequent if not (ch.isalnum() or ch.isspace())]
-    bracket = {c for pair in PAIRS[:3] for c in pair}
-    for ch in symmetric_marks(fit_text, [m for m in marks if m not in bracket]):
-        out.append(Candidate(f"span:{ch}", f"inside {ch} … {ch} on one line", "long", "auc"))
+    strings = string_marks(fit_text)
+    for ch in strings:
+        out.append(Candidate(f"string:{ch}{strings}", f"inside a {ch} … {ch} string", "long", "auc"))
+        if fit_text.count(ch * 3) >= 2 * MIN_LINES:
+            out.append(Candidate(f"block:{ch}{strings}", f"inside a {ch * 3} … {ch * 3} block", "long", "auc"))
+    if len(strings) > 1:
+        out.append(Candidate(f"string:*{strings}", "inside a one-line string", "long", "auc"))
     for ch in marks:
         out.append(Candidate(f"toeol:{ch}", f"from {shown(ch)} to the end of the line", "long", "auc"))
     present = [(o, c) for o, c in PAIRS[:3] if counts.get(o) and counts.get(c)]
+    for o, c in present:
+        out.append(Candidate(f"linepair:{o}{c}", f"inside {o} … {c} opened on this line", "long", "auc"))
     if len(present) > 1:  # with one kind of bracket, "innermost" is "inside"
         for o, c in present:
             out.append(Candidate(f"innermost:{o}{c}", f"the innermost open bracket is {o} … {c}", "long", "auc"))
@@ -311,18 +389,6 @@ def code_candidates(fit_text: str, frequent: list[str], counts: dict) -> list[Ca
     for w, n in sorted(first.items(), key=lambda p: (-p[1], p[0]))[:FIRST_WORDS]:
         if n >= MIN_LINES:
             out.append(Candidate(f"linestart:{w}", f"the line begins with '{w}'", "long", "auc"))
-    return out
-
-
-def symmetric_marks(text: str, marks: list[str]) -> list[str]:
-    """The marks that lines hold in pairs (string delimiters): of the lines holding the mark, at
-    least PAIRED_LINES hold it an even number of times, and at least MIN_LINES hold it at all."""
-    out = []
-    lines = text.split("\n")
-    for ch in marks:
-        held = [line.count(ch) for line in lines if ch in line]
-        if len(held) >= MIN_LINES and sum(n % 2 == 0 for n in held) >= PAIRED_LINES * len(held):
-            out.append(ch)
     return out
 
 
@@ -385,8 +451,13 @@ def signal(candidate: Candidate, text: str, ids: dict) -> np.ndarray:
         return _capped(since_last(mask(arg)))
     if kind == "lead":
         return leading_whitespace(ids, T)
-    if kind == "span":  # an apostrophe between two letters (it's) opens and closes nothing
-        return inside_on_line(mask(arg) & ~_in_word(text) if arg in "'’" else mask(arg), mask("\n"))
+    if kind in ("string", "block"):  # arg: the mark (or * for any), then every string mark of the text
+        state = string_state(text, arg[1:])
+        if arg[0] == "*":
+            return state > 0
+        return state == (1 if kind == "string" else -1) * (1 + arg[1:].index(arg[0]))
+    if kind == "linepair":
+        return line_bracket(text, arg[0], arg[1])
     if kind == "toeol":
         return to_end_of_line(mask(arg), mask("\n"))
     if kind == "innermost":

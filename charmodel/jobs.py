@@ -222,7 +222,7 @@ class AtlasJob:
         self.run, self.checkpoint = Path(run), checkpoint
         self.fraction, self.stage, self.status, self.error, self.summary = 0.0, "starting", "running", "", None
         self.process, self.log_path = _child(["charmodel", "atlas", "--run", str(self.run), "--checkpoint", checkpoint,
-                                              "--events"], f"atlas-{self.run.name}")
+                                              "--threads", "1", "--events"], f"atlas-{self.run.name}")
         self.reader = threading.Thread(target=self._follow, name=f"atlas-{self.run.name}", daemon=True)
         self.reader.start()
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from .corpus import Vocab, clean, decode, split
 from .errors import CharModelError
+from .numbering import layer_index, layer_number
 
 CONFIG = "config.json"
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_bpc", "wall_s", "chars_per_s"]
@@ -233,8 +234,6 @@ HIGHLIGHTS = "highlights.json"
 def write_highlights(run, checkpoint: str, headline: dict) -> None:
     """Store the run's headline cell (see cells.headline), so pages open on it without a ranking.
     The file is for people too, so its layer is counted from 1."""
-    from .engine import layer_number
-
     shown = {**headline, "layer": layer_number(headline["layer"])}
     atomic_write_json(Path(run) / HIGHLIGHTS, {"checkpoint": checkpoint, "text": "validation", "headline": shown})
 
@@ -251,8 +250,6 @@ def read_highlights(run, checkpoint: str) -> dict | None:
         raise CharModelError(f"{path} is damaged; delete it and it will be measured again.") from None
     if found is not None and not all(k in found for k in ("layer", "kind", "cell", "score", "feature")):
         raise CharModelError(f"{path} is damaged; delete it and it will be measured again.")
-    from .engine import layer_index
-
     return None if found is None else {**found, "layer": layer_index(found["layer"])}
 
 

@@ -11,9 +11,11 @@ from charmodel.engine import layer_index, layer_number
 from charmodel.explain import EXPLAINED_R, GROUPS, MAX_TERMS
 from charmodel.explain import phrase as explain_phrase
 from charmodel.render import coloured_text, display_values, legend, show_char
-from pages.common import (ABLATION_CHARS, ablation, atlas_job, atlas_table, context_values, headline, layer_values,
-                          load_atlas, run_path, selected_run, similarity, split_text, start_atlas_job, style,
-                          user_message)
+from pages.shared.mode import run_path
+from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values,
+    load_atlas, similarity, split_text)
+from pages.shared.background import atlas_job, start_atlas_job
+from pages.shared.widgets import selected_run, style, user_message
 
 SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates
 name, checkpoint = selected_run()

@@ -19,9 +19,10 @@ from charmodel.engine import layer_index, layer_number
 from charmodel.probe import NEAR_BEST
 from charmodel.render import coloured_text, display_values, legend
 from charmodel.sample import generate
-from pages.common import (ABLATION_CHARS, APP_FIT_CHARS, ablation_sweep, cell_activations, checkpoint_values,
-                          headline, layer_values, load_engine, probe_curve, probed, ranking, run_path, selected_run,
-                          sidebar, split_text, style, swept, user_message)
+from pages.shared.mode import run_path, sidebar
+from pages.shared.data import (ABLATION_CHARS, APP_FIT_CHARS, ablation_sweep, cell_activations, checkpoint_values,
+    headline, layer_values, load_engine, probe_curve, probed, ranking, split_text, swept)
+from pages.shared.widgets import selected_run, style, user_message
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)

@@ -7,8 +7,10 @@ import streamlit as st
 
 from charmodel.render import coloured_text, legend
 from charmodel import CharModelError
-from pages.common import (attribution, attribution_controls, attribution_strip, generated, load_engine, selected_run,
-                          sidebar, style, text_or_drop, user_message)
+from pages.shared.mode import sidebar
+from pages.shared.data import attribution, generated, load_engine
+from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
+    user_message)
 
 SURPRISAL_MAX = 8.0  # bits at which the colour is darkest; a guess among 256 characters
 

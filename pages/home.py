@@ -8,8 +8,10 @@ from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
 from charmodel.engine import layer_number
 from charmodel.render import coloured_text, display_values, legend
-from pages.common import (generated, headline, layer_values, load_atlas, load_engine, prefetch_cell_activations,
-                          selected_run, sidebar, split_text, style)
+from pages.shared.mode import sidebar
+from pages.shared.data import (generated, headline, layer_values, load_atlas, load_engine,
+    prefetch_cell_activations, split_text)
+from pages.shared.widgets import selected_run, style
 
 PASSAGE = 700  # characters of the coloured passage
 

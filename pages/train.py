@@ -14,7 +14,9 @@ from charmodel.corpus import decode
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
-from pages.common import ROOT, job_manager, keep_widget_values, user_message, weights_root
+from pages.shared.mode import ROOT, weights_root
+from pages.shared.background import job_manager
+from pages.shared.widgets import keep_widget_values, open_links, user_message
 
 
 UPLOAD_MB = 10  # largest upload the page accepts
@@ -153,14 +155,12 @@ if start or resume:
 
 
 # ---------------------------------------------------------------- live view
-def _open(page: str, run: str):
-    """Select the finished run in the sidebar (a callback may set a drawn widget's value), then go."""
-    st.session_state.update(run=run, open_page=page)
-
-
+# The live view is a fragment redrawn every second while the job's process is alive. It never
+# navigates: st.switch_page inside a timed fragment races the timer and could leave the next page
+# blank (issue 21). Once the process is gone the fragment reruns the whole app, once per job; that
+# run draws the fragment without a timer, the sidebar with the finished job, and links to the new
+# run outside the fragment (plain links, which select the run through the URL: nothing to race).
 def live():
-    if page := st.session_state.pop("open_page", None):
-        st.switch_page(page)
     job = manager.job
     if job is None:
         st.caption("No training job in this app process yet.")
@@ -198,20 +198,15 @@ def live():
     if p.running and st.session_state.get("seen_job_start") != p.started:  # once per job: the sidebar shows it
         st.session_state["seen_job_start"] = p.started
         st.rerun(scope="app")
-    if not p.running and p.rows:
-        if st.session_state.get("seen_job_end") != p.started:  # once per job: the sidebar lists the new run
-            st.session_state["seen_job_end"] = p.started
-            st.rerun(scope="app")
-        c1, c2, _ = st.columns([1, 1, 2])
-        c1.button("Open in Generate", key="open_generate", icon=":material/edit_note:", on_click=_open,
-                  args=("pages/generate.py", p.run))
-        c2.button("Open in Visualise", key="open_visualise", icon=":material/palette:", on_click=_open,
-                  args=("pages/visualise.py", p.run))
+    if not job.alive and st.session_state.get("seen_job_end") != p.started:  # once per job, once it is gone
+        st.session_state["seen_job_end"] = p.started
+        st.rerun(scope="app")
 
 
-# redrawn every second while a job runs; when it ends, live() reruns the app once and the timer stops,
-# so the finished view (and its buttons) stays still
-st.fragment(live, run_every=1.0 if manager.job is not None and manager.job.alive else None)()
+alive = manager.job is not None and manager.job.alive
+st.fragment(live, run_every=1.0 if alive else None)()
+if manager.job is not None and not alive and manager.job.snapshot().rows:
+    open_links(manager.job.snapshot().run)
 
 # ---------------------------------------------------------------- runs between machines
 with st.expander("Move runs between machines: download a run, or import one trained elsewhere"):

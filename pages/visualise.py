@@ -6,9 +6,10 @@ import streamlit as st
 from charmodel import CharModelError, charts, study
 from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from pages.common import (attribution, attribution_controls, attribution_strip, generated, guesses, headline,
-                          layer_values, load_engine, selected_run, sidebar, split_text, style, text_or_drop,
-                          user_message)
+from pages.shared.mode import sidebar
+from pages.shared.data import attribution, generated, guesses, headline, layer_values, load_engine, split_text
+from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
+    user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)

@@ -123,7 +123,7 @@ def test_generate_names_unknown_prime_characters_and_offers_to_drop_them(weights
 
 
 def test_visualise_switching_cells_reuses_cached_activations(weights, monkeypatch):
-    import pages.common as common
+    import pages.shared.data as common
 
     calls = []
     real = common.inspect
@@ -227,7 +227,7 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     while not (weights / "tiny" / "train_state.json").exists():
         assert time.time() < deadline
         time.sleep(0.5)
-    from pages.common import job_manager  # the same cached manager the page used
+    from pages.shared.background import job_manager  # the same cached manager the page used
 
     assert job_manager().job.wait(60)
     at.run()
@@ -303,7 +303,7 @@ def open_tab(at: AppTest, label: str) -> AppTest:
 
 
 def test_cells_page_runs_only_the_open_tab(weights, monkeypatch):
-    import pages.common as common
+    import pages.shared.data as common
 
     calls = []
     real = common.inspect
@@ -367,7 +367,7 @@ def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
 
 
 def test_resume_errors_name_no_server_path(weights):
-    from pages.common import job_manager
+    from pages.shared.background import job_manager
 
     job_manager.clear()  # no job of an earlier test to resume
     at = app()
@@ -396,7 +396,7 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     assert any("has no atlas" in i.value for i in at.info)
     assert any("python -m charmodel atlas --run weights/alice --checkpoint best" in c.value for c in at.code)
     at.button(key="atlas_build").click().run()
-    from pages.common import atlas_job
+    from pages.shared.background import atlas_job
 
     job = atlas_job("alice", "best")
     assert job is not None and job.wait(120) and job.status == "finished", job.error

@@ -83,6 +83,23 @@ def test_import_refuses_a_symlink_member(exported, tmp_path):
     assert nothing_left(tmp_path / "weights")
 
 
+def test_import_refuses_a_member_named_twice_and_writes_nothing(exported, tmp_path):
+    run, zipped = exported
+    out = io.BytesIO()
+    with zipfile.ZipFile(zipped) as src, zipfile.ZipFile(out, "w") as z, pytest.warns(UserWarning, match="Duplicate"):
+        for info in src.infolist():
+            z.writestr(info, src.read(info))
+        z.writestr("tiny/corpus.txt", b"a second corpus")  # zipfile allows it, with a warning
+    out.seek(0)
+    with pytest.raises(CharModelError, match=r"holds 'tiny/corpus.txt' twice; refused"):
+        archive.import_run(out, tmp_path / "weights")
+    assert nothing_left(tmp_path / "weights")
+    (tmp_path / "twice.zip").write_bytes(out.getvalue())
+    bad = cli("import", tmp_path / "twice.zip", "--into", tmp_path / "weights")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "twice" in bad.stderr
+    assert nothing_left(tmp_path / "weights")
+
+
 def test_import_refuses_too_many_members_or_too_many_bytes(exported, tmp_path):
     run, path = exported
     with pytest.raises(CharModelError, match="more than the 3 a run may have"):

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -177,9 +178,10 @@ def test_the_grammar_for_code_is_generated_from_the_text():
                    for i in range(60))
     vocab = "".join(sorted(set(code)))
     names = {c.name: c for c in explain.library(code, vocab)}
-    assert {"lead", "span:'", "toeol:#", "innermost:()", "innermost:{}", "linestart:def", "linestart:return",
+    assert {"lead", "string:''", "linepair:()", "toeol:#", "innermost:()", "innermost:{}", "linestart:def", "linestart:return",
             "linestart:#"} <= set(names)
-    assert "span:(" not in names and "span:#" not in names  # brackets pair as openers; '#' is not held in pairs
+    assert not any(n.startswith(("string:(", "string:#", "block:")) for n in names)  # '#' is not held in pairs
+    assert "string:*''" not in names  # one string mark: "any string" would repeat it
     assert names["toeol:#"].phrase == "from '#' to the end of the line" and names["lead"].group == "long"
     text = "def f(a):\n    # it's 'x'\n    return {'k': (a)}\n"
     ids = explain.masks(text, vocab + "t")
@@ -187,7 +189,8 @@ def test_the_grammar_for_code_is_generated_from_the_text():
     marked = lambda name: "".join(ch if v else "_" for ch, v in zip(text, sig(name)))
     assert marked("lead") == "__________    ___________    __________________"
     assert marked("toeol:#") == "______________# it's 'x'_______________________"
-    assert marked("span:'") == "_____________________'x______________'k________"  # not the apostrophe of it's
+    assert marked("string:''") == "_____________________'x'_____________'k'_______"  # not the apostrophe of it's
+    assert marked("linepair:()") == "_____(a)__________________________________(a)__"
     assert marked("innermost:()") == "_____(a___________________________________(a___"
     assert marked("innermost:{}") == "____________________________________{'k': __)__"  # ')' leaves {} innermost again
     assert marked("linestart:return") == "_____________________________return {'k': (a)}_"
@@ -372,3 +375,16 @@ def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
         np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
         with pytest.raises(CharModelError, match=r"format 1, not 2.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
+
+
+def test_the_string_lexer_knows_escapes_blocks_and_the_other_mark():
+    parts = [("x = ", "."), ("'a\\'b'", "1"), (" + ", "."), ('"c\'d"', "2"), (" # don't\n", "."),
+             ("'''doc\nstring'''", "D"), (" ", "."), ("'open", "1"), ("\ny = f(a, (b)\n) g(x)\n", ".")]
+    text = "".join(p for p, _ in parts)
+    state = explain.string_state(text, "'\"")
+    assert "".join(".12"[v] if v >= 0 else "D" for v in state) == "".join(k * len(p) for p, k in parts)
+    brackets = "".join("X" if v else "_" for v in explain.line_bracket(text, "(", ")"))
+    assert [text[m.start():m.end()] for m in re.finditer("X+", brackets)] == ["(a, (b)", "(x)"]  # the newline closes
+    lines = "".join(f"s = 'a' + \"b\"  # it's '{i}'\n" for i in range(40)) + '"""doc"""\n' * 40
+    assert explain.string_marks(lines) == "'\""  # the apostrophe of it's and the tripled marks set aside
+    assert explain.string_marks("it's `quoted' here\n" * 40) == ""  # Alice's quotation marks are not strings

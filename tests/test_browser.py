@@ -130,16 +130,29 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     # the live fragment redraws every second: wait for the loss chart and the checkpoint table
     page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=120000)
     page.screenshot(path=SHOTS / "train-running.png", full_page=True)
+    console, errors = [], []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.wait_for_selector("text=finished", timeout=180000)
     page.wait_for_selector("[data-testid='stDataFrame']", timeout=30000)
-    settle(page)  # the app reruns once when the job ends
+    # the app reruns once when the job's process is gone: the links appear outside the live view,
+    # and the sidebar says the job finished instead of naming its last batch
+    link = page.get_by_role("link", name="Open in Generate")
+    link.wait_for(timeout=60000)
+    settle(page)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Training browser-tiny finished after epoch 2").wait_for(timeout=30000)
+    assert not sidebar.get_by_text("batch 10/10").count() and not sidebar.get_by_role("button", name="Stop training").count()
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
-    # the new run is offered at once, without a page switch
-    page.get_by_role("button", name="Open in Generate").click()
+    link.click()
     page.get_by_role("heading", name="Generate").wait_for(timeout=60000)
     settle(page)
     assert "run=browser-tiny" in page.url
     page.get_by_text("Run browser-tiny, checkpoint").wait_for(timeout=60000)  # the page's own caption
+    page.locator("[data-testid='stCode']").first.wait_for(timeout=60000)  # the main area drew: a sample
+    page.screenshot(path=SHOTS / "train-opened-generate.png", full_page=True)
+    (SHOTS / "train-console.txt").write_text("\n".join(console), encoding="utf-8")
+    assert not errors, f"page errors in the browser: {errors}"
     assert (weights / "browser-tiny" / "latest.npz").is_file()
     assert (weights / "browser-tiny" / "checkpoints" / "epoch-0002.npz").is_file()
 

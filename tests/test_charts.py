@@ -42,7 +42,7 @@ def test_the_epoch_frame_is_in_bits():
 
 
 def test_the_deep_link_workaround_still_finds_streamlits_flag():
-    """pages/common.py flips PagesManager.uses_pages_directory so a deep link works as a fresh
+    """pages/shared/mode.py flips PagesManager.uses_pages_directory so a deep link works as a fresh
     server's first request; if a Streamlit upgrade removes it, this fails instead of the app."""
     from streamlit.runtime.pages_manager import PagesManager
 

@@ -7,9 +7,9 @@ import pytest
 from .conftest import ROOT, make_random_run
 
 
-def cli(*args):
+def cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "charmodel", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": ""})
+                          capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "", **(env or {})})
 
 
 @pytest.mark.parametrize("command", ["train", "generate", "evaluate", "inspect", "cells", "lstmvis", "atlas", "ablate", "probe", "saliency", "compare", "export"])

@@ -184,3 +184,32 @@ def test_a_pass_without_logits_stops_at_the_highest_layer_asked_for(random_run, 
     # layer 2 was not run: its carry is the zero carry the pass started from
     assert not carry.h[1].any() and not carry.c[1].any() and full_carry.c[1].any()
     assert full_logits.shape == (1, 300, len(engine.vocab))
+
+
+def test_threads_from_the_flag_or_the_environment_and_one_line_when_wrong(random_run, monkeypatch):
+    from threadpoolctl import ThreadpoolController
+
+    from charmodel import engine as engine_module
+
+    from .test_cli import cli
+
+    blas = lambda: {m["num_threads"] for m in ThreadpoolController().select(user_api="blas").info()}
+    want = min(2, engine_module.cores())
+    try:
+        monkeypatch.setenv("CHARMODEL_THREADS", str(want))
+        Engine.load(random_run, "best")
+        assert blas() == {want}  # the environment, when nothing set it
+        engine_module.set_threads(1)
+        assert blas() == {1} and engine_module.blas_threads() == 1  # set_threads wins over the environment
+        with pytest.raises(CharModelError, match="--threads must be a whole number of threads from 1 to"):
+            engine_module.set_threads("two")
+    finally:
+        engine_module._threads = None
+        monkeypatch.delenv("CHARMODEL_THREADS")
+        engine_module.pin_blas()
+    assert blas() == {1}  # the default
+    for args, env in ((("--threads", "0"), {}), ((), {"CHARMODEL_THREADS": "lots"})):
+        out = cli("generate", "--run", random_run, "--length", 5, *args, env=env)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "threads from 1 to" in out.stderr, out.stderr
+    out = cli("generate", "--run", random_run, "--length", 5, "--threads", want)
+    assert out.returncode == 0, out.stderr

@@ -65,7 +65,7 @@ def test_stop_ends_the_child_with_a_checkpoint_and_resume_shows_the_whole_histor
 
 
 def test_a_killed_child_is_one_line_on_the_page_and_the_app_keeps_working(tmp_path, small_corpus, monkeypatch):
-    from pages.common import job_manager  # the manager the Train page uses
+    from pages.shared.background import job_manager  # the manager the Train page uses
 
     monkeypatch.setenv("CHARMODEL_WEIGHTS", str(tmp_path))
     manager = job_manager()

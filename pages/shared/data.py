@@ -1,13 +1,13 @@
-"""What the pages share: the weights folder, cached loaders, the training job, and error cards.
+"""Where a page's data comes from: every computation a page shows, cached once per app process.
 
-Everything heavy is cached with st.cache_resource, so every session shares one object: engines
-(one per checkpoint file version) and activations (keyed by run, checkpoint file version, text and
-what was recorded). Cached arrays are float16 and read-only: a second session reuses them without
-a copy, and no caller can change them for the others.
+Everything heavy is cached with st.cache_resource (or a SharedLRU, where a computation draws its
+own progress bar), so every session shares one object: engines (one per checkpoint file version)
+and activations (keyed by run, checkpoint file version, text and what was recorded). Cached arrays
+are float16 and read-only: a second session reuses them without a copy, and no caller can change
+them for the others. Nothing here draws a widget, except progress bars and spinners.
 """
 
 import ctypes
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -15,55 +15,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError
 from charmodel import runfolder
 from charmodel.engine import KINDS, Engine, inspect, layer_number
 from charmodel import atlas
-from charmodel.jobs import AtlasJob, JobManager
-from charmodel.render import coloured_text, css, legend, next_guesses
-from charmodel.sample import SEED, TEMPERATURE
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _leave_pages_directory_mode() -> None:
-    """Make a deep link work on a fresh server.
-
-    Streamlit treats a folder named pages/ as old-style multipage navigation until the entry script
-    has called st.navigation once. So if a new server's very first request is /visualise, it runs
-    pages/visualise.py alone, without the sidebar. Every page imports this module, so we switch
-    that mode off and rerun, which runs streamlit_app.py and lands on the same page.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without that class has no such mode to leave
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_pages_directory_mode()
-DEFAULT_RUN = "alice"
-SIDEBAR = {"temperature": TEMPERATURE, "seed": SEED}  # the shared sidebar's defaults, the CLI's too
-
-
-def sidebar(key: str):
-    """A shared sidebar setting (temperature or seed), or its default before the sidebar has run."""
-    return st.session_state.get(key, SIDEBAR[key])
-
-
-def weights_root() -> Path:
-    """Where runs live: weights/ in the repository, or $CHARMODEL_WEIGHTS (tests use a scratch folder)."""
-    return Path(os.environ.get("CHARMODEL_WEIGHTS", ROOT / "weights"))
-
-
-def run_names() -> list[str]:
-    return runfolder.list_runs(weights_root())
-
-
-def run_path(name: str) -> Path:
-    return runfolder.run_in(weights_root(), name)
+from charmodel.render import next_guesses
+from pages.shared.mode import run_path
 
 
 def _stamp(path: Path) -> float:
@@ -148,48 +104,6 @@ def split_text(run: str) -> tuple[str, str]:
     """(training, validation) text of a run, by the run's own split rule."""
     path = run_path(run)
     return _split_text(str(path), _stamp(path / runfolder.CONFIG))
-
-
-@st.cache_resource
-def job_manager() -> JobManager:
-    """One training job manager per app process: it survives reruns, page switches and refreshes."""
-    return JobManager()
-
-
-def selected_run():
-    """(name, checkpoint) of the sidebar's run, or an error card and stop."""
-    keep_widget_values()
-    name = st.session_state.get("run")
-    if not name:
-        st.info("No runs yet. Train one on the Train page.")
-        st.stop()
-    try:
-        path = run_path(name)
-        runfolder.read_config(path)  # a damaged config is named before anything else
-        checkpoint = st.session_state.get("checkpoint") or runfolder.default_checkpoint(path)
-        if checkpoint not in runfolder.available_checkpoints(path):
-            checkpoint = runfolder.default_checkpoint(path)
-        load_engine(name, checkpoint)  # fail here, with a card, if the weights are damaged
-    except CharModelError as e:
-        st.error(f"Run **{name}** cannot be used: {user_message(e)}", icon=":material/warning:")
-        st.stop()
-    return name, checkpoint
-
-
-def style() -> None:
-    st.html(css())
-
-
-def text_or_drop(text: str, vocab, key: str) -> str | None:
-    """Return `text` if every character is known; else name the unknown ones and offer to drop them."""
-    unknown = vocab.unknown(text)
-    if not unknown:
-        return text
-    shown = " ".join(repr(ch) for ch in unknown[:30])
-    st.warning(f"{len(unknown)} character(s) are not in this model's vocabulary: {shown}")
-    if st.checkbox("Drop them and continue", key=key):
-        return vocab.drop_unknown(text)
-    return None
 
 
 class SharedLRU:
@@ -343,9 +257,6 @@ def generated(run: str, checkpoint: str, prime: str, length: int, temperature: f
     return _generated(*_key(run, checkpoint), prime, length, float(temperature), int(seed))
 
 
-# ---------------------------------------------------------------- the atlas
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _atlas(run_dir: str, checkpoint: str, stamp: float, file_stamp: float) -> atlas.Atlas:
     return atlas.load(run_dir, checkpoint)  # a CharModelError is raised again each time, never cached
@@ -379,27 +290,6 @@ def _context_values(run_dir: str, checkpoint: str, stamp: float, positions: tupl
 def context_values(run: str, checkpoint: str, positions: list[int], layer: int, kind: str, cell: int) -> list:
     """One cell's values over the ±atlas.CONTEXT characters around each corpus position, in one batch."""
     return _context_values(*_key(run, checkpoint), tuple(positions), layer, kind, cell)
-
-
-@st.cache_resource
-def atlas_jobs() -> dict:
-    """Atlas builds running or finished in this app process, by (run folder, checkpoint)."""
-    return {}
-
-
-def start_atlas_job(run: str, checkpoint: str) -> AtlasJob:
-    jobs = atlas_jobs()
-    key = (str(run_path(run)), checkpoint)
-    if key not in jobs or not jobs[key].alive:
-        jobs[key] = AtlasJob(run_path(run), checkpoint)
-    return jobs[key]
-
-
-def atlas_job(run: str, checkpoint: str) -> AtlasJob | None:
-    return atlas_jobs().get((str(run_path(run)), checkpoint))
-
-
-# ---------------------------------------------------------------- ablation
 
 ABLATION_CHARS = 2000  # validation characters an ablation runs over (the CLI's default too)
 
@@ -444,9 +334,6 @@ def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
     return _sweep_store().known((*_key(run, checkpoint), layer, kind))
 
 
-# ---------------------------------------------------------------- attribution
-
-
 @st.cache_data(max_entries=32, show_spinner="Attributing…")
 def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, position: int, target: tuple, method: str,
                  window: int) -> dict:
@@ -459,37 +346,6 @@ def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, positio
 def attribution(run: str, checkpoint: str, text: str, position: int, target: dict, method: str, window: int) -> dict:
     """charmodel.saliency.attribute, cached per (run, checkpoint file version, text, position, target, method)."""
     return _attribution(*_key(run, checkpoint), text, position, tuple(sorted(target.items())), method, window)
-
-
-def attribution_controls(text: str, key: str, default_position: int, last: int) -> tuple[int, str, int]:
-    """(position, method, window) pickers for an attribution strip; `last` is the highest position."""
-    from charmodel.saliency import METHODS, WINDOW
-
-    c1, c2, c3 = st.columns([1, 2, 1])
-    position = int(c1.number_input("Position", 0, last, min(default_position, last), key=f"{key}_position",
-                                   help="the character whose value is explained (counted from 0)"))
-    method = c2.radio("Method", METHODS, horizontal=True, key=f"{key}_method",
-                      format_func={"occlusion": "occlusion", "gxi": "gradient × input",
-                                   "ig": "integrated gradients"}.get,
-                      help="occlusion replaces each earlier character by the corpus's most frequent one, one at a "
-                           "time; the gradient "
-                           "methods are faster but miss a latched cell's trigger (see the README)")
-    window = int(c3.number_input("Window", 1, 1000, WINDOW, 10, key=f"{key}_window",
-                                 help="characters up to and including the position; at most the text's length"))
-    return position, method, min(window, len(text))
-
-
-def attribution_strip(result: dict, label: str) -> str:
-    """HTML: the window's characters coloured by their scores, blue (lowered the target) to red
-    (raised it), on a scale symmetric about 0; the explained character outlined."""
-    from charmodel.render import show_char
-
-    scores = np.asarray(result["scores"])
-    top = float(f"{float(np.abs(scores).max()):.3g}") or 1.0  # a legend end a person can read
-    chars = "".join(show_char(ch) if ch in "\n\t" else ch for ch in result["chars"])
-    titles = [f"#{result['start'] + j} {ch!r}: {s:+.4f}" for j, (ch, s) in enumerate(zip(result["chars"], scores))]
-    return legend(-top, top, label) + coloured_text(chars, scores, -top, top, titles=titles,
-                                                    selected=(len(chars) - 1, len(chars)))
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the two checkpoints' layers…")
@@ -511,8 +367,8 @@ def similarity(run: str, first: str, second: str) -> list[dict]:
 def _probe_store() -> SharedLRU:
     return SharedLRU(size=8)
 
-
 APP_STRENGTHS = (0.0001, 0.0005, 0.002, 0.01)  # fewer fits than the CLI's sweep
+
 APP_FIT_CHARS = 20_000  # a third of the CLI's: the fits' memory grows with it, and the server is shared
 
 
@@ -536,50 +392,3 @@ def probe_curve(run: str, checkpoint: str, feature_name: str) -> dict:
 
 def probed(run: str, checkpoint: str, feature_name: str) -> bool:
     return _probe_store().known((*_key(run, checkpoint), feature_name))
-
-
-def user_message(error: Exception) -> str:
-    """An error's message as a user of the app may see it: no server paths (the weights folder is
-    named `weights/`, the app's own folder `.`)."""
-    text = str(error)
-    for path, shown in ((weights_root().resolve(), "weights"), (ROOT, ".")):
-        text = text.replace(str(path), shown)
-    return text
-
-
-KEEP = ("train_", "study_")  # widget keys whose values outlive a visit to another page or tab
-NOT_KEPT = ("_start", "_resume", "_stop", "_upload")  # buttons and uploads cannot be set
-
-
-def keep_widget_values() -> None:
-    """Streamlit forgets a widget's value when a run does not draw the widget (another page, or a
-    tab that is not open). Every page calls this first: remember the values of the widgets
-    under KEEP, and put back the ones Streamlit dropped, so the Train form and the studied cell
-    survive a visit elsewhere."""
-    kept = st.session_state.setdefault("kept_widgets", {})
-    for key, value in st.session_state.to_dict().items():  # user keys (iterating gives widget ids)
-        if key.startswith(KEEP) and not key.endswith(NOT_KEPT):
-            kept[key] = value
-    for key, value in kept.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
-
-
-def training_in_sidebar() -> None:
-    """While a training job runs, every page's sidebar names it, with its epoch and a stop button."""
-    manager = job_manager()
-
-    def show():
-        job = manager.job
-        if job is None or not job.alive:
-            return
-        p = job.snapshot()
-        st.divider()
-        where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.steps}" if p.steps else p.status
-        st.caption(f":material/model_training: Training **{p.run}**: {where}")
-        c1, c2 = st.columns(2)
-        c1.page_link("pages/train.py", label="Watch", icon=":material/monitoring:")
-        c2.button("Stop training", key="sidebar_stop", on_click=manager.stop, disabled=p.status == "stopping")
-
-    running = manager.job is not None and manager.job.alive
-    st.fragment(show, run_every=2.0 if running else None)()

@@ -22,6 +22,8 @@ pages = st.navigation([
 with st.sidebar:
     runs = run_names()
     asked = st.query_params.get("run")
+    if asked in runs and asked != st.session_state.get("run"):
+        st.session_state["run"] = asked  # a link to a run (st.page_link's query_params) wins over the last choice
     st.selectbox("Run", runs, index=runs.index(DEFAULT_RUN) if DEFAULT_RUN in runs else 0,
                  key="run", bind="query-params", help=f"Training runs under {weights_root().name}/")
     if asked is not None and asked != st.session_state.get("run"):

@@ -287,7 +287,8 @@ def _duration(seconds: float) -> str:
 
 def training_estimate(root, settings: dict, chars: int | None) -> str:
     """One line: about how long these settings take on `chars` characters, from the chars/s that
-    runs of the same size under `root` recorded in their history; or why there is no estimate."""
+    runs under `root` with the same size, batch size and use of recurrent dropout recorded in their
+    history; or why there is no estimate."""
     from statistics import median
 
     from .corpus import VAL_FRACTION
@@ -295,17 +296,22 @@ def training_estimate(root, settings: dict, chars: int | None) -> str:
 
     if not chars:
         return ""
-    size = (settings["layers"], settings["units"])
+    # what sets the speed: the size, the batch, and recurrent dropout (several times slower on CPU)
+    key = lambda layers, units, batch, rd: (layers, units, batch, bool(rd))
+    wanted = key(settings["layers"], settings["units"], settings["batch_size"], settings.get("recurrent_dropout", 0.0))
     measured = {}
     for name in list_runs(root):
         try:
-            arch = read_config(Path(root) / name)["architecture"]
+            config = read_config(Path(root) / name)
+            arch, training = config["architecture"], config["training"]
             speeds = [r["chars_per_s"] for r in read_history(Path(root) / name)]
-        except CharModelError:
+            found = key(arch["layers"], arch["units"], training["batch_size"], arch.get("recurrent_dropout", 0.0))
+        except (CharModelError, KeyError, TypeError):
             continue
-        if (arch["layers"], arch["units"]) == size and speeds:
+        if found == wanted and speeds:
             measured[name] = median(speeds)
-    shape = f"{size[0]}x{size[1]}"
+    shape = (f"{wanted[0]}x{wanted[1]} at batch {wanted[2]} " +
+             ("with" if wanted[3] else "without") + " recurrent dropout")
     if not measured:
         return f"No {shape} run has trained here yet, so there is no measured speed to estimate the time from."
     name = max(measured, key=lambda n: len(read_history(Path(root) / n)))  # the longest record

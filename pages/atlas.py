@@ -62,8 +62,6 @@ c3.metric("by long context", f"{cov['by_group']['long']:,}",
           help="pairs, quotations, lines, positions in word, line, sentence and paragraph: more than a few "
                "characters back (the group of an explanation's first term)")
 c4.metric("by the current character alone", f"{cov['by_group']['current']:,}", help="true, but not news")
-st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
-                key="atlas_r_histogram")
 st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explained']} of {d['cells']}"
                                                            for part, d in cov["by_layer_kind"].items()) +
            ". By the group of the first term: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
@@ -100,6 +98,9 @@ picked = st.dataframe(
                    "auc": st.column_config.NumberColumn("AUC", format="%.3f",
                                                         help="held-out ROC AUC, for a one-term yes/no explanation"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
+with st.expander("How held-out simulation r is spread over the cells"):
+    st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
+                    key="atlas_r_histogram")
 rows = picked.selection.rows if picked is not None else []
 if rows and rows[0] < len(shown):
     row = shown.iloc[rows[0]]
@@ -125,7 +126,7 @@ st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":m
 left, right = st.columns(2)
 with left:
     st.markdown("**Its terms**, in the order chosen (the first is the strongest alone)")
-    st.table([{"term": t["explanation"], "group": t["group"], "sign": "+" if t["sign"] > 0 else "−",
+    st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
                "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
     s = d["summary"]
     st.caption(f"Over all {found.meta['chars']:,} characters: mean {s['mean']:+.3f}, std {s['std']:.3f}, "

@@ -361,9 +361,14 @@ def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
                                                  chars_per_s=1000.0, lr=0.002)])
     at.number_input(key="train_units").set_value(24).run()
     at.number_input(key="train_epochs").set_value(3).run()
+    at.number_input(key="train_batch_size").set_value(4).run()  # the batch size alice's config records
     chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
     minutes = round(3 * chars * 0.9 / 1000 / 60)
-    assert any(f"About {minutes} minutes for 3 epochs of 2x24" in c.value and "run alice" in c.value for c in at.caption)
+    assert any(f"About {minutes} minutes for 3 epochs of 2x24 at batch 4 without recurrent dropout" in c.value
+               and "run alice" in c.value for c in at.caption)
+    # a run at another batch size, or with recurrent dropout, trains at another speed: not used
+    at.number_input(key="train_batch_size").set_value(256).run()
+    assert any("No 2x24 run at batch 256 without recurrent dropout has trained here yet" in c.value for c in at.caption)
 
 
 def test_resume_errors_name_no_server_path(weights):

@@ -70,7 +70,7 @@ def main():
             settle(page)
             page.wait_for_timeout(1500)
             dossier = page.get_by_role("heading", name="Layer ").first
-            dossier.scroll_into_view_if_needed()
+            dossier.evaluate("e => e.scrollIntoView({block: 'start'})")  # the dossier at the top
             page.wait_for_timeout(500)
             shot(page, args.out / "atlas.png")
             browser.close()

@@ -273,7 +273,8 @@ def _atlas_table(run_dir: str, checkpoint: str, stamp: float, file_stamp: float)
     import pandas as pd
 
     rows = _atlas(run_dir, checkpoint, stamp, file_stamp).cells()
-    return pd.DataFrame([{**r, "layer": layer_number(r["layer"])} for r in rows])
+    frame = pd.DataFrame([{**r, "layer": layer_number(r["layer"])} for r in rows])
+    return frame.astype({"simulation_r": float, "auc": float})  # None as NaN: a blank cell, not "None"
 
 
 def atlas_table(run: str, checkpoint: str):

@@ -7,6 +7,7 @@ with a traceback, because those are bugs to fix.
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -119,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--hypothesis", dest="feature", help="a built-in yes/no hypothesis (cells --hypothesis list)")
     what.add_argument("--feature", dest="feature", help=argparse.SUPPRESS)  # the old spelling, as in cells
     what.add_argument("--regex", help="characters matched by this regular expression are 1 (multi-line)")
-    what.add_argument("--explanation", help="an atlas explanation, as `atlas --list` prints it, e.g. \"inside ( … )\"")
+    what.add_argument("--explanation", help="one term of an atlas explanation, as `atlas --list` prints it, e.g. \"inside ( … )\" "
+                           "(its sign may stay)")
     q.add_argument("--layers", help="comma-separated layers, counted from 1 (default: all)")
     q.add_argument("--kinds", default="h,c", help="comma-separated, from h and c (default h,c)")
     q.add_argument("--json", action="store_true")
@@ -149,9 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--top", type=int, default=10, help="cells listed (default 10)")
     m.add_argument("--json", action="store_true")
 
-    ex = sub.add_parser("export", help="a run folder as one zip archive, to carry to another machine")
+    ex = sub.add_parser("export", help="a run folder as one zip archive, to carry to another machine; or, with "
+                                       "--format keras, its model as a Keras 3 .keras file")
     ex.add_argument("--run", required=True, help="run folder, for example weights/alice")
-    ex.add_argument("--out", required=True, help="the zip file to write")
+    ex.add_argument("--out", required=True, help="the file to write: a .zip, or a .keras with --format keras")
+    ex.add_argument("--format", choices=("archive", "keras"), default="archive",
+                    help="archive (default): the run folder as a zip; keras: the model (ids in, next-character "
+                         "probabilities out), with its characters in OUT's name .chars.json")
+    ex.add_argument("--checkpoint", default=None, help="with --format keras: best, latest, or a kept epoch (default: best)")
     ex.add_argument("--with-checkpoints", action="store_true", help="include the kept epochs")
     im = sub.add_parser("import", help="unpack a run archive into the weights folder (checked, all or nothing)")
     im.add_argument("archive", help="a zip written by `export`")
@@ -458,10 +465,14 @@ def _probe(args) -> int:
     else:
         from . import explain
 
-        found = [c for c in explain.library(train, engine.vocab.chars) if c.phrase == args.explanation]
+        terms = [re.sub(r"\s*\([+−-]\)$", "", t.strip()) for t in args.explanation.split(" · ")]  # as --list prints
+        if len(terms) > 1:
+            raise CharModelError(f"{args.explanation!r} has {len(terms)} terms; a probe reads one yes/no term: give one "
+                                 f"of {', '.join(repr(t) for t in terms)}.")
+        found = [c for c in explain.library(train, engine.vocab.chars) if c.phrase == terms[0]]
         if not found or found[0].metric != "auc":
-            raise CharModelError(f"{args.explanation!r} is not a yes/no explanation of this run's atlas grammar; "
-                                 "copy one from `python -m charmodel atlas --run RUN --list`.")
+            raise CharModelError(f"{terms[0]!r} is not a yes/no term of this run's atlas grammar; copy one term of an "
+                                 "explanation that `python -m charmodel atlas --run RUN --list` prints.")
         signal_of = lambda text: explain.signal(found[0], text, explain.masks(text, engine.vocab.chars))
         what = args.explanation
     from tqdm import tqdm
@@ -551,6 +562,15 @@ def _compare(args) -> int:
 
 
 def _export(args) -> int:
+    if args.format == "keras":
+        from .keras_io import export_keras
+
+        if args.with_checkpoints:
+            raise CharModelError("--with-checkpoints belongs to the archive format; a .keras file holds one checkpoint "
+                                 "(--checkpoint).")
+        model, chars = export_keras(args.run, args.out, args.checkpoint)
+        print(f"wrote {model} ({model.stat().st_size / 2**20:.1f} MB) and {chars}")
+        return 0
     from .archive import export_run
 
     out = export_run(args.run, args.out, args.with_checkpoints)

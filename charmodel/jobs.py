@@ -310,10 +310,11 @@ def training_estimate(root, settings: dict, chars: int | None) -> str:
             continue
         if found == wanted and speeds:
             measured[name] = median(speeds)
-    shape = (f"{wanted[0]}x{wanted[1]} at batch {wanted[2]} " +
-             ("with" if wanted[3] else "without") + " recurrent dropout")
+    size = f"{wanted[0]}x{wanted[1]}"
+    how = f"at batch {wanted[2]} {'with' if wanted[3] else 'without'} recurrent dropout"
+    shape = f"{size} {how}"
     if not measured:
-        return f"No {shape} run has trained here yet, so there is no measured speed to estimate the time from."
+        return f"No {size} run {how} has trained here yet, so there is no measured speed to estimate the time from."
     name = max(measured, key=lambda n: len(read_history(Path(root) / n)))  # the longest record
     seconds = settings["epochs"] * chars * (1 - VAL_FRACTION) / measured[name]
     return (f"About {_duration(seconds)} for {settings['epochs']} epochs of {shape} on {chars:,} characters, at the "

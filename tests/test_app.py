@@ -356,7 +356,7 @@ def test_the_train_form_keeps_its_values_across_pages(weights):
 def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
     at = app()
     at.switch_page("pages/train.py").run()
-    assert any("No 2x512 run has trained here yet" in c.value for c in at.caption)
+    assert any("No 2x512 run at batch 64 without recurrent dropout has trained here yet" in c.value for c in at.caption)
     runfolder.write_history(weights / "alice", [dict(epoch=1, train_loss=2.0, val_loss=2.0, val_bpc=2.9, wall_s=10,
                                                  chars_per_s=1000.0, lr=0.002)])
     at.number_input(key="train_units").set_value(24).run()

@@ -46,3 +46,10 @@ def test_probe_cli(random_run):
     assert bad.returncode == 2 and "yes/no hypothesis" in bad.stderr and bad.stderr.count("\n") == 1
     bad = cli("probe", "--run", random_run, "--explanation", "no such thing")
     assert bad.returncode == 2 and "atlas --run RUN --list" in bad.stderr
+    # a composite explanation, pasted whole from --list, names its terms; one term, sign and all, is read
+    bad = cli("probe", "--run", random_run, "--explanation", "first character of a word (−) · whitespace (+)")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "has 2 terms" in bad.stderr
+    assert "'first character of a word'" in bad.stderr and "'whitespace'" in bad.stderr
+    out = cli("probe", "--run", random_run, "--explanation", "first character of a word (−)", "--layers", "2",
+              "--kinds", "h", "--json")
+    assert out.returncode == 0, out.stderr

@@ -195,6 +195,7 @@ def test_threads_from_the_flag_or_the_environment_and_one_line_when_wrong(random
 
     blas = lambda: {m["num_threads"] for m in ThreadpoolController().select(user_api="blas").info()}
     want = min(2, engine_module.cores())
+    monkeypatch.setattr(engine_module, "_threads", None)  # as in a fresh process (the app's pages set 1)
     try:
         monkeypatch.setenv("CHARMODEL_THREADS", str(want))
         Engine.load(random_run, "best")
@@ -207,7 +208,7 @@ def test_threads_from_the_flag_or_the_environment_and_one_line_when_wrong(random
         engine_module._threads = None
         monkeypatch.delenv("CHARMODEL_THREADS")
         engine_module.pin_blas()
-    assert blas() == {1}  # the default
+    assert blas() == {1}  # the default (monkeypatch then restores what an earlier test had set)
     for args, env in ((("--threads", "0"), {}), ((), {"CHARMODEL_THREADS": "lots"})):
         out = cli("generate", "--run", random_run, "--length", 5, *args, env=env)
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and "threads from 1 to" in out.stderr, out.stderr

@@ -42,6 +42,7 @@ An explanation's group is that of its first term, the strongest alone.
 No TensorFlow; the signals come from the text and the scores from arrays of activations.
 """
 
+import functools
 import re
 import string
 from collections import Counter
@@ -157,6 +158,22 @@ def leading_whitespace(ids: dict, T: int) -> np.ndarray:
     return blank & (_last(newline) >= _last(other))  # equal only before both: the text's first line
 
 
+def _for_the_last_text(fn):
+    """Memoise fn(text, *args) for the last text only: every candidate of one kind reads the same
+    pass over the text (the fit part's, then the held-out part's)."""
+    memo = {}
+
+    @functools.wraps(fn)
+    def wrapper(text: str, *args):
+        key = (len(text), hash(text), args)
+        if key not in memo:
+            memo.clear()
+            memo[key] = fn(text, *args)
+        return memo[key]
+
+    return wrapper
+
+
 STRING_MARKS = ("'", '"', "`")  # marks that may delimit strings, when the text holds them in pairs
 
 
@@ -165,19 +182,13 @@ def _apostrophe(text: str, a: int) -> bool:
     return 0 < a < len(text) - 1 and text[a] in "'’" and text[a - 1].isalnum() and text[a + 1].isalnum()
 
 
-_string_memo: dict = {}
-
-
+@_for_the_last_text
 def string_state(text: str, marks: str) -> np.ndarray:
     """A small lexer for string literals in any language. Per character: 0 outside strings; 1 + i
     inside a string opened by marks[i] alone (from the opening mark to the closing one, both
     included; a newline ends it unclosed); -(1 + i) inside marks[i] tripled (a block such as a
     docstring, across lines, to the next tripled mark). A backslash escapes the next character;
-    inside a string the other marks are plain characters; see _apostrophe. (Memoised for the
-    last text: every string candidate reads the same lexer.)"""
-    key = (len(text), hash(text), marks)
-    if key in _string_memo:
-        return _string_memo[key]
+    inside a string the other marks are plain characters; see _apostrophe."""
     tokens = "|".join([re.escape(m * 3) for m in marks] + [re.escape(m) for m in marks])
     state = np.zeros(len(text), dtype=np.int8)
     cur, opened = 0, 0
@@ -195,8 +206,6 @@ def string_state(text: str, marks: str) -> np.ndarray:
             cur = 0
     if cur:
         state[opened:] = cur
-    _string_memo.clear()
-    _string_memo[key] = state
     return state
 
 
@@ -207,7 +216,8 @@ def string_marks(text: str) -> str:
     out = ""
     lines = text.split("\n")
     for ch in STRING_MARKS:
-        plain = re.compile(r"\\.|" + re.escape(ch * 3) + (r"|(?<=\w)'(?=\w)" if ch == "'" else ""))
+        inside_word = r"|(?<=[^\W_])'(?=[^\W_])" if ch == "'" else ""  # as _apostrophe
+        plain = re.compile(r"\\.|" + re.escape(ch * 3) + inside_word)
         held = [n for n in (plain.sub("", line).count(ch) for line in lines if ch in line) if n]
         if len(held) >= MIN_LINES and sum(n % 2 == 0 for n in held) >= PAIRED_LINES * len(held):
             out += ch
@@ -242,17 +252,11 @@ def to_end_of_line(mark: np.ndarray, newline: np.ndarray) -> np.ndarray:
     return _last(mark) > _last(newline)
 
 
-_innermost_memo: dict = {}
-
-
+@_for_the_last_text
 def innermost_bracket(text: str) -> np.ndarray:
     """After reading each character, which bracket is the innermost open one: 1 + its index in
     PAIRS[:3], or 0 outside every bracket. A closer closes the innermost opener of its own kind;
-    an unmatched closer closes nothing. Brackets nest across lines. (Memoised for the last text:
-    every innermost candidate reads the same stack.)"""
-    key = (len(text), hash(text))
-    if key in _innermost_memo:
-        return _innermost_memo[key]
+    an unmatched closer closes nothing. Brackets nest across lines."""
     kinds = {c: i + 1 for i, pair in enumerate(PAIRS[:3]) for c in pair}
     top = np.zeros(len(text) + 1, dtype=np.int8)
     stack, marks, values = [], [0], [0]
@@ -269,9 +273,7 @@ def innermost_bracket(text: str) -> np.ndarray:
     marks.append(len(text))
     for a, b, v in zip(marks[:-1], marks[1:], values):
         top[a:b] = v
-    _innermost_memo.clear()
-    _innermost_memo[key] = top[: len(text)]
-    return _innermost_memo[key]
+    return top[: len(text)]
 
 
 def line_begins_with(text: str, word: str) -> np.ndarray:

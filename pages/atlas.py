@@ -98,9 +98,8 @@ picked = st.dataframe(
                    "auc": st.column_config.NumberColumn("AUC", format="%.3f",
                                                         help="held-out ROC AUC, for a one-term yes/no explanation"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
-with st.expander("How held-out simulation r is spread over the cells"):
-    st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
-                    key="atlas_r_histogram")
+st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
+                key="atlas_r_histogram")  # below the table: a chart above it made the browser draw it first
 rows = picked.selection.rows if picked is not None else []
 if rows and rows[0] < len(shown):
     row = shown.iloc[rows[0]]

@@ -288,8 +288,6 @@ def _evaluate(args) -> int:
 def _inspect(args) -> int:
     import numpy as np
 
-    from . import runfolder
-    from .corpus import clean, read_text
     from .engine import inspect
 
     engine = _engine(args)

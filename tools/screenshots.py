@@ -49,7 +49,6 @@ def main():
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": WIDTH, "height": 900}, device_scale_factor=1)
-            main_area = page.locator("[data-testid='stMain']")
 
             page.goto(url)
             settle(page)

@@ -415,9 +415,9 @@ def _ablate(args) -> int:
         from tqdm import tqdm
 
         with tqdm(total=100, unit="%", desc="sweep", file=sys.stderr, disable=args.quiet, leave=False) as bar:
-            from .engine import cores
+            from .engine import blas_threads, cores
 
-            threads = int(args.threads) if args.threads is not None else cores()  # the sweep's alone: every core
+            threads = blas_threads() if args.threads is not None else cores()  # the sweep's alone: every core
             rows = sweep(engine, text, layer, args.kind, args.value, progress=lambda f: bar.update(round(100 * f) - bar.n),
                          blas_threads=threads)
         if args.json:

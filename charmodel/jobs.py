@@ -330,10 +330,11 @@ def _cap_threads() -> None:
         os.nice(NICE)
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(max(1, cores - 1))
+    from .engine import cores
+
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, cores() - 1))
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 

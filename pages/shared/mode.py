@@ -30,8 +30,8 @@ def _leave_pages_directory_mode() -> None:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
-_leave_pages_directory_mode()
 
+_leave_pages_directory_mode()
 set_threads(1)  # one BLAS thread per process, whatever $CHARMODEL_THREADS says: sessions share the cores
 
 DEFAULT_RUN = "alice"

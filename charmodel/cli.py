@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     _old_text_flag(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    e.add_argument("--window", default=None, help="score character t from a zero state over the W characters before "
+                                                  "it, leaving out the first W (default: the run's own window, if any)")
     _drop_arg(e)
 
     i = sub.add_parser("inspect", help="per-character values of one cell (or all of a layer) for a text")
@@ -160,9 +162,22 @@ def _parser() -> argparse.ArgumentParser:
                          "probabilities out), with its characters in OUT's name .chars.json")
     ex.add_argument("--checkpoint", default=None, help="with --format keras: best, latest, or a kept epoch (default: best)")
     ex.add_argument("--with-checkpoints", action="store_true", help="include the kept epochs")
-    im = sub.add_parser("import", help="unpack a run archive into the weights folder (checked, all or nothing)")
-    im.add_argument("archive", help="a zip written by `export`")
-    im.add_argument("--name", help="import under this name instead of the archive's")
+    im = sub.add_parser("import", help="a run archive, or a Keras char-LSTM (.keras or .h5), as a run in the weights "
+                                       "folder (checked, all or nothing; a Keras file's code is never run)")
+    im.add_argument("archive", metavar="FILE", help="a zip written by `export`, or a Keras .keras / .h5 model "
+                                                    "(told apart by content)")
+    im.add_argument("--name", help="import under this name instead of the archive's (required for a Keras file)")
+    im.add_argument("--chars", default=None, help="Keras file: a JSON list of the model's characters in index order")
+    im.add_argument("--vocab-from", default=None, help="Keras file: the text the model was trained on; its sorted set "
+                                                       "of characters is the vocabulary, as the post built it")
+    im.add_argument("--corpus", default=None, help="Keras file: the text the run shows and explains (default: the "
+                                                   "--vocab-from text)")
+    im.add_argument("--input", default=None, help="Keras file: embedding, onehot or scalar (index / vocabulary size); "
+                                                  "default: read from the model")
+    im.add_argument("--window", default=None, help="Keras file: the model was trained on windows of W characters from "
+                                                   "a zero state (default: the model's fixed input length, if any)")
+    im.add_argument("--config", default=None, help="Keras file: the architecture (model.to_json()) for a weights-only "
+                                                   ".h5")
     im.add_argument("--into", default=os.environ.get("CHARMODEL_WEIGHTS", "weights"),
                     help="the weights folder (default: weights, or $CHARMODEL_WEIGHTS)")
 
@@ -269,14 +284,22 @@ def _evaluate(args) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = evaluate(args.run, _text_file(args), args.checkpoint, progress=progress, drop_unknown=args.drop_unknown)
+        result = evaluate(args.run, _text_file(args), args.checkpoint, progress=progress, drop_unknown=args.drop_unknown,
+                          window=args.window)
     finally:
         for bar in bars:
             bar.close()
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['bpc']:.4f} bits per character over {result['chars']} characters ({result['source']})")
+        if result["window"]:
+            print(f"{result['bpc']:.4f} bits per character from windows of {result['window']} characters over "
+                  f"{result['chars']} characters ({result['source']}; the first {result['window']} left out)")
+        else:
+            print(f"{result['bpc']:.4f} bits per character over {result['chars']} characters ({result['source']})")
+        if result["stateful_bpc"] is not None:
+            print(f"{result['stateful_bpc']:.4f} bits per character stateful (the state carried through the whole "
+                  "text, which a model trained on windows may not support)")
         for name, bpc in result["baselines"].items():
             print(f"  {name:5s} {bpc:.4f}")
         if not result["baselines"]:
@@ -576,11 +599,33 @@ def _export(args) -> int:
     return 0
 
 
+KERAS_FLAGS = ("chars", "vocab_from", "corpus", "input", "window", "config")
+
+
 def _import(args) -> int:
     from .archive import import_run
+    from .keras_io import import_keras, sniff
 
     if not Path(args.archive).is_file():
-        raise CharModelError(f"archive {args.archive} does not exist.")
+        raise CharModelError(f"{args.archive} does not exist.")
+    kind = sniff(args.archive)
+    given = ["--" + k.replace("_", "-") for k in KERAS_FLAGS if getattr(args, k) is not None]
+    if kind in ("keras", "h5"):
+        if not args.name:
+            raise CharModelError("a Keras file has no run name in it; pass --name NAME.")
+        run = import_keras(args.archive, args.into, args.name, args.chars, args.vocab_from, args.corpus, args.input,
+                           args.window, args.config)
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        window = config["window"]
+        print(f"imported {run.name} into {args.into}/ from {Path(args.archive).name} "
+              f"({config['architecture']['layers']}x{config['architecture']['units']}, input "
+              f"{config['architecture']['input']}, " + (f"windows of {window} characters)" if window else "stateful)"))
+        return 0
+    if given:
+        raise CharModelError(f"{given[0]} is for a Keras file, but {Path(args.archive).name} is "
+                             + ("a run archive." if kind == "archive" else "not a Keras file."))
+    if kind != "archive":
+        raise CharModelError(f"{Path(args.archive).name} is neither a run archive (zip) nor a Keras .keras / .h5 file.")
     run = import_run(args.archive, args.into, args.name)
     print(f"imported {run.name} into {args.into}/")
     return 0

@@ -100,19 +100,43 @@ def weight_names(layers: int) -> list[str]:
 
 @dataclass
 class Carry:
-    """The carry: per-layer (h, c), each (B, units). Pass it from call to call to continue a text."""
+    """The carry: per-layer (h, c), each (B, units). Pass it from call to call to continue a text.
+
+    A windowed engine's carry is its ring of windows instead: (B * window, units) per layer, and
+    `t`, the characters read so far (which slot of the ring starts, and which one is read)."""
 
     h: list
     c: list
+    t: int = 0
 
     def copy(self) -> "Carry":
-        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c])
+        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c], self.t)
+
+
+def check_window(window, where: str = "--window") -> int | None:
+    """A window length from a flag or a config: None (stateful) or a whole number >= 2."""
+    if window is None:
+        return None
+    try:
+        w = int(window)
+    except (TypeError, ValueError):
+        w = 0
+    if w < 2 or str(window).strip() != str(w):
+        raise CharModelError(f"{where} must be a whole number of characters, 2 or more, not {str(window)!r}.")
+    return w
 
 
 class Engine:
-    def __init__(self, weights: dict, vocab: Vocab):
+    """The model's maths over ids. `window`: None for a stateful run (the state is carried along
+    the text), or W for a model trained on windows of W characters from a zero state: then the
+    value at character t is that of a zero state run over the W characters ending at t, as the
+    post computed it (see _forward_windowed). Callers may set it on a loaded engine (evaluate
+    does, to score a run both ways)."""
+
+    def __init__(self, weights: dict, vocab: Vocab, window: int | None = None):
         pin_blas()
         self.vocab = vocab
+        self.window = check_window(window, "window")
         self.layers = sum(1 for k in weights if k.endswith("_recurrent"))
         emb = weights["embedding"]  # (V, E)
         self.units = weights["lstm0_recurrent"].shape[0]
@@ -148,7 +172,7 @@ class Engine:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run} lacks {', '.join(missing)}; the run folder is damaged."
             )
-        engine = cls(weights, runfolder.vocab_of(config))
+        engine = cls(weights, runfolder.vocab_of(config), check_window(config.get("window"), f"{run}'s window"))
         if engine.layers != arch["layers"] or engine.units != arch["units"]:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run} has {engine.layers}x{engine.units} weights but the "
@@ -157,7 +181,8 @@ class Engine:
         return engine
 
     def zero_carry(self, batch: int = 1) -> Carry:
-        z = lambda: np.zeros((batch, self.units), np.float32)
+        rows = batch * (self.window or 1)
+        z = lambda: np.zeros((rows, self.units), np.float32)
         return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
 
     # ------------------------------------------------------------ one step (sampling)
@@ -168,6 +193,11 @@ class Engine:
         clamp: optional (layer, kind, cell, value) with kind "h" or "c": that cell is held at
         `value` at every step, an intervention to see what the cell does to the output.
         """
+        if self.window:  # one step of every window in the ring
+            held = None if clamp is None else (clamp[0], clamp[1], [[clamp[2]]], [[clamp[3]]])
+            logits, _, moved = self.forward(np.asarray(ids)[:, None], carry, record=(), clamp=held)
+            carry.h, carry.c, carry.t = moved.h, moved.c, moved.t
+            return logits[:, 0]
         U = self.units
         x = None
         for l in range(self.layers):
@@ -211,6 +241,10 @@ class Engine:
           in `layers` (a layer-1 question skips the layers above it), returns None for the logits,
           and the carry of the layers it skipped as it was given.
         """
+        if self.window:
+            if inputs is not None:
+                raise ValueError("a windowed engine computes every layer itself: inputs are for stateful runs")
+            return self._forward_windowed(ids, carry, record, layers, dtype, progress, clamp, logits)
         ids = np.asarray(ids)
         B, T = ids.shape
         U = self.units
@@ -269,6 +303,84 @@ class Engine:
         if not logits:
             return None, records, carry
         return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
+
+    def _forward_windowed(self, ids, carry, record, layers, dtype, progress, clamp, logits):
+        """forward() for a windowed engine: what row b gives at step t is the value of a zero
+        state run over ids[b, t - W + 1 : t + 1] (over ids[b, : t + 1] near the start).
+
+        A ring of W windows per row runs step by step, every window reading the same character:
+        at each step the slot whose window starts there is zeroed, all W windows take one step
+        (one (B * W, units) matrix product per layer), and the slot whose window is W long (the
+        oldest) is read. So a 1,000-character text is W batched steps per character, not 1,000
+        separate passes; the cost is W times a stateful pass's, the price of the zero state.
+        The ring is the carry: pass it on to continue the text exactly.
+        """
+        ids = np.asarray(ids)
+        B, T = ids.shape
+        U, W = self.units, self.window
+        carry = carry.copy() if carry is not None else self.zero_carry(B)
+        if carry.h[0].shape[0] != B * W:
+            raise ValueError(f"the carry holds {carry.h[0].shape[0]} windows, not {B} rows of {W}")
+        layers = list(range(self.layers)) if layers is None else list(layers)
+        top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
+        want = {l: [k for k in record] for l in layers if l <= top}
+        gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "o": slice(2 * U, 3 * U), "g": slice(3 * U, 4 * U)}
+        records = {(l, k): np.empty((B, T, U), dtype) for l, ks in want.items() for k in ks}
+        top_h = np.empty((B, T, U), np.float32) if logits else None
+        held = None
+        if clamp is not None:
+            held_layer, held_kind, cells, values = clamp
+            cells = np.atleast_2d(np.asarray(cells))
+            if len(cells) not in (1, B):
+                raise ValueError(f"clamp has {len(cells)} rows of cells for {B} rows of text")
+            values = np.asarray(values, np.float32).reshape(len(cells), -1)
+            # every window of row b holds row b's cells
+            per = lambda a: np.repeat(np.broadcast_to(a, (B, a.shape[1])), W, axis=0)
+            held = (held_layer, held_kind, np.arange(B * W)[:, None], per(cells), per(values))
+        h = [carry.h[l].reshape(B, W, U) for l in range(self.layers)]
+        c = [carry.c[l].reshape(B, W, U) for l in range(self.layers)]
+        z = np.empty((B, W, 4 * U), np.float32)
+        z2 = z.reshape(B * W, 4 * U)
+        for step in range(T):
+            t = carry.t + step
+            start, read = t % W, (0 if t < W - 1 else (t + 1) % W)  # the slot that starts; the slot read
+            x = None
+            for l in range(top + 1):
+                hl, cl = h[l], c[l]
+                hl[:, start] = 0.0
+                cl[:, start] = 0.0
+                hf = hl.reshape(B * W, U)
+                np.dot(hf, self.R[l], out=z2)
+                if l == 0:
+                    z += self.table0[ids[:, step]][:, None, :]
+                else:
+                    z2 += x @ self.K[l]
+                    z2 += self.b[l]
+                a = np.tanh(z, out=z)
+                ifo = a[..., : 3 * U]
+                ifo *= 0.5
+                ifo += 0.5
+                cl *= a[..., U : 2 * U]
+                cl += a[..., :U] * a[..., 3 * U :]
+                cf = cl.reshape(B * W, U)
+                if held is not None and held[0] == l and held[1] == "c":
+                    cf[held[2], held[3]] = held[4]
+                np.tanh(cl, out=hl)
+                hl *= a[..., 2 * U : 3 * U]
+                if held is not None and held[0] == l and held[1] == "h":
+                    hf[held[2], held[3]] = held[4]
+                for k in want.get(l, ()):
+                    src = cl if k == "c" else hl if k == "h" else a[..., gate_at[k]]
+                    records[(l, k)][:, step] = src[:, read]
+                if l == top and top_h is not None:
+                    top_h[:, step] = hl[:, read]
+                x = hf
+            if progress is not None and (step + 1) % BLOCK == 0 or progress is not None and step == T - 1:
+                progress((step + 1) / T)
+        out = Carry([x.reshape(B * W, U) for x in h], [x.reshape(B * W, U) for x in c], carry.t + T)
+        if not logits:
+            return None, records, out
+        return top_h @ self.Wd + self.bd, records, out
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -340,14 +452,18 @@ def inspect(engine: Engine, text: str, record=KINDS, layers=None, top_k: int = 5
 
 
 def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000, progress=None) -> float:
-    """Stateful bits per character: zero carry at the first character, carried to the end.
-
-    The first character has no prediction, so the mean is over characters 2..T.
+    """Bits per character: for a stateful engine, zero carry at the first character, carried to
+    the end, the mean over characters 2..T (the first has no prediction). For a windowed engine
+    (window W), character t is scored from the W characters before it, and the first W
+    characters, which have fewer, are left out.
     progress: optional callable, given the number of characters done after each chunk.
     """
     total, n = 0.0, 0
+    skip = engine.window or 1
+    if len(text) <= skip:
+        raise CharModelError(f"the text has {len(text)} characters; scoring windows of {skip} needs more than {skip}.")
     for start, part in iter_inspect(engine, text, record=(), top_k=1, chunk_len=chunk_len):
-        s = part.surprisal_bits
+        s = part.surprisal_bits[max(0, skip - start):]
         s = s[~np.isnan(s)]
         total += float(s.sum())
         n += len(s)

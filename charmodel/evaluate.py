@@ -12,7 +12,7 @@ import lzma
 
 from . import runfolder
 from .corpus import clean, read_text
-from .engine import Engine, bits_per_char
+from .engine import Engine, bits_per_char, check_window
 
 MIN_BASELINE_CHARS = 2000  # below this, a compressor's header and block overhead dwarf the text
 
@@ -29,15 +29,20 @@ def compressor_bpc(train: str, val: str) -> dict[str, float]:
     return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
 
 
-def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False) -> dict:
-    """Stateful bpc on the run's validation split (or a given file), plus compressor baselines.
+def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False,
+             window=None) -> dict:
+    """Bits per character on the run's validation split (or a given file), plus compressor baselines.
 
+    The run's own way (stateful, or windowed for a run that records a window), or windows of
+    `window` characters when given (see engine.bits_per_char). A windowed run is also scored
+    statefully ("stateful_bpc") so a person sees which way the model holds up.
     For a given file, the baselines are conditioned on the run's training text too.
     progress: optional callable(characters done, characters in all), called as the pass advances.
     """
     config = runfolder.read_config(run)
     checkpoint = checkpoint or runfolder.default_checkpoint(run)
     engine = Engine.load(run, checkpoint)
+    window = check_window(window) or engine.window
     train_text, val_text = runfolder.split_text(run, config)
     if text_path is not None:
         val_text = clean(read_text(text_path), collapse_spaces=config["corpus"]["collapse_spaces"])
@@ -47,8 +52,18 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
     if drop_unknown:
         val_text = engine.vocab.drop_unknown(val_text)
     engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
+    both = window is not None and (config.get("imported") or config.get("window"))  # which way does it hold up?
+    total = len(val_text) * (2 if both else 1)
+    engine.window = window
+    bpc = bits_per_char(engine, val_text, progress=progress and (lambda done: progress(done, total)))
+    stateful = None
+    if both:
+        engine.window = None
+        stateful = bits_per_char(engine, val_text, progress=progress and (lambda d: progress(len(val_text) + d, total)))
     return {
-        "bpc": bits_per_char(engine, val_text, progress=progress and (lambda done: progress(done, len(val_text)))),
+        "bpc": bpc,
+        "window": window,
+        "stateful_bpc": stateful,
         "chars": len(val_text),
         "source": source,
         "run": str(run),

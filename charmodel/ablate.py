@@ -40,12 +40,14 @@ def _ids(engine: Engine, text: str) -> np.ndarray:
 
 def layer_pass(engine: Engine, ids: np.ndarray, layer: int, kind: str):
     """(means (units,), below): the layer's kind averaged over the text, and the output of the
-    layer under it, (T, 1, units), or None for the first layer; one unablated pass."""
-    record = [kind] + (["h"] if layer > 0 else [])
-    layers = [layer] + ([layer - 1] if layer > 0 else [])
+    layer under it, (T, 1, units), or None for the first layer (and for a windowed engine); one
+    unablated pass."""
+    shared = layer > 0 and not engine.window  # a windowed engine's windows each run every layer themselves
+    record = [kind] + (["h"] if shared else [])
+    layers = [layer] + ([layer - 1] if shared else [])
     _, rec, _ = engine.forward(ids[None], record=tuple(dict.fromkeys(record)), layers=layers)
     means = rec[(layer, kind)][0].mean(axis=0)
-    below = rec[(layer - 1, "h")][0][:, None, :] if layer > 0 else None
+    below = rec[(layer - 1, "h")][0][:, None, :] if shared else None
     return means, below
 
 

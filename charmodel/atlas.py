@@ -406,6 +406,7 @@ def context_values(engine: Engine, text: str, positions: list[int], layer: int, 
     """One cell's values over the ±radius context of each position, computed after `warmup`
     characters of the text before it (as the atlas's own pass does), all contexts as one batch."""
     ids = engine.vocab.encode(text, "the corpus")
+    warmup = max(warmup, engine.window or 0)  # a windowed value needs its whole window: then it is exact
     spans = [(max(0, p - radius - warmup), max(0, p - radius), min(len(text), p + radius + 1)) for p in positions]
     width = max(b - a for a, _, b in spans)
     rows = np.zeros((len(spans), width), ids.dtype)

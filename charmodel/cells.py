@@ -179,7 +179,8 @@ def batched_activations(engine: Engine, text: str, kinds=("h", "c"), layers=None
     Every later row reads the `warmup` characters before its piece first and keeps only the
     piece, so rows advance together: warmup + piece batched steps instead of len(text) single
     steps. Rows are run `group` at a time to bound memory. Cells with memory longer than
-    `warmup` differ from the exact states; benchmarks/cells.py measures by how much.
+    `warmup` differ from the exact states; benchmarks/cells.py measures by how much. A windowed
+    engine's values are exact: each is its own window's, so the text is one pass of its ring.
     Returns {(layer from 0, kind): (T, units) array of `dtype`}. progress: optional callable,
     given the fraction done as the work advances.
     """
@@ -199,6 +200,14 @@ def iter_activations(engine: Engine, ids: np.ndarray, kinds=("h", "c"), layers=N
     together cover the text in order. Memory: one group's records, whatever the text's length."""
     T, R = len(ids), warmup + piece
     layers = list(range(engine.layers)) if layers is None else list(layers)
+    if engine.window:  # exact already, and batched by its ring of windows: one pass, the ring carried on
+        carry = None
+        for start in range(0, T, piece):
+            done = lambda f, start=start: progress((start + f * min(piece, T - start)) / T) if progress else None
+            _, rec, carry = engine.forward(ids[None, start : start + piece], carry, record=kinds, layers=layers,
+                                           dtype=dtype, progress=done, logits=False)
+            yield start, {k: v[0] for k, v in rec.items()}
+        return
     if T <= R:
         _, rec, _ = engine.forward(ids[None], record=kinds, layers=layers, dtype=dtype, progress=progress, logits=False)
         yield 0, {k: v[0] for k, v in rec.items()}

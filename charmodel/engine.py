@@ -180,6 +180,14 @@ class Engine:
             )
         return engine
 
+    def stateful(self) -> "Engine":
+        """The same weights run statefully (a shallow copy with no window): what one window is, from
+        its zero state."""
+        twin = Engine.__new__(Engine)
+        twin.__dict__.update(self.__dict__)
+        twin.window = None
+        return twin
+
     def zero_carry(self, batch: int = 1) -> Carry:
         rows = batch * (self.window or 1)
         z = lambda: np.zeros((rows, self.units), np.float32)

@@ -556,7 +556,7 @@ def self_check(model_path, model: KerasModel, engine, text: str, windows: int = 
         import keras
     except ImportError:
         return None, "Keras is not installed here."
-    from .engine import Engine, softmax
+    from .engine import softmax
 
     V = len(engine.vocab)
     length = min(engine.window or 100, len(text) - 1)
@@ -576,10 +576,7 @@ def self_check(model_path, model: KerasModel, engine, text: str, windows: int = 
     theirs = np.asarray(theirs_model(x, training=False), dtype=np.float64)
     if not np.allclose(theirs.sum(axis=-1), 1, atol=1e-3) or theirs.min() < 0:  # a linear output: logits
         theirs = softmax(theirs)
-    stateful = Engine.__new__(Engine)
-    stateful.__dict__.update(engine.__dict__)
-    stateful.window = None  # windows this short run from a zero state either way
-    logits, _, _ = stateful.forward(rows, record=())
+    logits, _, _ = engine.stateful().forward(rows, record=())  # windows this short run from a zero state either way
     ours = softmax(logits.astype(np.float64))
     if theirs.ndim == 2:  # the last LSTM returns its last step only
         ours = ours[:, -1]

@@ -184,7 +184,13 @@ def attribute(engine: Engine, text: str, position: int, target: dict, method: st
         raise CharModelError(f"method {method!r} is not one of {', '.join(METHODS)}.")
     ids = engine.vocab.encode(text, "the text")
     window = min(WINDOW, len(ids)) if window is None else window
+    if engine.window:  # the value is its window's, from a zero state: attribute within that window
+        window = min(window, engine.window)
     _check(engine, ids, position, target, window)
+    if engine.window:
+        first, start = max(0, position - engine.window + 1), max(0, position - window + 1)
+        engine = engine.stateful()
+        carry = engine.forward(ids[None, first:start], record=())[2] if start > first else engine.zero_carry(1)
     neutral = neutral_char(engine, text if corpus is None else corpus)
     nid = engine.vocab.index[neutral]
     start = max(0, position - window + 1)

@@ -214,3 +214,32 @@ def test_threads_from_the_flag_or_the_environment_and_one_line_when_wrong(random
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and "threads from 1 to" in out.stderr, out.stderr
     out = cli("generate", "--run", random_run, "--length", 5, "--threads", want)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_windowed_engine_gives_each_characters_own_zero_state_window(random_run):
+    """Every value, logits and the carry continued across calls, and a held cell, against a
+    separate zero-state pass over the W characters ending there."""
+    stateful = Engine.load(random_run, "best")
+    windowed = Engine.load(random_run, "best")
+    windowed.window = W = 7
+    ids = stateful.vocab.encode("Alice was beginning to get very tired")[None].repeat(2, axis=0)
+    ids[1] = ids[1][::-1]
+    logits, rec, _ = windowed.forward(ids, record=KINDS)
+    _, part, carry = windowed.forward(ids[:, :10], record=("c",))
+    later, rest, _ = windowed.forward(ids[:, 10:], carry, record=("c",))
+    held, _, _ = windowed.forward(ids, record=(), clamp=(1, "c", [[3], [5]], [[0.5], [-0.2]]))
+    for b in range(2):
+        for t in range(ids.shape[1]):
+            s = max(0, t - W + 1)
+            want, wrec, _ = stateful.forward(ids[b : b + 1, s : t + 1], record=KINDS)
+            assert np.abs(want[0, -1] - logits[b, t]).max() < 1e-5
+            assert all(np.abs(wrec[k][0, -1] - rec[k][b, t]).max() < 1e-5 for k in wrec)
+            cell = [[3], [5]][b]
+            clamp = (1, "c", [cell], [[[0.5], [-0.2]][b]])
+            assert np.abs(stateful.forward(ids[b : b + 1, s : t + 1], record=(), clamp=clamp)[0][0, -1]
+                          - held[b, t]).max() < 1e-5
+    assert np.abs(np.concatenate([part[(1, "c")], rest[(1, "c")]], axis=1) - rec[(1, "c")]).max() < 1e-6
+    assert np.abs(later - logits[:, 10:]).max() < 1e-6
+    carry = windowed.zero_carry(2)  # step(), as generation uses it
+    steps = np.stack([windowed.step(ids[:, t], carry) for t in range(ids.shape[1])], axis=1)
+    assert np.abs(steps - logits).max() < 1e-5

@@ -103,16 +103,25 @@ def sniff(path) -> str | None:
         raise CharModelError(f"{path} does not exist.") from None
     except IsADirectoryError:
         raise CharModelError(f"{path} is a folder, not a model file.") from None
+    return _kind(head, lambda: zipfile.ZipFile(path))
+
+
+def sniff_bytes(data: bytes) -> str | None:
+    """sniff() for an upload held in memory."""
+    return _kind(data[:8], lambda: zipfile.ZipFile(io.BytesIO(data)))
+
+
+def _kind(head: bytes, open_zip) -> str | None:
     if head == HDF5_MAGIC:
         return "h5"
-    if head[:4] == ZIP_MAGIC:
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = set(z.namelist())
-        except (zipfile.BadZipFile, OSError):
-            return "archive"  # the archive import names the damage
-        return "keras" if {"config.json", "model.weights.h5"} <= names else "archive"
-    return None
+    if head[:4] != ZIP_MAGIC:
+        return None
+    try:
+        with open_zip() as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return "archive"  # the archive import names the damage
+    return "keras" if {"config.json", "model.weights.h5"} <= names else "archive"
 
 
 @dataclass
@@ -611,3 +620,43 @@ def _rebuilt(keras, model: KerasModel, V: int):
         cell.set_weights([weights[f"lstm{l}_kernel"], weights[f"lstm{l}_recurrent"], weights[f"lstm{l}_bias"]])
     dense.set_weights([weights["dense_kernel"], weights["dense_bias"]])
     return m
+
+
+# ---------------------------------------------------------------- import: for the app
+
+def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=None, corpus=None,
+                    input_kind: str | None = None, window=None, timeout: float = 600) -> str:
+    """Run the import command in a child process, so its self-check's Keras (600 MB of TensorFlow)
+    never loads into the caller (the app server); what it printed, or its one-line error."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "charmodel", "import", str(model_path), "--name", name, "--into", str(root)]
+    for flag, value in (("--chars", chars_file), ("--vocab-from", vocab_from), ("--corpus", corpus),
+                        ("--input", input_kind), ("--window", window)):
+        if value is not None:
+            argv += [flag, str(value)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CHARMODEL_THREADS": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    if done.returncode != 0:
+        lines = [l for l in done.stderr.splitlines() if l.startswith("error: ")]
+        raise CharModelError(lines[-1].removeprefix("error: ") if lines else
+                             f"the import stopped (exit {done.returncode}); nothing was imported.")
+    return done.stdout.strip()
+
+
+def imported_line(config: dict) -> str | None:
+    """What an imported run is, in a sentence for people (None for a run trained here)."""
+    source = config.get("imported")
+    if not source:
+        return None
+    arch = config["architecture"]
+    window = config.get("window")
+    how = {"scalar": "one number per character (index / vocabulary size), as the post fed it",
+           "onehot": "a one-hot vector per character", "embedding": "an Embedding"}.get(arch.get("input"), "")
+    version = f", Keras {source['keras_version']}" if source.get("keras_version") else ""
+    reads = (f"It was trained on windows of {window} characters from a zero state, so every value shown here is that "
+             f"of the window of {window} characters ending at its character, as the post computed it."
+             if window else "It reads a text statefully, its state carried from character to character.")
+    return (f"Imported from the Keras file **{source['file']}** ({source['format']}{version}): "
+            f"{arch['layers']} x {arch['units']} LSTM reading {how}. {reads}")

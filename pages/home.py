@@ -7,10 +7,11 @@ from charmodel import CharModelError
 from charmodel.cells import feature
 from charmodel.corpus import paragraph_start
 from charmodel.engine import layer_number
+from charmodel.keras_io import imported_line
 from charmodel.render import coloured_text, display_values, legend
 from pages.shared.mode import sidebar
 from pages.shared.data import (generated, headline, layer_values, load_atlas, load_engine,
-    prefetch_cell_activations, split_text)
+    prefetch_cell_activations, run_config, split_text)
 from pages.shared.widgets import selected_run, style
 
 PASSAGE = 700  # characters of the coloured passage
@@ -33,6 +34,9 @@ c5.page_link("pages/train.py", label="Train a model", icon=":material/model_trai
 
 name, checkpoint = selected_run()
 vocab = load_engine(name, checkpoint).vocab
+imported = imported_line(run_config(name))
+if imported:
+    st.info(imported, icon=":material/input:")
 temperature, seed = sidebar("temperature"), int(sidebar("seed"))
 prime = "Alice " if not vocab.unknown("Alice ") else ""
 left, right = st.columns(2)

@@ -11,6 +11,7 @@ from charmodel import runfolder
 from charmodel.archive import export_run, import_run
 from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
+from charmodel.keras_io import import_in_child, sniff_bytes
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
@@ -50,6 +51,42 @@ upload = None
 if source == "Upload a .txt file":
     upload = st.file_uploader(f"UTF-8 text, up to {UPLOAD_MB} MB", type=["txt"], key="train_upload",
                               max_upload_size=UPLOAD_MB)
+
+
+def keras_inputs() -> dict:
+    """The characters of a Keras model, and how it reads them: the widgets under a Keras upload."""
+    st.caption("A Keras file holds no characters. Give them as a JSON list in index order, or the text the model "
+               "was trained on (its sorted set of characters, as the post built it). The file is read as data: its "
+               "code, if any, is never run.")
+    chars = st.file_uploader("Characters (.json)", type=["json"], key="train_keras_chars")
+    text = st.file_uploader("…or the training text (.txt)", type=["txt"], key="train_keras_text")
+    corpus = st.file_uploader("Text to explore (.txt, optional: the training text)", type=["txt"],
+                              key="train_keras_corpus")
+    window = st.number_input("Window (0: the model's own fixed input length, or stateful)", 0, 10_000, 0,
+                             key="train_keras_window")
+    return {"chars": chars, "text": text, "corpus": corpus, "window": int(window) or None}
+
+
+def import_keras_upload(upload, name: str, given: dict) -> tuple[str, str]:
+    """Import a Keras upload with its characters (in a child process: see keras_io.import_in_child);
+    (what the import said, the run's name)."""
+    if not name.strip():
+        raise CharModelError("a Keras file has no run name in it; type one in the name box.")
+    if (given["chars"] is None) == (given["text"] is None):
+        raise CharModelError("give the model's characters: a .json list, or the training text, one of the two.")
+    with tempfile.TemporaryDirectory(prefix="charmodel-keras-") as tmp:
+        paths = {}
+        for key, f in (("model", upload), ("chars", given["chars"]), ("text", given["text"]),
+                       ("corpus", given["corpus"])):
+            if f is not None:
+                paths[key] = os.path.join(tmp, f"{key}-{os.path.basename(f.name)}")
+                with open(paths[key], "wb") as out:
+                    out.write(f.getvalue())
+        model = os.path.join(tmp, os.path.basename(upload.name))
+        os.rename(paths["model"], model)  # the run records the file's own name
+        said = import_in_child(model, weights_root(), name.strip(), paths.get("chars"), paths.get("text"),
+                               paths.get("corpus"), window=given["window"])
+    return said, name.strip()
 
 
 def widget(setting: Setting, column, max_epochs: int | None):
@@ -212,7 +249,9 @@ if manager.job is not None and not alive and manager.job.snapshot().rows:
 with st.expander("Move runs between machines: download a run, or import one trained elsewhere"):
     st.caption("A run archive is one zip of a run folder (`python -m charmodel export` writes the same). Train on a "
                "rented GPU, download the archive, import it here. Imports are checked before anything is kept: "
-               "only a run folder's own files, no paths outside it, weights loaded without pickle.")
+               "only a run folder's own files, no paths outside it, weights loaded without pickle. A Keras "
+               "char-LSTM (the post's own, or one from a Keras tutorial) imports here too, read as JSON and arrays "
+               "and checked against Keras; see docs/keras.md.")
     c1, c2 = st.columns(2)
     with c1:
         runs = runfolder.list_runs(weights_root())
@@ -230,12 +269,21 @@ with st.expander("Move runs between machines: download a run, or import one trai
                                lambda: open(ready[1], "rb"), file_name=f"{ready[0]}.zip", mime="application/zip",
                                key="train_archive_download")
     with c2:
-        upload = st.file_uploader("Run archive (.zip)", type=["zip"], key="train_archive_upload")
-        new_name = st.text_input("Import as (optional)", key="train_archive_name", placeholder="the archive's name")
+        upload = st.file_uploader("Run archive (.zip), or a Keras char-LSTM (.keras, .h5)", type=["zip", "keras", "h5"],
+                                  key="train_archive_upload")
+        kind = sniff_bytes(upload.getvalue()) if upload is not None else None
+        new_name = st.text_input("Import as" + (" (optional)" if kind == "archive" else ""), key="train_archive_name",
+                                 placeholder="the archive's name" if kind == "archive" else "a name for the run")
+        keras_files = keras_inputs() if kind in ("keras", "h5") else None
         if upload is not None and st.button("Import", key="train_archive_import", type="primary"):
             try:
-                run = import_run(upload, weights_root(), new_name.strip() or None)
+                if kind in ("keras", "h5"):
+                    with st.spinner("Reading the Keras file and checking it against Keras…"):
+                        said, run_name = import_keras_upload(upload, new_name, keras_files)
+                    st.caption(said)
+                else:
+                    run_name = import_run(upload, weights_root(), new_name.strip() or None).name
             except CharModelError as e:
                 st.error(user_message(e), icon=":material/warning:")
             else:
-                st.success(f"Imported **{run.name}**: it is in the sidebar's run list.")
+                st.success(f"Imported **{run_name}**: it is in the sidebar's run list.")

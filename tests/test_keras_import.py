@@ -215,3 +215,35 @@ def test_import_flags_are_checked_in_one_line(post_files, tmp_path, random_run):
     assert not (tmp_path / "w" / "p").exists()
     unnamed = cli("import", root / "post.keras", "--vocab-from", root / "post.txt", "--into", tmp_path / "w")
     assert unnamed.returncode == 2 and "pass --name" in unnamed.stderr
+
+
+def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run(post_files, tmp_path, monkeypatch,
+                                                                                 alice_text):
+    """The Train page's import (keras_io.import_in_child, which the page calls with the uploads
+    saved to files: AppTest cannot upload), then Home says what the run is, and the pages that
+    compute values draw it with no error."""
+    from charmodel.keras_io import import_in_child
+
+    from .conftest import make_random_run
+    from .test_app import app, no_errors
+
+    root = post_files[0]
+    weights = tmp_path / "weights"
+    make_random_run(weights / "alice", alice_text[:5000], layers=1, units=12)
+    said = import_in_child(root / "post.h5", weights, "post", vocab_from=root / "post.txt")
+    assert "checked against Keras" in said and "windows of 20 characters" in said
+    try:
+        import_in_child(root / "post.h5", weights, "post", vocab_from=root / "post.txt")
+    except Exception as e:  # the child's one line comes back as the error
+        assert "already exists" in str(e) and "\n" not in str(e)
+    else:
+        raise AssertionError("a second import under the same name was accepted")
+    monkeypatch.setenv("CHARMODEL_WEIGHTS", str(weights))
+    at = app(run="post")
+    no_errors(at)
+    shown = " ".join(i.value for i in at.info)
+    assert "post.h5" in shown and "windows of 20 characters" in shown
+    for page in ("pages/visualise.py", "pages/generate.py"):
+        at.switch_page(page).run()
+        no_errors(at)
+        assert not at.error, [e.value for e in at.error]

@@ -30,6 +30,11 @@ def _stamp(path: Path) -> float:
         return 0
 
 
+def run_config(run: str) -> dict:
+    """The run's config.json (a small file, read each time: an import or a resumed run changes it)."""
+    return runfolder.read_config(run_path(run))
+
+
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _engine(run_dir: str, checkpoint: str, stamp: float) -> Engine:
     return Engine.load(run_dir, checkpoint)

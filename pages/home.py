@@ -10,7 +10,7 @@ from charmodel.engine import layer_number
 from charmodel.keras_io import imported_line
 from charmodel.render import coloured_text, display_values, legend
 from pages.shared.mode import sidebar
-from pages.shared.data import (generated, headline, layer_values, load_atlas, load_engine,
+from pages.shared.data import (generated, headline, headline_text, layer_values, load_atlas, load_engine,
     prefetch_cell_activations, run_config, split_text)
 from pages.shared.widgets import selected_run, style
 
@@ -54,10 +54,11 @@ raw = layer_values(name, checkpoint, text, best["layer"], best["kind"], only_thi
 number = layer_number(best["layer"])  # as the user counts layers
 values, (lo, hi) = display_values(raw, best["kind"])
 metric = "AUC" if best["metric"] == "auc" else "|r|"
+over = headline_text(name, checkpoint)
 with right:
     style()
     st.markdown(f"**The headline cell**, found automatically: layer {number} {best['kind']} cell "
-                f"{best['cell']} tracks *{best['description']}* over the validation text "
+                f"{best['cell']} tracks *{best['description']}* over {over} "
                 f"({metric} {best['score']:.2f}; {'high' if best['direction'] > 0 else 'low'} where it holds)")
     st.html(legend(lo, hi, f"layer {number} cell {best['cell']} {best['kind']}") +
             coloured_text(text, values, lo, hi))
@@ -72,4 +73,5 @@ else:
                f"was not fitted on (median simulation r {cov['median_simulation_r']:.2f}); "
                f"{cov['by_group']['long']} of them chiefly by long context (quotations, brackets, lines, positions), "
                "the rest by the characters at hand. Open **Every cell explained** to browse them.")
-prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens
+if not load_engine(name, checkpoint).window:  # a windowed run's W steps per character would hold a core for minutes
+    prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

@@ -238,14 +238,27 @@ def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _
     return headline(_engine(run_dir, checkpoint, stamp), text, activations=_arrays)
 
 
+WINDOWED_HEADLINE_CHARS = 2000  # a windowed run's headline is ranked over this much of its validation text
+
+
 def headline(run: str, checkpoint: str) -> dict:
     """The run's headline cell for this checkpoint (cells.headline): read from the run's
-    highlights.json when the model card stored it, else measured once on the validation text."""
+    highlights.json when the model card stored it, else measured once on the validation text (its
+    first WINDOWED_HEADLINE_CHARS characters for a windowed run, whose every value costs a window)."""
     stored = runfolder.read_highlights(run_path(run), checkpoint)
     if stored is not None:
         return stored
     text = split_text(run)[1]
+    if load_engine(run, checkpoint).window:  # W steps per character: rank over the start of it
+        text = text[:WINDOWED_HEADLINE_CHARS]
     return _measured_headline(*_key(run, checkpoint), text, _arrays=cell_activations(run, checkpoint, text))
+
+
+def headline_text(run: str, checkpoint: str) -> str:
+    """The text headline() ranks over, in words."""
+    if runfolder.read_highlights(run_path(run), checkpoint) is not None or not load_engine(run, checkpoint).window:
+        return "the validation text"
+    return f"the first {WINDOWED_HEADLINE_CHARS:,} characters of the validation text"
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -625,7 +625,8 @@ def _import(args) -> int:
         raise CharModelError(f"{given[0]} is for a Keras file, but {Path(args.archive).name} is "
                              + ("a run archive." if kind == "archive" else "not a Keras file."))
     if kind != "archive":
-        raise CharModelError(f"{Path(args.archive).name} is neither a run archive (zip) nor a Keras .keras / .h5 file.")
+        raise CharModelError(f"{Path(args.archive).name} is not a zip archive (a run archive or a Keras .keras file) "
+                             "nor an HDF5 .h5 file.")
     run = import_run(args.archive, args.into, args.name)
     print(f"imported {run.name} into {args.into}/")
     return 0

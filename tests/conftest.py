@@ -87,3 +87,34 @@ def trained_copy(tmp_path, trained_run) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(trained_run, dst)
     return dst
+
+
+POST_WINDOW = 20  # the tiny post-shaped model's window
+
+
+def post_text() -> str:
+    return (ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:6000].lower()
+
+
+@pytest.fixture(scope="session")
+def post_files(tmp_path_factory):
+    """A model of the post's shape (scalar input, LSTM, Dropout, LSTM last step, Dropout, Dense
+    softmax), trained briefly on windows, saved as .keras and legacy .h5."""
+    import keras
+
+    root = tmp_path_factory.mktemp("post")
+    text = post_text()
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text])
+    starts = np.arange(0, len(ids) - POST_WINDOW, 5)
+    x = (np.stack([ids[s : s + POST_WINDOW] for s in starts]) / len(chars)).astype("float32")[..., None]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(POST_WINDOW, 1)), keras.layers.LSTM(12, return_sequences=True),
+                              keras.layers.Dropout(0.2), keras.layers.LSTM(12), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(len(chars), activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.fit(x, ids[starts + POST_WINDOW], epochs=1, batch_size=64, verbose=0)
+    model.save(root / "post.keras")
+    model.save(root / "post.h5")
+    (root / "post.txt").write_text(text, encoding="utf-8")
+    return root, model, chars

@@ -201,6 +201,36 @@ def test_a_run_archive_uploaded_on_the_train_page_becomes_a_run(server, page, tm
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+def test_a_keras_file_uploaded_on_the_train_page_becomes_a_windowed_run(server, page, post_files):
+    """The post's shape as a legacy .h5 and its training text: the page imports it (the check's
+    Keras in a child process), and Home says what the run is."""
+    url, weights, _ = server
+    root = post_files[0]
+    page.goto(f"{url}/train")
+    settle(page)
+    page.get_by_text("Move runs between machines").click()
+    uploaders = page.locator("[data-testid='stFileUploader']")
+    uploaders.filter(has_text="Keras char-LSTM").locator("input[type=file]").set_input_files(str(root / "post.h5"))
+    settle(page)
+    uploaders.filter(has_text="or the training text").locator("input[type=file]").set_input_files(str(root / "post.txt"))
+    settle(page)
+    name = page.get_by_label("Import as", exact=True)
+    name.fill("post")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported post: it is in the").wait_for(timeout=120000)
+    assert page.get_by_text("checked against Keras").count()
+    assert (weights / "post" / "best.npz").is_file()
+    assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    page.goto(f"{url}/?run=post")
+    settle(page)
+    page.get_by_text("Imported from the Keras file").wait_for(timeout=60000)
+    assert page.get_by_text("windows of 20 characters").count()
+    assert not page.locator("[data-testid='stException']").count()
+    page.screenshot(path=SHOTS / "home-imported.png", full_page=True)
+
+
 def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, page):
     """Runs after the training test: the job trained in a child process, so even now the server
     has never mapped TensorFlow."""

@@ -35,10 +35,24 @@ def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
         assert done.returncode == 0, (line, done.stderr[-2000:])
         printed.append(done.stdout)
-    made, imported, scored, ranked = printed
+    made, imported, scored, ranked, explained = printed
     assert all((tmp_path / f"post.{s}").is_file() for s in ("keras", "h5", "txt"))
     assert "checked against Keras" in imported and "windows of 100 characters" in imported
     assert "from windows of 100 characters" in scored and "stateful" in scored
+    assert (tmp_path / "weights" / "post" / "atlas-best.npz").is_file() and "wrote" in explained
+    # evaluate's windowed figure is Keras' own on the same windows: t from the 100 before it, t >= 100
+    import keras
+    import numpy as np
+
+    from charmodel import runfolder
+
+    run = tmp_path / "weights" / "post"
+    vocab = runfolder.read_config(run)["vocab"]
+    ids = np.array([vocab.index(c) for c in runfolder.split_text(run)[1]])
+    x = np.stack([ids[t - 100 : t] for t in range(100, len(ids))]) / len(vocab)
+    p = np.asarray(keras.saving.load_model(tmp_path / "post.keras").predict(x[..., None], verbose=0), np.float64)
+    theirs = -np.log2(p[np.arange(len(p)), ids[100:]]).mean()
+    assert abs(float(scored.split()[0]) - theirs) < 2e-3, (scored, theirs)
     best = re.search(r"layer (\d) (h|c) cell +(\d+)", ranked)
     assert best, ranked
     layer, kind, cell = best.groups()

@@ -15,35 +15,8 @@ from charmodel.keras_io import import_keras
 from .conftest import ROOT
 from .test_cli import cli
 
-W = 20  # the tiny post-shaped model's window
-
-
-def _text():
-    return (ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:6000].lower()
-
-
-@pytest.fixture(scope="session")
-def post_files(tmp_path_factory):
-    """A model of the post's shape (scalar input, LSTM, Dropout, LSTM last step, Dropout, Dense
-    softmax), trained briefly on windows, saved as .keras and legacy .h5."""
-    import keras
-
-    root = tmp_path_factory.mktemp("post")
-    text = _text()
-    chars = sorted(set(text))
-    ids = np.array([chars.index(c) for c in text])
-    starts = np.arange(0, len(ids) - W, 5)
-    x = (np.stack([ids[s : s + W] for s in starts]) / len(chars)).astype("float32")[..., None]
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(shape=(W, 1)), keras.layers.LSTM(12, return_sequences=True),
-                              keras.layers.Dropout(0.2), keras.layers.LSTM(12), keras.layers.Dropout(0.2),
-                              keras.layers.Dense(len(chars), activation="softmax")])
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-    model.fit(x, ids[starts + W], epochs=1, batch_size=64, verbose=0)
-    model.save(root / "post.keras")
-    model.save(root / "post.h5")
-    (root / "post.txt").write_text(text, encoding="utf-8")
-    return root, model, chars
+from .conftest import POST_WINDOW as W
+from .conftest import post_text as _text
 
 
 def _windows_bpc(model, ids, V):
@@ -176,6 +149,18 @@ def _hostile(tmp_path, post_files):
     wrong = keras.Sequential([keras.Input(shape=(W, 1)), keras.layers.LSTM(8), keras.layers.Dense(V + 3)])
     wrong.save(tmp_path / "vocab.keras")
     made["vocab.keras"] = f"predicts {V + 3} characters but the vocabulary given has {V}"
+    hard = keras.Sequential([keras.Input(shape=(W, 1)), keras.layers.LSTM(8, recurrent_activation="hard_sigmoid"),
+                             keras.layers.Dense(V, activation="softmax")])
+    hard.save(tmp_path / "hard.keras")
+    made["hard.keras"] = "uses recurrent_activation 'hard_sigmoid'"
+    both = keras.Sequential([keras.Input(shape=(W, 1)), keras.layers.Bidirectional(keras.layers.LSTM(8)),
+                             keras.layers.Dense(V, activation="softmax")])
+    both.save(tmp_path / "both.keras")
+    made["both.keras"] = "reads the text both ways"
+    conv = keras.Sequential([keras.Input(shape=(W, 1)), keras.layers.Conv1D(8, 3), keras.layers.LSTM(8),
+                             keras.layers.Dense(V, activation="softmax")])
+    conv.save(tmp_path / "conv.keras")
+    made["conv.keras"] = "is a Conv1D"
     data = (root / "post.h5").read_bytes()
     (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 2])
     made["truncated.h5"] = "damaged or truncated"
@@ -247,3 +232,21 @@ def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run
         at.switch_page(page).run()
         no_errors(at)
         assert not at.error, [e.value for e in at.error]
+
+
+def test_reading_a_keras_file_needs_no_tensorflow(post_files, tmp_path):
+    """Where Keras cannot be imported, the file is still read (h5py and JSON only), and the
+    import says it was not checked against Keras."""
+    import subprocess
+    import sys
+
+    root = post_files[0]
+    script = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+              "from charmodel.cli import main\n"
+              f"sys.exit(main(['import', {str(root / 'post.keras')!r}, '--name', 'p', '--vocab-from', "
+              f"{str(root / 'post.txt')!r}, '--into', {str(tmp_path / 'w')!r}]))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "not checked against Keras: Keras is not installed here." in out.stdout
+    engine = Engine.load(tmp_path / "w" / "p")
+    assert engine.window == W and engine.emb.shape == (len(post_files[2]), 1)

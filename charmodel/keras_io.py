@@ -131,7 +131,6 @@ class Spec:
     layers: list
     source: str  # what the config came from, for messages
     input_shape: list | None = None  # (batch, time, features) as declared, if declared
-    keras2: bool = False
 
 
 def _load_json(data: bytes, what: str) -> dict:
@@ -220,8 +219,12 @@ _WHY = {
     "Bidirectional": "reads the text both ways; the engine reads it forwards only",
     "TFSMLayer": "loads a TensorFlow SavedModel, which is code", "TimeDistributed": "wraps another layer",
 }
-_ACTIVATION = lambda conf, key: (conf.get(key) if isinstance(conf.get(key), str)
-                                 else (conf.get(key) or {}).get("config", {}).get("name", conf.get(key)))
+
+
+def _activation(conf: dict, key: str):
+    """An activation's name: Keras 2 and 3 write a string, some configs a serialized object."""
+    value = conf.get(key)
+    return value if not isinstance(value, dict) else value.get("config", {}).get("name", value.get("class_name"))
 
 
 def check_layers(spec: Spec) -> list[Layer]:
@@ -240,9 +243,10 @@ def check_layers(spec: Spec) -> list[Layer]:
         elif cls in ("LSTM", "CuDNNLSTM"):
             if cls == "LSTM":
                 for key, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
-                    got = _ACTIVATION(conf, key) or default
+                    got = _activation(conf, key) or default
                     if got != default:
-                        raise CharModelError(f"{where} uses {key} {got!r}; only Keras' default {default!r} is supported.")
+                        raise CharModelError(f"{where} uses {key} {got!r}; only {default!r} is supported (Keras' "
+                                             "default since 2.3, and what cuDNN runs).")
             for key in ("go_backwards", "return_state", "time_major"):
                 if conf.get(key):
                     raise CharModelError(f"{where} sets {key}; not supported.")
@@ -254,14 +258,14 @@ def check_layers(spec: Spec) -> list[Layer]:
                                      f"{name!r} reads it; only the last LSTM may do that.")
             layers.append(Layer("lstm", name, conf, cls))
         elif cls == "Dense":
-            act = _ACTIVATION(conf, "activation") or "linear"
+            act = _activation(conf, "activation") or "linear"
             if act not in ("softmax", "linear"):
                 raise CharModelError(f"{where} has activation {act!r}; the output Dense must be softmax or linear.")
             if not any(l.kind == "lstm" for l in layers) or any(l.kind == "dense" for l in layers):
                 raise CharModelError(f"{where} is not the one Dense after the LSTMs; expected {SUPPORTED}.")
             layers.append(Layer("dense", name, conf, cls))
         elif cls in ("Activation", "Softmax"):
-            act = "softmax" if cls == "Softmax" else _ACTIVATION(conf, "activation")
+            act = "softmax" if cls == "Softmax" else _activation(conf, "activation")
             if act not in ("softmax", "linear") or not layers or layers[-1].kind != "dense":
                 raise CharModelError(f"{where} is a {act!r} activation; only a softmax right after the Dense is "
                                      "supported.")
@@ -447,7 +451,6 @@ def read_model(path, config_path=None) -> KerasModel:
                 spec = parse_config(config, source)
                 layers = check_layers(spec)
                 read_weights(f["model_weights"] if "model_weights" in f else f, layers, source)
-            spec.keras2 = bool(version and str(version).startswith("2"))
     except CharModelError:
         raise
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:

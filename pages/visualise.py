@@ -90,6 +90,10 @@ else:  # a gate is already in 0…1: the post's sigmoid would squeeze it into 0.
     st.caption("Gates are shown on their own scale: 0…1 for i, f and o, −1…1 for the candidate g.")
 
 # ---------------------------------------------------------------- the cell
+window = engine.window
+if window:
+    st.caption(f":material/input: Run {name} reads windows of {window} characters from a zero state: each value is that "
+               f"of the window ending at its character, as the post computed it ({window} steps per character).")
 activations = layer_values(name, checkpoint, text, layer_index(layer), kind)[shown_from:]  # (T, units), cached
 shown = text[shown_from:]
 raw = activations[:, int(cell)].astype(np.float64)  # (T,)

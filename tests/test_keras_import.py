@@ -232,6 +232,8 @@ def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run
         at.switch_page(page).run()
         no_errors(at)
         assert not at.error, [e.value for e in at.error]
+        if page == "pages/visualise.py":
+            assert any("reads windows of 20 characters" in c.value for c in at.caption)
 
 
 def test_reading_a_keras_file_needs_no_tensorflow(post_files, tmp_path):

@@ -46,7 +46,8 @@ MAX_CONFIG_BYTES = 16 * 2**20  # a model's JSON config; a char-LSTM's is a few k
 MAX_WEIGHTS_BYTES = 2 * 2**30
 IMPORT_TOLERANCE = 1e-4  # largest difference in next-character probability the self-check accepts
 INPUTS = ("embedding", "onehot", "scalar")
-SUPPORTED = "an optional Embedding, LSTM layers, Dropout, and a Dense softmax (or linear) over the characters"
+SUPPORTED = ("an optional Embedding, LSTM layers, Dropout, and a Dense (or TimeDistributed Dense) softmax or linear "
+             "over the characters")
 
 
 def chars_path(out) -> Path:
@@ -217,7 +218,7 @@ _WHY = {
     "GRU": "is a GRU; only LSTM layers can be imported", "SimpleRNN": "is a SimpleRNN; only LSTM layers can be imported",
     "CuDNNGRU": "is a GRU; only LSTM layers can be imported",
     "Bidirectional": "reads the text both ways; the engine reads it forwards only",
-    "TFSMLayer": "loads a TensorFlow SavedModel, which is code", "TimeDistributed": "wraps another layer",
+    "TFSMLayer": "loads a TensorFlow SavedModel, which is code",
 }
 
 
@@ -232,6 +233,13 @@ def check_layers(spec: Spec) -> list[Layer]:
     layers = []
     for cls, name, conf in spec.layers:
         where = f"{spec.source}: layer {name!r}"
+        outer = cls
+        if cls == "TimeDistributed":  # a Dense applied at every step is what a Dense after LSTMs does anyway
+            inner = conf.get("layer") or {}
+            if inner.get("class_name") != "Dense":
+                raise CharModelError(f"{where} is a TimeDistributed {inner.get('class_name')}; only TimeDistributed(Dense) "
+                                     f"is supported. Supported: {SUPPORTED}.")
+            cls, conf = "Dense", inner.get("config") or {}
         if cls in ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout"):
             continue  # training only
         if cls == "Embedding":
@@ -263,7 +271,7 @@ def check_layers(spec: Spec) -> list[Layer]:
                 raise CharModelError(f"{where} has activation {act!r}; the output Dense must be softmax or linear.")
             if not any(l.kind == "lstm" for l in layers) or any(l.kind == "dense" for l in layers):
                 raise CharModelError(f"{where} is not the one Dense after the LSTMs; expected {SUPPORTED}.")
-            layers.append(Layer("dense", name, conf, cls))
+            layers.append(Layer("dense", name, conf, outer))
         elif cls in ("Activation", "Softmax"):
             act = "softmax" if cls == "Softmax" else _activation(conf, "activation")
             if act not in ("softmax", "linear") or not layers or layers[-1].kind != "dense":
@@ -325,7 +333,8 @@ def read_weights(f, layers: list[Layer], source: str) -> None:
         folder[layer.name] = base if k == 0 else f"{base}_{k}"
     for layer in layers:
         path = f"layers/{folder[layer.name]}"
-        vars_path = f"{path}/cell/vars" if layer.kind == "lstm" else f"{path}/vars"
+        inside = {"lstm": "/cell", "dense": "/layer" if layer.cls == "TimeDistributed" else ""}.get(layer.kind, "")
+        vars_path = f"{path}{inside}/vars"
         if vars_path not in f:
             raise CharModelError(f"{source} has no weights for layer {layer.name!r}; the file is incomplete.")
         layer.weights = _arrays(f[vars_path], f"{source}: layer {layer.name!r}")

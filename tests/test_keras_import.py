@@ -252,3 +252,32 @@ def test_reading_a_keras_file_needs_no_tensorflow(post_files, tmp_path):
     assert "not checked against Keras: Keras is not installed here." in out.stdout
     engine = Engine.load(tmp_path / "w" / "p")
     assert engine.window == W and engine.emb.shape == (len(post_files[2]), 1)
+
+
+@pytest.mark.parametrize("suffix", ["keras", "h5"])
+def test_a_one_hot_model_with_a_time_distributed_dense_imports_statefully(suffix, tmp_path):
+    """The other common char-LSTM shape: one-hot input of any length, LSTMs returning sequences, a
+    TimeDistributed Dense, a linear output and a separate softmax."""
+    import keras
+
+    text = _text()[:3000]
+    chars = sorted(set(text))
+    V = len(chars)
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(None, V))
+    x = keras.layers.LSTM(10, return_sequences=True)(inputs)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(V))(x)
+    model = keras.Model(inputs, keras.layers.Activation("softmax")(x))
+    model.save(tmp_path / f"onehot.{suffix}")
+    (tmp_path / "chars.json").write_text(json.dumps(chars), encoding="utf-8")
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    said = []
+    run = import_keras(tmp_path / f"onehot.{suffix}", tmp_path / "w", "oh", chars_file=tmp_path / "chars.json",
+                       corpus=tmp_path / "text.txt", report=said.append)
+    config = runfolder.read_config(run)
+    assert config["architecture"]["input"] == "onehot" and config["window"] is None
+    assert "the file opened by Keras" in said[0]
+    ids = np.array([chars.index(c) for c in text[:200]])[None]
+    theirs = np.asarray(model.predict(np.eye(V, dtype="float32")[ids], verbose=0))[0]
+    logits, _, _ = Engine.load(run).forward(ids)
+    assert np.abs(softmax(logits[0].astype(np.float64)) - theirs).max() < 1e-5

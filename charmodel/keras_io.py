@@ -293,6 +293,39 @@ def check_layers(spec: Spec) -> list[Layer]:
 
 # ---------------------------------------------------------------- import: the weights
 
+def _names(attr) -> list[str]:
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in attr]
+
+
+def infer_config(f, source: str, version) -> dict:
+    """A Sequential config for a legacy weights-only file (`model.save_weights` or a
+    ModelCheckpoint, which is what the post's readers have), read from its layers' weight shapes:
+    a 2-D table first is an Embedding, (in, 4u) (u, 4u) (4u or 8u) an LSTM (8u: a CuDNNLSTM), (u, v)
+    (v) the Dense, no weights a Dropout. Activations are assumed to be the defaults (tanh,
+    sigmoid); a Keras 2 before 2.3, whose LSTM defaulted to hard_sigmoid, needs --config."""
+    layers = []
+    for name in _names(f.attrs["layer_names"]):
+        shapes = [f[name][w].shape for w in _names(f[name].attrs.get("weight_names", []))] if name in f else []
+        if not shapes:
+            continue
+        if len(shapes) == 1 and len(shapes[0]) == 2 and not layers:
+            layers.append({"class_name": "Embedding", "config": {"name": name}})
+        elif len(shapes) == 3 and len(shapes[1]) == 2 and shapes[1][1] == 4 * shapes[1][0]:
+            units = shapes[1][0]
+            cudnn = shapes[2] == (8 * units,)
+            if not cudnn and version and re.match(r"^2\.[0-2]\.", str(version)):
+                raise CharModelError(f"{source} holds weights only, written by Keras {version}, whose LSTM defaulted to "
+                                     "hard_sigmoid; pass the model's architecture as --config FILE (model.to_json()).")
+            layers.append({"class_name": "CuDNNLSTM" if cudnn else "LSTM",
+                           "config": {"name": name, "units": units, "return_sequences": True}})
+        elif len(shapes) == 2 and len(shapes[0]) == 2 and shapes[1] == (shapes[0][1],):
+            layers.append({"class_name": "Dense", "config": {"name": name, "units": shapes[0][1], "activation": "linear"}})
+        else:
+            raise CharModelError(f"{source} holds weights only, and layer {name!r}'s weights {shapes} are not an "
+                                 f"Embedding, an LSTM or a Dense; pass the model's architecture as --config FILE.")
+    return {"class_name": "Sequential", "config": {"name": "inferred", "layers": layers}}
+
+
 def _snake(name: str) -> str:  # Keras' own naming of a layer's folder in a .weights.h5 file
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -411,6 +444,7 @@ class KerasModel:
     kind: str  # keras or h5
     keras_version: str | None
     input_kind: str | None = None  # embedding, onehot or scalar, once engine_weights has decided
+    inferred: bool = False  # the architecture was read from the weights' shapes (a weights-only legacy file)
 
 
 def read_model(path, config_path=None) -> KerasModel:
@@ -422,7 +456,7 @@ def read_model(path, config_path=None) -> KerasModel:
     source = path.name
     if kind not in ("keras", "h5"):
         raise CharModelError(f"{source} is neither a Keras .keras file nor an HDF5 .h5 file.")
-    extra = None
+    extra, inferred = None, False
     if config_path is not None:
         try:
             extra = _load_json(Path(config_path).read_bytes(), str(config_path))
@@ -452,11 +486,13 @@ def read_model(path, config_path=None) -> KerasModel:
                 raw = f.attrs.get("model_config")
                 version = f.attrs.get("keras_version")
                 version = version.decode() if isinstance(version, bytes) else version
-                if extra is None and raw is None:
+                inferred = extra is None and raw is None
+                if inferred and "layer_names" not in f.attrs:
                     raise CharModelError(f"{source} holds weights only; pass the model's architecture as --config "
                                          "FILE (what model.to_json() writes).")
-                config = extra or _load_json(raw.encode() if isinstance(raw, str) else bytes(raw),
-                                             f"{source}'s model_config")
+                config = extra or (infer_config(f, source, version) if inferred else
+                                   _load_json(raw.encode() if isinstance(raw, str) else bytes(raw),
+                                              f"{source}'s model_config"))
                 spec = parse_config(config, source)
                 layers = check_layers(spec)
                 read_weights(f["model_weights"] if "model_weights" in f else f, layers, source)
@@ -464,7 +500,7 @@ def read_model(path, config_path=None) -> KerasModel:
         raise
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:
         raise CharModelError(f"{source} is damaged or truncated ({e.__class__.__name__}); nothing was imported.") from None
-    return KerasModel(layers, spec, kind, version)
+    return KerasModel(layers, spec, kind, version, inferred=kind == "h5" and inferred)
 
 
 # ---------------------------------------------------------------- import: the run
@@ -522,6 +558,11 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
         raise CharModelError(f"the corpus {Path(text_path).name} has {len(unknown)} character(s) the model does not "
                              f"know: {shown}; give the text prepared as the model's was (lowercased, say).")
     model = read_model(model_path, config_path)
+    if model.inferred:
+        shapes = ", ".join(f"{l.cls} {l.conf.get('units', '')}".strip() for l in model.layers)
+        report(f"{Path(model_path).name} holds weights only: the architecture was read from their shapes ({shapes}), "
+               "with Keras' default activations" + ("" if window else "; pass --window W if it was trained on "
+                                                                       "windows (the post: 100)"))
     weights, input_kind = engine_weights(model.layers, len(vocab), input_kind, Path(model_path).name)
     model.input_kind = input_kind
     window = window or _fixed_length(model.spec)
@@ -540,6 +581,7 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
         "vocab": vocab.chars,
         "window": window,
         "imported": {"file": Path(model_path).name, "sha256": sha256(model_path), "format": model.kind,
+                     "architecture_from": "weight shapes" if model.inferred else "config",
                      "keras_version": model.keras_version,
                      "layers": [f"{l.cls}({l.conf.get('units', l.conf.get('output_dim', ''))})" for l in model.layers]},
     }

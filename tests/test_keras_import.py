@@ -118,7 +118,7 @@ def test_a_keras_2_cudnnlstm_h5_imports_as_keras_2_converted_it(post_files, tmp_
 
 def test_a_weights_only_h5_needs_its_config_and_then_imports(post_files, tmp_path):
     root, model, chars = post_files
-    model.save_weights(tmp_path / "post.weights.h5")
+    model.save_weights(tmp_path / "post.weights.h5")  # Keras 3's own layout: no layer order to read
     (tmp_path / "post.json").write_text(model.to_json(), encoding="utf-8")
     bad = cli("import", tmp_path / "post.weights.h5", "--name", "p", "--vocab-from", root / "post.txt",
               "--into", tmp_path / "w")
@@ -127,6 +127,36 @@ def test_a_weights_only_h5_needs_its_config_and_then_imports(post_files, tmp_pat
                "--config", tmp_path / "post.json", "--into", tmp_path / "w")
     assert good.returncode == 0, good.stderr
     assert runfolder.read_config(tmp_path / "w" / "p")["window"] == W
+
+
+def _legacy_weights_only(post_files, path, version):
+    """What Keras 2's save_weights (or a ModelCheckpoint) wrote: layer_names, then per-layer groups."""
+    root, model, chars = post_files
+    with h5py.File(root / "post.h5", "r") as full, h5py.File(path, "w") as out:
+        for name in full["model_weights"]:
+            full.copy(full["model_weights"][name], out, name)
+        out.attrs["layer_names"] = full["model_weights"].attrs["layer_names"]
+        out.attrs["keras_version"] = version
+    return path
+
+
+def test_a_legacy_weights_only_file_imports_from_its_shapes(post_files, tmp_path):
+    """The post's readers have weights files without a config: the architecture comes from the
+    weights' shapes, the window from --window; the check still runs (on a rebuilt model)."""
+    root, model, chars = post_files
+    path = _legacy_weights_only(post_files, tmp_path / "weights-improvement-01.hdf5", "2.4.0")
+    out = cli("import", path, "--name", "p", "--vocab-from", root / "post.txt", "--window", W, "--into", tmp_path / "w")
+    assert out.returncode == 0, out.stderr
+    assert "read from their shapes (LSTM 12, LSTM 12, Dense" in out.stdout and "rebuilt" in out.stdout
+    run = tmp_path / "w" / "p"
+    assert runfolder.read_config(run)["imported"]["architecture_from"] == "weight shapes"
+    ids = np.array([chars.index(c) for c in _text()[:3 * W]]).reshape(3, W)
+    logits, _, _ = Engine.load(run).stateful().forward(ids)
+    theirs = np.asarray(model.predict((ids / len(chars)).astype("float32")[..., None], verbose=0))
+    assert np.abs(softmax(logits[:, -1].astype(np.float64)) - theirs).max() < 1e-5
+    old = _legacy_weights_only(post_files, tmp_path / "old.hdf5", "2.1.5")  # LSTM then meant hard_sigmoid
+    bad = cli("import", old, "--name", "q", "--vocab-from", root / "post.txt", "--into", tmp_path / "w")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "hard_sigmoid" in bad.stderr
 
 
 def _hostile(tmp_path, post_files):

@@ -615,6 +615,7 @@ def self_check(model_path, model: KerasModel, engine, text: str, windows: int = 
     checked), or (None, why not). Keras opens the file itself where it can (safe mode, after the
     config has been checked to hold only standard layers); a file it cannot open (Keras 2's
     CuDNNLSTM, weights without a config) is checked on a Keras model built from what was read."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notes are not this command's output
     try:
         import keras
     except ImportError:

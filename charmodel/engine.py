@@ -130,8 +130,8 @@ class Engine:
     """The model's maths over ids. `window`: None for a stateful run (the state is carried along
     the text), or W for a model trained on windows of W characters from a zero state: then the
     value at character t is that of a zero state run over the W characters ending at t, as the
-    post computed it (see _forward_windowed). Callers may set it on a loaded engine (evaluate
-    does, to score a run both ways)."""
+    post computed it (see _forward_windowed). with_window() reads the same weights another way
+    (evaluate does, to score a run both ways)."""
 
     def __init__(self, weights: dict, vocab: Vocab, window: int | None = None):
         pin_blas()
@@ -180,13 +180,16 @@ class Engine:
             )
         return engine
 
-    def stateful(self) -> "Engine":
-        """The same weights run statefully (a shallow copy with no window): what one window is, from
-        its zero state."""
+    def with_window(self, window: int | None) -> "Engine":
+        """The same weights (shared, not copied) read with another window, or statefully (None)."""
         twin = Engine.__new__(Engine)
         twin.__dict__.update(self.__dict__)
-        twin.window = None
+        twin.window = check_window(window, "window")
         return twin
+
+    def stateful(self) -> "Engine":
+        """The same weights run statefully: what one window is, from its zero state."""
+        return self.with_window(None)
 
     def zero_carry(self, batch: int = 1) -> Carry:
         rows = batch * (self.window or 1)
@@ -321,7 +324,8 @@ class Engine:
         (one (B * W, units) matrix product per layer), and the slot whose window is W long (the
         oldest) is read. So a 1,000-character text is W batched steps per character, not 1,000
         separate passes; the cost is W times a stateful pass's, the price of the zero state.
-        The ring is the carry: pass it on to continue the text exactly.
+        The ring is the carry: pass it on to continue the text exactly (with logits=False, the
+        windows of the layers above `layers` are not stepped, and the carry's are then stale).
         """
         ids = np.asarray(ids)
         B, T = ids.shape
@@ -331,7 +335,7 @@ class Engine:
             raise ValueError(f"the carry holds {carry.h[0].shape[0]} windows, not {B} rows of {W}")
         layers = list(range(self.layers)) if layers is None else list(layers)
         top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
-        want = {l: [k for k in record] for l in layers if l <= top}
+        want = {l: list(record) for l in layers if l <= top}
         gate_at = {"i": slice(0, U), "f": slice(U, 2 * U), "o": slice(2 * U, 3 * U), "g": slice(3 * U, 4 * U)}
         records = {(l, k): np.empty((B, T, U), dtype) for l, ks in want.items() for k in ks}
         top_h = np.empty((B, T, U), np.float32) if logits else None
@@ -383,7 +387,7 @@ class Engine:
                 if l == top and top_h is not None:
                     top_h[:, step] = hl[:, read]
                 x = hf
-            if progress is not None and (step + 1) % BLOCK == 0 or progress is not None and step == T - 1:
+            if progress is not None and ((step + 1) % BLOCK == 0 or step == T - 1):
                 progress((step + 1) / T)
         out = Carry([x.reshape(B * W, U) for x in h], [x.reshape(B * W, U) for x in c], carry.t + T)
         if not logits:

@@ -54,12 +54,11 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
     engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
     both = window is not None and (config.get("imported") or config.get("window"))  # which way does it hold up?
     total = len(val_text) * (2 if both else 1)
-    engine.window = window
-    bpc = bits_per_char(engine, val_text, progress=progress and (lambda done: progress(done, total)))
+    bpc = bits_per_char(engine.with_window(window), val_text, progress=progress and (lambda d: progress(d, total)))
     stateful = None
     if both:
-        engine.window = None
-        stateful = bits_per_char(engine, val_text, progress=progress and (lambda d: progress(len(val_text) + d, total)))
+        stateful = bits_per_char(engine.stateful(), val_text,
+                                 progress=progress and (lambda d: progress(len(val_text) + d, total)))
     return {
         "bpc": bpc,
         "window": window,

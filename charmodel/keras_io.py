@@ -700,6 +700,22 @@ def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=Non
     return done.stdout.strip()
 
 
+def import_uploads(root, name: str, model: tuple, chars: tuple | None = None, text: tuple | None = None,
+                   corpus: tuple | None = None, window=None) -> str:
+    """import_in_child for files held in memory (an app's uploads), each (file name, bytes): written
+    to a temporary folder under their own names, which the run records, and removed after."""
+    with tempfile.TemporaryDirectory(prefix="charmodel-keras-") as tmp:
+        paths = {}
+        for key, given in (("model", model), ("chars", chars), ("text", text), ("corpus", corpus)):
+            if given is not None:
+                folder = Path(tmp) / key  # one folder each: two uploads may share a name
+                folder.mkdir()
+                paths[key] = folder / Path(given[0]).name
+                paths[key].write_bytes(given[1])
+        return import_in_child(paths["model"], root, name, paths.get("chars"), paths.get("text"), paths.get("corpus"),
+                               window=window)
+
+
 def imported_line(config: dict) -> str | None:
     """What an imported run is, in a sentence for people (None for a run trained here)."""
     source = config.get("imported")

@@ -11,7 +11,7 @@ from charmodel import runfolder
 from charmodel.archive import export_run, import_run
 from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
-from charmodel.keras_io import import_in_child, sniff_bytes
+from charmodel.keras_io import import_uploads, sniff_bytes
 from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
@@ -65,28 +65,6 @@ def keras_inputs() -> dict:
     window = st.number_input("Window (0: the model's own fixed input length, or stateful)", 0, 10_000, 0,
                              key="train_keras_window")
     return {"chars": chars, "text": text, "corpus": corpus, "window": int(window) or None}
-
-
-def import_keras_upload(upload, name: str, given: dict) -> tuple[str, str]:
-    """Import a Keras upload with its characters (in a child process: see keras_io.import_in_child);
-    (what the import said, the run's name)."""
-    if not name.strip():
-        raise CharModelError("a Keras file has no run name in it; type one in the name box.")
-    if (given["chars"] is None) == (given["text"] is None):
-        raise CharModelError("give the model's characters: a .json list, or the training text, one of the two.")
-    with tempfile.TemporaryDirectory(prefix="charmodel-keras-") as tmp:
-        paths = {}
-        for key, f in (("model", upload), ("chars", given["chars"]), ("text", given["text"]),
-                       ("corpus", given["corpus"])):
-            if f is not None:
-                paths[key] = os.path.join(tmp, f"{key}-{os.path.basename(f.name)}")
-                with open(paths[key], "wb") as out:
-                    out.write(f.getvalue())
-        model = os.path.join(tmp, os.path.basename(upload.name))
-        os.rename(paths["model"], model)  # the run records the file's own name
-        said = import_in_child(model, weights_root(), name.strip(), paths.get("chars"), paths.get("text"),
-                               paths.get("corpus"), window=given["window"])
-    return said, name.strip()
 
 
 def widget(setting: Setting, column, max_epochs: int | None):
@@ -278,8 +256,17 @@ with st.expander("Move runs between machines: download a run, or import one trai
         if upload is not None and st.button("Import", key="train_archive_import", type="primary"):
             try:
                 if kind in ("keras", "h5"):
+                    run_name = new_name.strip()
+                    if not run_name:
+                        raise CharModelError("a Keras file has no run name in it; type one in the name box.")
+                    if (keras_files["chars"] is None) == (keras_files["text"] is None):
+                        raise CharModelError("give the model's characters: a .json list, or the training text, one "
+                                             "of the two.")
+                    held = lambda f: None if f is None else (f.name, f.getvalue())
                     with st.spinner("Reading the Keras file and checking it against Keras…"):
-                        said, run_name = import_keras_upload(upload, new_name, keras_files)
+                        said = import_uploads(weights_root(), run_name, held(upload), held(keras_files["chars"]),
+                                              held(keras_files["text"]), held(keras_files["corpus"]),
+                                              keras_files["window"])
                     st.caption(said)
                 else:
                     run_name = import_run(upload, weights_root(), new_name.strip() or None).name

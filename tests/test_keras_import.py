@@ -234,10 +234,10 @@ def test_import_flags_are_checked_in_one_line(post_files, tmp_path, random_run):
 
 def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run(post_files, tmp_path, monkeypatch,
                                                                                  alice_text):
-    """The Train page's import (keras_io.import_in_child, which the page calls with the uploads
-    saved to files: AppTest cannot upload), then Home says what the run is, and the pages that
-    compute values draw it with no error."""
-    from charmodel.keras_io import import_in_child
+    """The Train page's import (keras_io.import_uploads, which the page calls with the uploads'
+    names and bytes: AppTest cannot upload; tests/test_browser.py uploads for real), then Home says
+    what the run is, and the pages that compute values draw it with no error."""
+    from charmodel.keras_io import import_in_child, import_uploads
 
     from .conftest import make_random_run
     from .test_app import app, no_errors
@@ -245,8 +245,10 @@ def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run
     root = post_files[0]
     weights = tmp_path / "weights"
     make_random_run(weights / "alice", alice_text[:5000], layers=1, units=12)
-    said = import_in_child(root / "post.h5", weights, "post", vocab_from=root / "post.txt")
+    said = import_uploads(weights, "post", ("post.h5", (root / "post.h5").read_bytes()),
+                          text=("post.txt", (root / "post.txt").read_bytes()))
     assert "checked against Keras" in said and "windows of 20 characters" in said
+    assert runfolder.read_config(weights / "post")["imported"]["file"] == "post.h5"  # the upload's own name
     try:
         import_in_child(root / "post.h5", weights, "post", vocab_from=root / "post.txt")
     except Exception as e:  # the child's one line comes back as the error

@@ -211,6 +211,7 @@ class Layer:
     conf: dict
     cls: str
     weights: list = field(default_factory=list)
+    softmax: bool = False  # a Dense whose output is probabilities (its own activation, or a softmax after it)
 
 
 _WHY = {
@@ -271,12 +272,13 @@ def check_layers(spec: Spec) -> list[Layer]:
                 raise CharModelError(f"{where} has activation {act!r}; the output Dense must be softmax or linear.")
             if not any(l.kind == "lstm" for l in layers) or any(l.kind == "dense" for l in layers):
                 raise CharModelError(f"{where} is not the one Dense after the LSTMs; expected {SUPPORTED}.")
-            layers.append(Layer("dense", name, conf, outer))
+            layers.append(Layer("dense", name, conf, outer, softmax=act == "softmax"))
         elif cls in ("Activation", "Softmax"):
             act = "softmax" if cls == "Softmax" else _activation(conf, "activation")
             if act not in ("softmax", "linear") or not layers or layers[-1].kind != "dense":
                 raise CharModelError(f"{where} is a {act!r} activation; only a softmax right after the Dense is "
                                      "supported.")
+            layers[-1].softmax = layers[-1].softmax or act == "softmax"
         else:
             why = _WHY.get(cls, "is not a layer this engine can run")
             raise CharModelError(f"{where} is a {cls}: it {why}. Supported: {SUPPORTED}.")
@@ -638,7 +640,7 @@ def self_check(model_path, model: KerasModel, engine, text: str, windows: int = 
     x = {"embedding": rows, "onehot": np.eye(V, dtype=np.float32)[rows],
          "scalar": (rows / V).astype(np.float32)[..., None]}[kind]
     theirs = np.asarray(theirs_model(x, training=False), dtype=np.float64)
-    if not np.allclose(theirs.sum(axis=-1), 1, atol=1e-3) or theirs.min() < 0:  # a linear output: logits
+    if not model.layers[-1].softmax:  # a linear output: logits
         theirs = softmax(theirs)
     logits, _, _ = engine.stateful().forward(rows, record=())  # windows this short run from a zero state either way
     ours = softmax(logits.astype(np.float64))
@@ -666,7 +668,7 @@ def _rebuilt(keras, model: KerasModel, V: int):
                                  return_sequences=bool(layer.conf.get("return_sequences", False)) or l < len(lstms) - 1)
         x = cell(x)
         built.append(cell)
-    dense = keras.layers.Dense(V, activation="softmax")
+    dense = keras.layers.Dense(V, activation="softmax" if model.layers[-1].softmax else None)
     out = dense(x)
     m = keras.Model(inputs, out)
     if first.kind == "embedding":

@@ -176,6 +176,8 @@ def _parser() -> argparse.ArgumentParser:
                                                   "default: read from the model")
     im.add_argument("--window", default=None, help="Keras file: the model was trained on windows of W characters from "
                                                    "a zero state (default: the model's fixed input length, if any)")
+    im.add_argument("--lowercase", action="store_true", help="Keras file: the model saw its text lowercased, as the "
+                                                              "post did; lowercase --vocab-from and --corpus")
     im.add_argument("--config", default=None, help="Keras file: the architecture (model.to_json()) for a weights-only "
                                                    ".h5")
     im.add_argument("--into", default=os.environ.get("CHARMODEL_WEIGHTS", "weights"),
@@ -599,7 +601,7 @@ def _export(args) -> int:
     return 0
 
 
-KERAS_FLAGS = ("chars", "vocab_from", "corpus", "input", "window", "config")
+KERAS_FLAGS = ("chars", "vocab_from", "corpus", "input", "window", "config", "lowercase")
 
 
 def _import(args) -> int:
@@ -609,12 +611,12 @@ def _import(args) -> int:
     if not Path(args.archive).is_file():
         raise CharModelError(f"{args.archive} does not exist.")
     kind = sniff(args.archive)
-    given = ["--" + k.replace("_", "-") for k in KERAS_FLAGS if getattr(args, k) is not None]
+    given = ["--" + k.replace("_", "-") for k in KERAS_FLAGS if getattr(args, k) not in (None, False)]
     if kind in ("keras", "h5"):
         if not args.name:
             raise CharModelError("a Keras file has no run name in it; pass --name NAME.")
         run = import_keras(args.archive, args.into, args.name, args.chars, args.vocab_from, args.corpus, args.input,
-                           args.window, args.config)
+                           args.window, args.config, lowercase=args.lowercase)
         config = json.loads((run / "config.json").read_text(encoding="utf-8"))
         window = config["window"]
         print(f"imported {run.name} into {args.into}/ from {Path(args.archive).name} "

@@ -507,9 +507,16 @@ def read_model(path, config_path=None) -> KerasModel:
 
 # ---------------------------------------------------------------- import: the run
 
-def vocab_from_args(chars_file=None, vocab_from=None) -> Vocab:
+def _post_text(path, lowercase: bool) -> str:
+    """A text as the post's code read it: open().read() (newlines made \n), then .lower() if asked."""
+    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    return text.lower() if lowercase else text
+
+
+def vocab_from_args(chars_file=None, vocab_from=None, lowercase: bool = False) -> Vocab:
     """--chars FILE (a JSON list of characters, or a string, in index order) or --vocab-from TEXT
-    (the sorted set of the text's characters, read as Python's open().read() reads it)."""
+    (the sorted set of the text's characters, read as Python's open().read() reads it, and
+    lowercased with --lowercase, as the post did)."""
     if (chars_file is None) == (vocab_from is None):
         raise CharModelError("give the model's characters: --chars FILE (a JSON list in index order) or --vocab-from "
                              "TEXT (the text the model was trained on), one of the two.")
@@ -527,8 +534,7 @@ def vocab_from_args(chars_file=None, vocab_from=None) -> Vocab:
         if len(set(data)) != len(data):
             raise CharModelError(f"{chars_file} lists a character twice; each index needs its own character.")
         return Vocab("".join(data))
-    text = read_text(vocab_from)
-    return Vocab.from_text(text.replace("\r\n", "\n").replace("\r", "\n"))  # what open().read() gives
+    return Vocab.from_text(_post_text(vocab_from, lowercase))
 
 
 def _fixed_length(spec: Spec) -> int | None:
@@ -538,8 +544,10 @@ def _fixed_length(spec: Spec) -> int | None:
 
 def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, corpus=None,
                  input_kind: str | None = None, window=None, config_path=None, check: bool = True,
-                 report=print) -> Path:
-    """Make run folder root/NAME from a Keras file, all or nothing; returns its path."""
+                 report=print, lowercase: bool = False) -> Path:
+    """Make run folder root/NAME from a Keras file, all or nothing; returns its path. lowercase:
+    the model saw its text lowercased (the post did): the vocabulary's text and the corpus are
+    lowercased as they are read."""
     from .engine import Engine, check_window
 
     if input_kind is not None and input_kind not in INPUTS:
@@ -548,11 +556,11 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
     target = runfolder.run_in(root, name)
     if target.exists():
         raise CharModelError(f"a run named {target.name!r} already exists; import under another --name.")
-    vocab = vocab_from_args(chars_file, vocab_from)
+    vocab = vocab_from_args(chars_file, vocab_from, lowercase)
     text_path = corpus or vocab_from
     if text_path is None:
         raise CharModelError("pass --corpus TEXT: the text the run shows and explains (the atlas needs one).")
-    raw = read_text(text_path)
+    raw = read_text(text_path).lower() if lowercase else read_text(text_path)
     text = clean(raw, collapse_spaces=False)
     unknown = vocab.unknown(text)
     if unknown:
@@ -560,6 +568,11 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
         raise CharModelError(f"the corpus {Path(text_path).name} has {len(unknown)} character(s) the model does not "
                              f"know: {shown}; give the text prepared as the model's was (lowercased, say).")
     model = read_model(model_path, config_path)
+    predicts = model.layers[-1].weights[0].shape[-1] if model.layers[-1].weights else None
+    if vocab_from is not None and not lowercase and predicts is not None and predicts != len(vocab) \
+            and len(Vocab.from_text(_post_text(vocab_from, True))) == predicts:
+        raise CharModelError(f"the model predicts {predicts} characters but {Path(vocab_from).name} has {len(vocab)}; "
+                             f"lowercased it has {predicts}, as the post lowercased its text: add --lowercase.")
     if model.inferred:
         shapes = ", ".join(f"{l.cls} {l.conf.get('units', '')}".strip() for l in model.layers)
         report(f"{Path(model_path).name} holds weights only: the architecture was read from their shapes ({shapes}), "
@@ -583,6 +596,7 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
         "vocab": vocab.chars,
         "window": window,
         "imported": {"file": Path(model_path).name, "sha256": sha256(model_path), "format": model.kind,
+                     "lowercased": lowercase,
                      "architecture_from": "weight shapes" if model.inferred else "config",
                      "keras_version": model.keras_version,
                      "layers": [f"{l.cls}({l.conf.get('units', l.conf.get('output_dim', ''))})" for l in model.layers]},
@@ -682,7 +696,7 @@ def _rebuilt(keras, model: KerasModel, V: int):
 # ---------------------------------------------------------------- import: for the app
 
 def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=None, corpus=None,
-                    input_kind: str | None = None, window=None, timeout: float = 600) -> str:
+                    input_kind: str | None = None, window=None, timeout: float = 600, lowercase: bool = False) -> str:
     """Run the import command in a child process, so its self-check's Keras (600 MB of TensorFlow)
     never loads into the caller (the app server); what it printed, or its one-line error."""
     import subprocess
@@ -693,6 +707,7 @@ def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=Non
                         ("--input", input_kind), ("--window", window)):
         if value is not None:
             argv += [flag, str(value)]
+    argv += ["--lowercase"] if lowercase else []
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CHARMODEL_THREADS": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
@@ -703,7 +718,7 @@ def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=Non
 
 
 def import_uploads(root, name: str, model: tuple, chars: tuple | None = None, text: tuple | None = None,
-                   corpus: tuple | None = None, window=None) -> str:
+                   corpus: tuple | None = None, window=None, lowercase: bool = False) -> str:
     """import_in_child for files held in memory (an app's uploads), each (file name, bytes): written
     to a temporary folder under their own names, which the run records, and removed after."""
     with tempfile.TemporaryDirectory(prefix="charmodel-keras-") as tmp:
@@ -715,7 +730,7 @@ def import_uploads(root, name: str, model: tuple, chars: tuple | None = None, te
                 paths[key] = folder / Path(given[0]).name
                 paths[key].write_bytes(given[1])
         return import_in_child(paths["model"], root, name, paths.get("chars"), paths.get("text"), paths.get("corpus"),
-                               window=window)
+                               window=window, lowercase=lowercase)
 
 
 def imported_line(config: dict) -> str | None:

@@ -64,7 +64,8 @@ def keras_inputs() -> dict:
                               key="train_keras_corpus")
     window = st.number_input("Window (0: the model's own fixed input length, or stateful)", 0, 10_000, 0,
                              key="train_keras_window")
-    return {"chars": chars, "text": text, "corpus": corpus, "window": int(window) or None}
+    lowercase = st.checkbox("The model saw its text lowercased (the post did)", key="train_keras_lowercase")
+    return {"chars": chars, "text": text, "corpus": corpus, "window": int(window) or None, "lowercase": lowercase}
 
 
 def widget(setting: Setting, column, max_epochs: int | None):
@@ -266,7 +267,7 @@ with st.expander("Move runs between machines: download a run, or import one trai
                     with st.spinner("Reading the Keras file and checking it against Keras…"):
                         said = import_uploads(weights_root(), run_name, held(upload), held(keras_files["chars"]),
                                               held(keras_files["text"]), held(keras_files["corpus"]),
-                                              keras_files["window"])
+                                              keras_files["window"], keras_files["lowercase"])
                     st.caption(said)
                 else:
                     run_name = import_run(upload, weights_root(), new_name.strip() or None).name

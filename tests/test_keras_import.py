@@ -313,3 +313,18 @@ def test_a_one_hot_model_with_a_time_distributed_dense_imports_statefully(suffix
     theirs = np.asarray(model.predict(np.eye(V, dtype="float32")[ids], verbose=0))[0]
     logits, _, _ = Engine.load(run).forward(ids)
     assert np.abs(softmax(logits[0].astype(np.float64)) - theirs).max() < 1e-5
+
+
+def test_a_model_of_lowercased_text_is_named_and_imports_with_lowercase(post_files, tmp_path):
+    root, model, chars = post_files
+    mixed = tmp_path / "alice-start.txt"  # the text as it was before the post's .lower()
+    mixed.write_text((ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:6000], encoding="utf-8")
+    bad = cli("import", root / "post.keras", "--name", "p", "--vocab-from", mixed, "--into", tmp_path / "w")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "add --lowercase" in bad.stderr, bad.stderr
+    assert f"predicts {len(chars)} characters" in bad.stderr
+    good = cli("import", root / "post.keras", "--name", "p", "--vocab-from", mixed, "--lowercase",
+               "--into", tmp_path / "w")
+    assert good.returncode == 0, good.stderr
+    run = tmp_path / "w" / "p"
+    assert runfolder.read_config(run)["imported"]["lowercased"] is True
+    assert runfolder.corpus_text(run) == runfolder.corpus_text(run).lower()

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runfolder
-from .corpus import Vocab, clean, decode, read_text, sha256
+from .corpus import Vocab, clean, read_text, sha256, split
 from .errors import CharModelError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -351,7 +351,7 @@ def read_weights(f, layers: list[Layer], source: str) -> None:
             if layer.name not in f:
                 raise CharModelError(f"{source} has no weights for layer {layer.name!r}; the file is incomplete.")
             g = f[layer.name]
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs.get("weight_names", [])]
+            names = _names(g.attrs.get("weight_names", []))
             try:
                 layer.weights = [np.asarray(g[n][()], dtype=np.float32) for n in names]
             except (KeyError, ValueError, TypeError, OSError) as e:
@@ -581,8 +581,6 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
     weights, input_kind = engine_weights(model.layers, len(vocab), input_kind, Path(model_path).name)
     model.input_kind = input_kind
     window = window or _fixed_length(model.spec)
-    from .corpus import split
-
     train, val = split(text)
     lstms = [l for l in model.layers if l.kind == "lstm"]
     config = {

@@ -56,6 +56,16 @@ def settle(page, timeout_ms=60000):
     page.wait_for_timeout(300)
 
 
+def import_as(page, label: str, name: str, done: str, timeout_ms: int = 60000):
+    """On the Train page's import: type the run's name, press Import, wait for the success line."""
+    box = page.get_by_label(label, exact=True)
+    box.fill(name)
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text(done).wait_for(timeout=timeout_ms)
+
+
 def test_generate_then_visualise_a_cell(server, page):
     url, _, _ = server
     page.goto(f"{url}/generate")
@@ -191,12 +201,7 @@ def test_a_run_archive_uploaded_on_the_train_page_becomes_a_run(server, page, tm
     settle(page)
     page.get_by_text("Move runs between machines").click()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(archive))
-    name = page.get_by_label("Import as (optional)", exact=True)
-    name.fill("uploaded")
-    name.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Import", exact=True).click()
-    page.get_by_text("Imported uploaded").wait_for(timeout=60000)
+    import_as(page, "Import as (optional)", "uploaded", "Imported uploaded")
     assert (weights / "uploaded" / "best.npz").is_file()
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
@@ -214,12 +219,7 @@ def test_a_keras_file_uploaded_on_the_train_page_becomes_a_windowed_run(server, 
     settle(page)
     uploaders.filter(has_text="or the training text").locator("input[type=file]").set_input_files(str(root / "post.txt"))
     settle(page)
-    name = page.get_by_label("Import as", exact=True)
-    name.fill("post")
-    name.press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Import", exact=True).click()
-    page.get_by_text("Imported post: it is in the").wait_for(timeout=120000)
+    import_as(page, "Import as", "post", "Imported post: it is in the", timeout_ms=120000)
     assert page.get_by_text("checked against Keras").count()
     assert (weights / "post" / "best.npz").is_file()
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left

@@ -335,6 +335,22 @@ class Atlas:
                         "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4)})
         return out
 
+    def headline(self, chosen: tuple | None = None) -> dict | None:
+        """The cell a run's front page opens on, as a cells() row: `chosen` (layer from 0, kind,
+        cell; a person's pick, see runfolder.read_highlights) when its explanation holds (explained)
+        and its first term reaches beyond the current character; else the best-explained cell
+        whose first term reads short or long context; else one reading a neighbouring character;
+        None when no such cell is explained."""
+        rows = [r for r in self.cells() if r["explained"] and r["group"] not in (None, "current")]
+        for r in rows:
+            if chosen is not None and (r["layer"], r["kind"], r["cell"]) == tuple(chosen):
+                return r
+        for groups in (("short", "long"), ("neighbour",)):
+            found = [r for r in rows if r["group"] in groups]
+            if found:
+                return max(found, key=lambda r: r["simulation_r"])
+        return None
+
     def coverage(self) -> dict:
         """Explained cells per (layer, kind) and per group of their first term."""
         return coverage(self.arrays["terms"][:, 0], self.arrays["simulation_r"], self.candidates,

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from .corpus import LARGEST_BYTES, MAX_BYTES
@@ -247,9 +248,27 @@ def _train(args) -> int:
     settings = from_args(args)
     if not 0 < args.max_mb <= LARGEST_BYTES / 2**20:
         raise CharModelError(f"--max-mb must be more than 0 and at most {LARGEST_BYTES / 2**20:.0f}, not {args.max_mb:g}.")
+    if settings.get("minutes") and not args.resume and _text_file(args):
+        settings = _recipe(args, settings)
     train(args.run, _text_file(args), resume=args.resume, listener=ConsoleListener(),
           max_bytes=int(args.max_mb * 2**20), **settings)
     return 0
+
+
+def _recipe(args, settings: dict) -> dict:
+    """The settings a --minutes budget's recipe chooses (flags given win); the time spent timing
+    shapes comes out of the budget."""
+    from .recipe import for_text, threads_for
+    from .settings import check
+
+    check(settings)  # a bad flag is named before anything is timed
+    t0 = time.monotonic()
+    say = lambda key: print(f"timing a few batches of {key} on this machine…", file=sys.stderr, flush=True)
+    chosen, sentence = for_text(_text_file(args), settings, threads_for(app=False), int(args.max_mb * 2**20), say)
+    if sentence:
+        print(sentence, flush=True)
+    spent = (time.monotonic() - t0) / 60
+    return {**chosen, "minutes": max(chosen["minutes"] - spent, 0.1)}
 
 
 def _engine(args):

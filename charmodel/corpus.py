@@ -193,6 +193,18 @@ def paragraph_start(text: str, at: int = 0) -> int:
     return 0 if i < 0 else min(i + 2, len(text))
 
 
+def opening(text: str, words: int = 2, at: int = 0) -> str:
+    """The first `words` words of the first paragraph that starts after `at` (its indentation
+    included, and one space after them): a prime in the text's own voice ("  `I'm glad ",
+    "    @classmethod\n    def "). From `at` itself when no paragraph starts after it."""
+    i = text.find("\n\n", at)
+    start = i + 2 if i >= 0 else at
+    while start < len(text) and text[start] == "\n":
+        start += 1
+    found = re.match(r"(\s*\S+){1,%d} ?" % words, text[start : start + 200])
+    return found.group() if found else ""
+
+
 @dataclass(frozen=True)
 class Vocab:
     """Characters in sorted order; a character's id is its index."""

@@ -94,6 +94,9 @@ def start(name: str, s: dict) -> Placement:
         if s["carry_state"]:
             raise CharModelError(f"--strategy {name} cannot carry the LSTM state between batches (Keras' "
                                  "stateful layers hold one batch); use --strategy one for --carry-state.")
+        if name == "multi-worker" and s["minutes"]:
+            raise CharModelError("--minutes cannot stop several workers at the same batch (each has its own clock); "
+                                 "use --epochs with --strategy multi-worker.")
         if s["batch_size"] % strategy.num_replicas_in_sync:
             raise CharModelError(f"batch size {s['batch_size']} does not split evenly over "
                                  f"{strategy.num_replicas_in_sync} replicas; choose a multiple of it.")

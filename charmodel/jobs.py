@@ -101,10 +101,11 @@ class TrainingJob:
     """A training child process and what the app knows of it."""
 
     def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int,
-                 corpus_name: str | None = None, cleanup=()):
+                 corpus_name: str | None = None, cleanup=(), on_end=None):
         from .runfolder import read_history
 
         self.run = Path(run)
+        self.on_end = on_end  # called with this job from the reader thread once the child has gone
         self.cleanup = [Path(p) for p in cleanup]  # files to delete when the child has gone (an upload's copy)
         self.lock = threading.Lock()
         self.progress = Progress(run=self.run.name, epochs=settings.get("epochs", 0))
@@ -139,6 +140,8 @@ class TrainingJob:
                           "The run keeps its last finished epoch; Resume continues from it."
             if p.status == "failed":
                 p.log_tail = self.log_tail()
+        if self.on_end is not None:
+            self.on_end(self)
 
     def _apply(self, event: dict) -> bool:
         p = self.progress
@@ -193,9 +196,12 @@ class TrainingJob:
 class JobManager:
     """Holds at most one running job; a second start is refused while its process lives."""
 
-    def __init__(self):
+    def __init__(self, atlas_after: bool = True):
         self._lock = threading.Lock()
         self.job: TrainingJob | None = None
+        self.atlases: dict[tuple[str, str], AtlasJob] = {}  # atlas builds of this app process, by (run folder, checkpoint)
+        self.speeds: SpeedJob | None = None
+        self.atlas_after = atlas_after  # build a run's atlas when its training job ends
 
     def start(self, run, text_path=None, resume=False, settings=None, max_bytes=10 * 2**20, corpus_name=None,
               cleanup=()) -> TrainingJob:
@@ -205,8 +211,32 @@ class JobManager:
                     f"a training job for run '{self.job.run.name}' is already running; "
                     "stop it or wait for it to finish before starting another."
                 )
-            self.job = TrainingJob(run, text_path, resume, dict(settings or {}), max_bytes, corpus_name, cleanup)
+            self.job = TrainingJob(run, text_path, resume, dict(settings or {}), max_bytes, corpus_name, cleanup,
+                                   on_end=self._trained if self.atlas_after else None)
             return self.job
+
+    def _trained(self, job: TrainingJob) -> None:
+        """The atlas of the best weights waits for the person when training ends (an epoch finished)."""
+        if any(r["epoch"] for r in job.snapshot().rows) and (job.run / "best.npz").is_file():
+            self.start_atlas(job.run, "best")
+
+    def start_atlas(self, run, checkpoint: str) -> "AtlasJob":
+        """Build this checkpoint's atlas in a child process, unless a build of it is under way."""
+        key = (str(Path(run)), checkpoint)
+        with self._lock:
+            if key not in self.atlases or not self.atlases[key].alive:
+                self.atlases[key] = AtlasJob(run, checkpoint)
+            return self.atlases[key]
+
+    def atlas(self, run, checkpoint: str) -> "AtlasJob | None":
+        return self.atlases.get((str(Path(run)), checkpoint))
+
+    def time_speeds(self, settings_list: list[dict], vocab_size: int = 100) -> "SpeedJob":
+        """Time these training settings here in a child process, unless a timing is under way."""
+        with self._lock:
+            if self.speeds is None or not self.speeds.alive:
+                self.speeds = SpeedJob(settings_list, vocab_size)
+            return self.speeds
 
     def stop(self) -> None:
         with self._lock:
@@ -251,6 +281,43 @@ class AtlasJob:
         return not self.reader.is_alive()
 
 
+class SpeedJob:
+    """A few timed batches of each of several training settings (`recipe.time_missing`), in a
+    child process set up as the training child is (lower priority, one core left to the app),
+    recorded in speeds.json; what the app knows of it: which settings it is timing, and whether
+    it failed."""
+
+    def __init__(self, settings_list: list[dict], vocab_size: int = 100):
+        self.timing, self.status, self.error = "", "running", ""
+        self.process, self.log_path = _child(["charmodel.jobs", "speeds"], "speeds", stdin=True)
+        self.process.stdin.write(json.dumps({"settings": settings_list, "vocab_size": vocab_size}) + "\n")
+        self.process.stdin.close()
+        self.reader = threading.Thread(target=self._follow, name="speeds", daemon=True)
+        self.reader.start()
+
+    def _follow(self):
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "timing":
+                self.timing = event["key"]
+            elif event.get("event") == "done":
+                self.status, self.error = event["status"], event.get("error", "")
+        code = self.process.wait()
+        if self.status == "running":
+            self.status, self.error = "failed", f"timing the batches stopped: {_describe_exit(code)}."
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None or self.reader.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.reader.join(timeout)
+        return not self.reader.is_alive()
+
+
 def training_policy(settings) -> tuple[bool, int | None, str]:
     """(enabled, max_epochs, message) from a mapping such as os.environ or st.secrets.
 
@@ -270,11 +337,12 @@ def training_policy(settings) -> tuple[bool, int | None, str]:
     return True, None, ""
 
 
-def corpus_chars_of(path) -> int:
-    """Characters in a text file (raw, before cleaning: enough for a time estimate)."""
+def corpus_facts_of(path) -> tuple[int, int]:
+    """(characters, distinct characters) of a text file (raw, before cleaning: enough for an estimate)."""
     from .corpus import read_text
 
-    return len(read_text(path))
+    text = read_text(path)
+    return len(text), len(set(text))
 
 
 def _duration(seconds: float) -> str:
@@ -285,18 +353,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def training_estimate(root, settings: dict, chars: int | None) -> str:
-    """One line: about how long these settings take on `chars` characters, from the chars/s that
-    runs under `root` with the same size, batch size and use of recurrent dropout recorded in their
-    history; or why there is no estimate."""
+def describe_shape(settings: dict) -> str:
+    """The settings that set training speed, in words: "2x512 at batch 64 without recurrent dropout"."""
+    rd = "with" if settings.get("recurrent_dropout") else "without"
+    return f"{settings['layers']}x{settings['units']} at batch {settings['batch_size']} {rd} recurrent dropout"
+
+
+def training_speed(root, settings: dict) -> tuple[float, str] | None:
+    """(chars/s, where the figure comes from) for these settings in the app's training child: the
+    median epoch speed of the run under `root` with the same size, batch and use of recurrent
+    dropout that has the longest record; else a few batches timed here (speeds.json); else None."""
     from statistics import median
 
-    from .corpus import VAL_FRACTION
+    from .recipe import known_speeds, speed_key, threads_for
     from .runfolder import list_runs, read_config, read_history
 
-    if not chars:
-        return ""
-    # what sets the speed: the size, the batch, and recurrent dropout (several times slower on CPU)
     key = lambda layers, units, batch, rd: (layers, units, batch, bool(rd))
     wanted = key(settings["layers"], settings["units"], settings["batch_size"], settings.get("recurrent_dropout", 0.0))
     measured = {}
@@ -304,21 +375,41 @@ def training_estimate(root, settings: dict, chars: int | None) -> str:
         try:
             config = read_config(Path(root) / name)
             arch, training = config["architecture"], config["training"]
-            speeds = [r["chars_per_s"] for r in read_history(Path(root) / name)]
+            rows = read_history(Path(root) / name)
             found = key(arch["layers"], arch["units"], training["batch_size"], arch.get("recurrent_dropout", 0.0))
         except (CharModelError, KeyError, TypeError):
             continue
-        if found == wanted and speeds:
-            measured[name] = median(speeds)
-    size = f"{wanted[0]}x{wanted[1]}"
-    how = f"at batch {wanted[2]} {'with' if wanted[3] else 'without'} recurrent dropout"
-    shape = f"{size} {how}"
-    if not measured:
-        return f"No {size} run {how} has trained here yet, so there is no measured speed to estimate the time from."
-    name = max(measured, key=lambda n: len(read_history(Path(root) / n)))  # the longest record
-    seconds = settings["epochs"] * chars * (1 - VAL_FRACTION) / measured[name]
-    return (f"About {_duration(seconds)} for {settings['epochs']} epochs of {shape} on {chars:,} characters, at the "
-            f"{measured[name]:,.0f} chars/s run {name} recorded (median of its epochs).")
+        if found == wanted and rows:
+            measured[name] = (len(rows), median(r["chars_per_s"] for r in rows))
+    if measured:
+        name = max(measured, key=lambda n: measured[n][0])  # the longest record
+        return measured[name][1], f"the {measured[name][1]:,.0f} chars/s run {name} recorded (median of its epochs)"
+    timed = known_speeds().get(speed_key(settings, threads_for(app=True)))
+    if timed:
+        return timed, f"{timed:,.0f} chars/s (a few batches timed on this machine)"
+    return None
+
+
+def training_estimate(root, settings: dict, chars: int | None) -> str | None:
+    """One line: about how long these settings take on `chars` characters (with settings["minutes"]:
+    how many passes fit in the budget), at training_speed's figure; "" without a corpus; None when
+    this machine has no speed for these settings yet (JobManager.time_speeds measures one)."""
+    from .corpus import VAL_FRACTION
+
+    if not chars:
+        return ""
+    found = training_speed(root, settings)
+    if found is None:
+        return None
+    chars_per_s, source = found
+    train_chars = chars * (1 - VAL_FRACTION)
+    what = f"{describe_shape(settings)} on {chars:,} characters"
+    full_s = settings["epochs"] * train_chars / chars_per_s
+    minutes = settings.get("minutes")
+    if minutes and full_s > minutes * 60:
+        passes = minutes * 60 * chars_per_s / train_chars
+        return f"About {passes:.0f} passes over the text in {minutes:g} minutes: {what}, at {source}."
+    return f"About {_duration(full_s)} for {settings['epochs']} epochs of {what}, at {source}."
 
 
 # ---------------------------------------------------------------- the child process
@@ -381,5 +472,28 @@ def child_main() -> int:
     return 0
 
 
+def speeds_main() -> int:
+    """The SpeedJob's child: time what it is given, one JSON line per event on stdout."""
+    from .recipe import threads_for, time_missing
+
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    send = lambda **event: events.write(json.dumps(event) + "\n")
+    job = json.loads(sys.stdin.readline())
+    try:
+        _cap_threads()
+        time_missing(job["settings"], threads_for(app=True), job["vocab_size"], say=lambda key: send(event="timing", key=key))
+        send(event="done", status="finished")
+    except CharModelError as e:
+        send(event="done", status="failed", error=str(e))
+    except Exception as e:  # a bug: one line here, the traceback in the log
+        import traceback
+
+        traceback.print_exc()
+        send(event="done", status="failed", error=f"timing crashed: {e.__class__.__name__}: {e}")
+    events.close()
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(child_main())
+    sys.exit(speeds_main() if sys.argv[1:] == ["speeds"] else child_main())

@@ -110,6 +110,7 @@ def css(prefix: str = "cm") -> str:
         "line-height:1.4;white-space:pre;pointer-events:none;box-shadow:0 2px 6px rgba(0,0,0,.3)}",
         f".{prefix}-sel{{box-shadow:inset 0 -3px 0 #111;font-weight:600}}",
         f".{prefix}-nl{{opacity:.6}}",
+        f".{prefix}-us{{box-shadow:inset 0 -2px 0 currentColor}}",  # an underscore drawn inside the box
         f".{prefix}-prime{{color:#555;background:#e8e8e8;border-bottom:2px dashed #888}}",
         f".{prefix}-legend{{display:flex;align-items:center;gap:6px;font-size:0.8rem;margin:4px 0 8px}}",
         f".{prefix}-bar{{display:inline-flex;height:12px}}",
@@ -129,6 +130,8 @@ def bins(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def _char(ch: str, prefix: str) -> str:
     if ch == "\n":
         return f'<span class="{prefix}-nl">↵</span>\n'
+    if ch == "_":  # the font's own underscore sits below the coloured box, where it is lost at 1x
+        return f'<span class="{prefix}-us">_</span>'
     return html.escape(ch)
 
 

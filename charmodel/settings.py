@@ -124,6 +124,9 @@ SETTINGS = [
             low_open=True, high=0.5, high_open=True, section="corpus", page=None),
     # machine: how this session trains, not what the run is; config.json does not record it, and
     # --resume takes it afresh (a run trained on N replicas resumes on one, and the reverse)
+    Setting("minutes", 0.0, "stop after this many minutes, keeping the best weights, with the learning rate falling "
+            "linearly to zero over them (0: no time limit, train until the epochs are done); --resume --minutes M "
+            "gives a run M more minutes", low=0, section="machine", page=None),
     Setting("strategy", "auto", "tf.distribute strategy: auto (mirrored when several GPUs are visible, else one), "
             "one device, mirrored (every local GPU), multi-worker (machines named by TF_CONFIG)",
             section="machine", page=None, choices=("auto", "one", "mirrored", "multi-worker")),

@@ -199,8 +199,37 @@ class ConsoleListener(TrainListener):
         print(text, file=sys.stderr, flush=True)
 
 
-def _run_epoch(steps, data, n, epoch, listener, stop) -> tuple[float, float, int]:
+class Budget:
+    """A session's time budget: when to stop, and how far the learning rate has fallen.
+
+    The learning rate falls linearly to zero over the budget (Li, Yumer and Ramanan, "Budgeted
+    Training", ICLR 2020: under a fixed budget, linear decay to zero beat the step and cosine
+    schedules they tried). Progress is the larger of the time spent and the steps done, so a
+    budget the epochs do not fill still ends at a low rate. No budget: a factor of 1 throughout.
+    """
+
+    def __init__(self, minutes: float, steps: int):
+        self.seconds = minutes * 60
+        self.steps, self.done = max(1, steps), 0  # this session's steps, all epochs
+        self.reserve = 0.0  # seconds the last validation and save took: kept free at the end
+        self.t0 = time.monotonic()
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.t0
+
+    def factor(self) -> float:
+        if not self.seconds:
+            return 1.0
+        return max(0.0, 1.0 - max(self.elapsed_s / self.seconds, self.done / self.steps))
+
+    def spent(self) -> bool:
+        return bool(self.seconds) and self.elapsed_s + self.reserve >= self.seconds
+
+
+def _run_epoch(steps, data, n, epoch, listener, stop, budget: Budget, lr: float) -> tuple[float, float, int]:
     """One pass over the epoch's `n` batches of (x, y): (mean batch loss, seconds, batches done).
+    Ends early when `stop` is set or the budget is spent.
 
     A hand-written loop rather than `model.fit` once per epoch: on TensorFlow 2.21 a `fit` call
     sometimes took 10-15 s more to return after its last callback had run (2 x 512, 10 batches),
@@ -209,12 +238,15 @@ def _run_epoch(steps, data, n, epoch, listener, stop) -> tuple[float, float, int
     steps.reset()
     losses, t0, chars = [], time.perf_counter(), 0
     for b, (x, y) in enumerate(data):
+        if budget.seconds:
+            steps.model.optimizer.learning_rate.assign(lr * budget.factor())
         losses.append(steps.train(x, y))
+        budget.done += 1
         chars += x.size
         seconds = time.perf_counter() - t0
         cps = chars / max(seconds, 1e-9)
         listener.on_batch(epoch, b + 1, n, losses[-1], cps)
-        if stop.is_set():
+        if stop.is_set() or budget.spent():
             break
     return float(np.mean(losses)), time.perf_counter() - t0, len(losses)
 
@@ -335,16 +367,22 @@ def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chi
     history = [r for r in runfolder.read_history(run) if r["epoch"] <= start]
     stale = state.get("stale", 0)  # epochs since the best validation loss
     lr = state.get("lr", s["lr"] * s["lr_decay"] ** start)
+    if s["minutes"]:  # each budget is a new linear schedule, from the run's learning rate (a warm restart)
+        lr = s["lr"]
+    per_epoch = (len(train_ids) - 1) // s["seq_len"] // s["batch_size"]
+    budget = Budget(s["minutes"], (s["epochs"] - start) * per_epoch)
 
     for epoch in range(start, s["epochs"]):
-        if stop.is_set():
+        if stop.is_set() or budget.spent():
             break
-        model.optimizer.learning_rate.assign(lr)
+        lr_now = lr * budget.factor()
+        model.optimizer.learning_rate.assign(lr_now)
         starts = epoch_starts(len(train_ids), s["seq_len"], s["batch_size"], s["seed"], epoch, s["carry_state"])
-        listener.on_epoch_start(epoch + 1, s["epochs"], lr, len(starts) // s["batch_size"])
+        listener.on_epoch_start(epoch + 1, s["epochs"], lr_now, len(starts) // s["batch_size"])
         t0 = time.perf_counter()
         train_loss, train_s, done = _run_epoch(steps, batches(train_ids, starts, s["seq_len"], s["batch_size"]),
-                                               len(starts) // s["batch_size"], epoch + 1, listener, stop)
+                                               len(starts) // s["batch_size"], epoch + 1, listener, stop, budget, lr)
+        t_val = time.perf_counter()
         val_loss = steps.validation_loss(xv, yv, s["batch_size"])
         wall_s = time.perf_counter() - t0
         row = dict(
@@ -354,7 +392,7 @@ def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chi
             val_bpc=round(val_loss / LN2, 5),
             wall_s=round(wall_s, 2),
             chars_per_s=round(done * s["batch_size"] * s["seq_len"] / train_s, 1),
-            lr=float(f"{lr:.6g}"),
+            lr=float(f"{lr_now:.6g}"),  # at the epoch's start
         )
         improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
         if improved:
@@ -368,10 +406,14 @@ def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chi
         else:
             sample = ""
             state.update(epoch=epoch + 1)
+        budget.reserve = time.perf_counter() - t_val  # validation and saving: left free before the budget ends
         listener.on_epoch(row, sample)
         if s["patience"] and stale >= s["patience"]:
             listener.on_early_stop(stale)
             break
+        if budget.spent():
+            listener.on_notice(f"the {s['minutes']:g}-minute budget is spent after epoch {epoch + 1}; the best "
+                               f"weights (epoch {state['best_epoch']}) are kept. --resume --minutes M trains on.")
     return history
 
 

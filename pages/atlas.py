@@ -89,14 +89,12 @@ if search:
 shown = shown.sort_values("simulation_r", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
 picked = st.dataframe(
-    shown[["layer", "kind", "cell", "explanation", "simulation_r", "auc", "group", "spread"]],
+    shown[["layer", "kind", "cell", "explanation", "simulation_r", "group", "spread"]],  # AUC: in the dossier, where it applies
     key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320,
     column_config={"simulation_r": st.column_config.NumberColumn("simulation r", format="%.3f",
                                                                  help="held-out r of the explanation's prediction"),
                    "explanation": st.column_config.TextColumn("explanation", help="each term with the sign of its "
                                                               "weight: (+) the cell is higher where it holds"),
-                   "auc": st.column_config.NumberColumn("AUC", format="%.3f",
-                                                        help="held-out ROC AUC, for a one-term yes/no explanation"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
 st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
                 key="atlas_r_histogram")  # below the table: a chart above it made the browser draw it first

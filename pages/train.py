@@ -12,17 +12,17 @@ from charmodel.archive import export_run, import_run
 from charmodel.charts import batch_frame, epoch_frame, loss_chart
 from charmodel.corpus import decode
 from charmodel.keras_io import import_uploads, sniff_bytes
-from charmodel.jobs import corpus_chars_of, training_estimate, training_policy
+from charmodel.jobs import corpus_facts_of, training_estimate, training_policy
+from charmodel import recipe as recipes
 from charmodel.settings import SETTINGS, Setting
 from charmodel.train import plan_run
-from pages.shared.mode import ROOT, weights_root
+from pages.shared.mode import BUNDLED, weights_root
 from pages.shared.background import job_manager
-from pages.shared.widgets import keep_widget_values, open_links, user_message
+from pages.shared.widgets import atlas_after_training, keep_widget_values, open_links, user_message
 
 
 UPLOAD_MB = 10  # largest upload the page accepts
-BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",
-           "As You Like It": ROOT / "data" / "asyoulik.txt"}
+BUDGETS = {"5 minutes": 5, "10 minutes": 10, "30 minutes": 30, "1 hour": 60, "Until the epochs are done": 0}
 
 
 def _policy():
@@ -45,12 +45,43 @@ if policy_note:
     st.info(policy_note, icon=":material/info:")
 manager = job_manager()
 
-# ---------------------------------------------------------------- corpus and settings
+# ---------------------------------------------------------------- budget, corpus and settings
+minutes = BUDGETS[st.radio("How long may it train?", list(BUDGETS), index=1, horizontal=True, key="train_budget",
+                           help="training stops at the budget and keeps its best weights; the learning rate falls "
+                                "to zero over it. Resume gives a run more time.")]
 source = st.radio("Corpus", [*BUNDLED, "Upload a .txt file"], horizontal=True, key="train_source")
 upload = None
 if source == "Upload a .txt file":
     upload = st.file_uploader(f"UTF-8 text, up to {UPLOAD_MB} MB", type=["txt"], key="train_upload",
                               max_upload_size=UPLOAD_MB)
+auto = bool(minutes) and st.toggle("Choose the size, batch and learning rate for this budget", True, key="train_auto",
+                                   help="from a few batches of each size timed on this machine and the length of "
+                                        "your text; untick to set them yourself")
+
+
+def corpus_facts(source, upload) -> tuple[int, int] | None:
+    """(characters, distinct characters) of the chosen corpus (raw: enough for an estimate), or None."""
+    if source in BUNDLED:
+        return corpus_facts_of(BUNDLED[source])
+    if upload is None:
+        return None
+    try:
+        text = decode(upload.getvalue(), name=upload.name, max_bytes=UPLOAD_MB * 2**20)
+    except CharModelError:
+        return None  # Start names the problem
+    return len(text), len(set(text))
+
+
+facts = corpus_facts(source, upload)
+# the recipe sets its settings' widgets (drawn below, disabled) before they are drawn
+chosen = None
+if auto and facts:
+    shown = {s.name: st.session_state.get(f"train_{s.name}", s.default) for s in SETTINGS}
+    chosen = recipes.from_speeds(minutes, facts[0], facts[1], shown, recipes.threads_for(app=True))
+    if chosen is not None:
+        for name, value in chosen.settings.items():
+            if name != "minutes":
+                st.session_state[f"train_{name}"] = min(value, max_epochs) if name == "epochs" and max_epochs else value
 
 
 def keras_inputs() -> dict:
@@ -69,7 +100,8 @@ def keras_inputs() -> dict:
 
 
 def widget(setting: Setting, column, max_epochs: int | None):
-    """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value."""
+    """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value.
+    A setting the budget's recipe chose is shown with the recipe's value, disabled."""
     key, label, help_ = f"train_{setting.name}", setting.title, setting.help
     if setting.toggle:  # a checkbox for the common choice (the CLI flag takes any value)
         label, ticked, unticked = setting.toggle
@@ -90,11 +122,13 @@ def widget(setting: Setting, column, max_epochs: int | None):
             high = setting.high - step
         if setting.name == "epochs" and max_epochs:
             high = max_epochs
-        default = setting.default if high is None else min(setting.default, high)
         cast = setting.kind
+        value = {} if key in st.session_state else {"value": setting.default if high is None else min(setting.default, high)}
+        disabled = chosen is not None and setting.name in chosen.settings
         value = column.number_input(label, None if low is None else cast(low), None if high is None else cast(high),
-                                    default, None if setting.step is None else cast(setting.step), key=key,
-                                    help=help_, **setting.meta)
+                                    step=None if setting.step is None else cast(setting.step), key=key,
+                                    help=help_ + (" (chosen for the budget)" if disabled else ""), disabled=disabled,
+                                    **value, **setting.meta)
         return cast(value)
     return column.text_input(label, setting.default or "", key=key, help=help_) or None
 
@@ -109,13 +143,6 @@ with st.expander("More settings (the shipped Alice model used halving, patience,
                  "dropout)"):
     columns = [c for _ in range(0, len(more), 3) for c in st.columns(3)]
     settings |= {s.name: widget(s, columns[n], max_epochs) for n, s in enumerate(more)}
-
-
-def corpus_chars(source, upload) -> int | None:
-    """Characters of the chosen corpus, for the time estimate (None before an upload)."""
-    if source in BUNDLED:
-        return corpus_chars_of(BUNDLED[source])
-    return len(upload.getvalue()) if upload is not None else None
 
 
 def _corpus_file() -> tuple[str, str | None]:
@@ -133,9 +160,28 @@ def _corpus_file() -> tuple[str, str | None]:
     return f.name, upload.name
 
 
-estimate = training_estimate(weights_root(), settings, corpus_chars(source, upload))
+settings["minutes"] = float(minutes)
+estimate = training_estimate(weights_root(), settings, facts and facts[0])
+if chosen is not None:
+    st.info(chosen.sentence, icon=":material/tune:")
 if estimate:
     st.caption(f":material/schedule: {estimate}")
+untimed = ([*recipes.shape_settings(settings)] if auto and chosen is None else []) + ([settings] if estimate is None else [])
+if facts and enabled and untimed:  # this machine's speed is not known yet: time a few batches, then draw again
+    timing = manager.time_speeds(untimed, facts[1])
+
+    def timed():
+        if timing.alive:
+            doing = f" ({timing.timing})" if timing.timing else ""
+            st.caption(f":material/timer: Timing a few batches on this machine{doing}, once per size, to estimate "
+                       "the time and choose a size…")
+        elif timing.status == "failed":
+            st.error(f"Could not time training here: {timing.error}", icon=":material/error:")
+        elif st.session_state.get("seen_timing") != id(timing):  # once per timing: draw the page with its speeds
+            st.session_state["seen_timing"] = id(timing)
+            st.rerun(scope="app")
+
+    st.fragment(timed, run_every=1.0 if timing.alive else None)()
 
 last = manager.job.run if manager.job is not None and not manager.job.alive else None  # the job to resume
 b1, b2, b3, _ = st.columns([1, 1, 1, 3])
@@ -163,7 +209,7 @@ if start or resume:
         else:
             if not (run / runfolder.CONFIG).is_file():
                 raise CharModelError(f"there is no run named '{run.name}' to resume; start it first.")
-            more = {"epochs": settings["epochs"]}  # the run keeps its own schedule (the CLI can change it)
+            more = {"epochs": settings["epochs"], "minutes": settings["minutes"]}  # the run keeps its own schedule
             manager.start(run, resume=True, settings=more)
         st.toast(f"Training {run.name} started")
     except CharModelError as e:
@@ -223,6 +269,7 @@ alive = manager.job is not None and manager.job.alive
 st.fragment(live, run_every=1.0 if alive else None)()
 if manager.job is not None and not alive and manager.job.snapshot().rows:
     open_links(manager.job.snapshot().run)
+    atlas_after_training(manager.job.snapshot().run)
 
 # ---------------------------------------------------------------- runs between machines
 with st.expander("Move runs between machines: download a run, or import one trained elsewhere"):

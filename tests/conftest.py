@@ -118,3 +118,29 @@ def post_files(tmp_path_factory):
     model.save(root / "post.h5")
     (root / "post.txt").write_text(text, encoding="utf-8")
     return root, model, chars
+
+
+@pytest.fixture(scope="session", autouse=True)
+def speeds_cache(tmp_path_factory):
+    """Every test's speeds.json is this session's own, never the machine's."""
+    path = tmp_path_factory.mktemp("speeds")
+    old = os.environ.get("CHARMODEL_CACHE")
+    os.environ["CHARMODEL_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CHARMODEL_CACHE", None)
+    else:
+        os.environ["CHARMODEL_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def timed_speeds(speeds_cache):
+    """The recipe's shapes and the default settings, timed here once by the app's own timing
+    child, so pages that need a speed find one (and start no timing of their own)."""
+    from charmodel import recipe
+    from charmodel.jobs import SpeedJob
+    from charmodel.settings import DEFAULTS
+
+    job = SpeedJob([*recipe.shape_settings({}), DEFAULTS], vocab_size=80)
+    assert job.wait(300) and job.status == "finished", job.error
+    return recipe.known_speeds()

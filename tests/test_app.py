@@ -15,7 +15,7 @@ APP = str(ROOT / "streamlit_app.py")
 
 
 @pytest.fixture
-def weights(tmp_path, monkeypatch, alice_text):
+def weights(tmp_path, monkeypatch, alice_text, timed_speeds):
     root = tmp_path / "weights"
     root.mkdir()
     make_random_run(root / "alice", alice_text[:20000], layers=2, units=24)
@@ -59,30 +59,45 @@ def test_sidebar_lists_runs_defaults_to_alice_and_follows_the_url(weights):
     assert at.slider(key="temperature").value == 0.5 and at.number_input(key="seed").value == 3
 
 
-def test_home_shows_a_sample_and_the_headline_cell_on_first_open(weights):
+def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_cell(weights):
+    from charmodel import atlas
+    from charmodel.corpus import opening
+    from pages.shared.background import atlas_job
+
     at = app(temperature="0.3", seed="5")
     no_errors(at)
-    assert 'class="cm-' in htmls(at)
-    assert any("AUC" in m.value for m in at.markdown) and at.code[0].value.startswith("Alice ")
+    prime = opening(runfolder.split_text(weights / "alice")[1])
+    assert prime and at.code[0].value.startswith(prime)  # primed from the run's own validation text
     assert any("temperature 0.3, seed 5" in m.value for m in at.markdown)  # the sidebar's values
-    # no highlights.json in these runs: the headline is measured, and is the Cells ranking's first cell
-    table = at.switch_page("pages/cells.py").run().table[0].value
-    top = table.iloc[0]
-    assert any(f"layer {top['layer']} {top['kind']} cell {top['cell']} tracks" in m.value
-               for m in app().markdown)
+    assert any("Run **alice** is a 2 × 24 LSTM" in m.value for m in at.markdown)
+    assert any("not explained yet" in m.value and "has no atlas" in m.value for m in at.markdown)
+    assert 'class="cm-' not in htmls(at)  # nothing ranked without an atlas
+    at.button(key="home_build_atlas").click().run()
+    job = atlas_job("alice", "best")
+    assert job is not None and job.wait(120) and job.status == "finished", job.error
+    at.run()
+    no_errors(at)
+    best = atlas.load(weights / "alice", "best").headline()
+    assert best["group"] != "current"
+    assert any(f"layer {best['layer'] + 1} {best['kind']} cell {best['cell']}, explained by the atlas as "
+               f"*{best['explanation']}* (simulation r {best['simulation_r']:.2f}" in m.value for m in at.markdown)
+    assert 'class="cm-' in htmls(at)
 
 
-def test_home_reads_the_headline_cell_from_the_run_folder(weights):
-    from charmodel.cells import headline
-    from charmodel.engine import Engine
+def test_a_cell_a_person_picked_heads_home_when_the_atlas_explains_it(weights):
+    from charmodel import atlas
 
     run = weights / "alice"
-    best = headline(Engine.load(run), runfolder.split_text(run)[1])
-    runfolder.write_highlights(run, "best", {**best, "cell": (best["cell"] + 1) % 24})  # a stored answer wins
+    atlas.build_for_run(run, "best")
+    rows = [r for r in atlas.load(run, "best").cells() if r["explained"] and r["group"] != "current"]
+    picked = sorted(rows, key=lambda r: r["simulation_r"])[0]  # not the one the atlas would choose
+    runfolder.write_highlights(run, "best", {"layer": picked["layer"], "kind": picked["kind"], "cell": picked["cell"],
+                                             "score": 0.9, "direction": 1, "metric": "auc", "feature": "quote",
+                                             "description": "inside a quotation"})
     at = app()
-    assert any(f"cell {(best['cell'] + 1) % 24} tracks" in m.value for m in at.markdown)
+    assert any(f"cell {picked['cell']}, explained by the atlas" in m.value for m in at.markdown)
     at.switch_page("pages/visualise.py").run()
-    assert at.number_input(key="cell").value == (best["cell"] + 1) % 24  # Visualise opens on it too
+    assert at.number_input(key="cell").value == picked["cell"]  # Visualise opens on it too
 
 
 def test_generate_follows_seed_and_temperature(weights):
@@ -353,22 +368,68 @@ def test_the_train_form_keeps_its_values_across_pages(weights):
     assert at.text_input(key="train_run").value == "kept" and at.number_input(key="train_units").value == 64
 
 
-def test_train_page_estimates_the_time_from_a_run_of_the_same_size(weights):
+def test_train_page_asks_for_a_budget_first_and_fills_in_the_recipe_for_it(weights, timed_speeds):
+    from charmodel import recipe
+
     at = app()
     at.switch_page("pages/train.py").run()
-    assert any("No 2x512 run at batch 64 without recurrent dropout has trained here yet" in c.value for c in at.caption)
+    no_errors(at)
+    assert at.radio[0].key == "train_budget" and at.radio[0].value == "10 minutes"  # the first choice
+    assert at.toggle(key="train_auto").value
+    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
+    vocab = len(set((ROOT / "data" / "alice.txt").read_text(encoding="utf-8")))
+    expected = recipe.from_speeds(10, chars, vocab, {}, recipe.threads_for(app=True))
+    assert any(i.value == expected.sentence for i in at.info)
+    units = at.number_input(key="train_units")
+    assert units.disabled and units.value == expected.shape.units
+    assert at.number_input(key="train_lr").value == expected.shape.lr
+    at.radio(key="train_budget").set_value("1 hour").run()
+    longer = recipe.from_speeds(60, chars, vocab, {}, recipe.threads_for(app=True))
+    assert any(i.value == longer.sentence for i in at.info) and "in 60 minutes" in longer.sentence
+    at.toggle(key="train_auto").set_value(False).run()  # everything stays the person's to change
+    assert not at.number_input(key="train_units").disabled
+    assert at.number_input(key="train_units").value == longer.shape.units
+    at.number_input(key="train_units").set_value(32).run()  # a size nothing here has timed
+    assert any("Timing a few batches on this machine" in c.value for c in at.caption)
+    settle_timing(at)
+    assert any("2x32 at batch" in c.value and "timed on this machine" in c.value for c in at.caption)
+
+
+def settle_timing(at: AppTest):
+    """Wait for the Train page's timing child(ren), then draw the page again."""
+    from pages.shared.background import job_manager
+
+    for _ in range(3):
+        job = job_manager().speeds
+        assert job is not None and job.wait(180) and job.status == "finished", job.error
+        at.run()
+        if not any("Timing a few batches" in c.value for c in at.caption):
+            return
+    raise AssertionError("the page is still timing")
+
+
+def test_train_page_estimates_the_default_settings_on_a_fresh_machine_and_from_a_run_of_the_same_size(weights):
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.radio(key="train_budget").set_value("Until the epochs are done").run()
+    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
+    assert any(c.value.startswith(":material/schedule: About ") and f"for 30 epochs of 2x512 at batch 64 without "
+               f"recurrent dropout on {chars:,} characters" in c.value and "timed on this machine" in c.value
+               for c in at.caption)
     runfolder.write_history(weights / "alice", [dict(epoch=1, train_loss=2.0, val_loss=2.0, val_bpc=2.9, wall_s=10,
                                                  chars_per_s=1000.0, lr=0.002)])
     at.number_input(key="train_units").set_value(24).run()
     at.number_input(key="train_epochs").set_value(3).run()
     at.number_input(key="train_batch_size").set_value(4).run()  # the batch size alice's config records
-    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
     minutes = round(3 * chars * 0.9 / 1000 / 60)
     assert any(f"About {minutes} minutes for 3 epochs of 2x24 at batch 4 without recurrent dropout" in c.value
                and "run alice" in c.value for c in at.caption)
-    # a run at another batch size, or with recurrent dropout, trains at another speed: not used
-    at.number_input(key="train_batch_size").set_value(256).run()
-    assert any("No 2x24 run at batch 256 without recurrent dropout has trained here yet" in c.value for c in at.caption)
+    # settings nothing here has trained or timed: a few batches are timed in a child process, then the page says
+    at.number_input(key="train_batch_size").set_value(5).run()
+    assert any("Timing a few batches on this machine" in c.value for c in at.caption)
+    settle_timing(at)
+    assert any("for 3 epochs of 2x24 at batch 5 without recurrent dropout" in c.value and "timed on this machine"
+               in c.value for c in at.caption)
 
 
 def test_resume_errors_name_no_server_path(weights):
@@ -408,6 +469,9 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     at.run()
     no_errors(at)
     assert at.metric[0].value.endswith("of 96")  # 2 layers x h, c x 24 cells
+    table = at.dataframe[0].value
+    assert "auc" not in table.columns  # a composite explanation has none: the column showed "None" for most rows
+    assert list(table.columns) == ["layer", "kind", "cell", "explanation", "simulation_r", "group", "spread"]
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     no_errors(at)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, timed_speeds):
     from charmodel.corpus import clean, read_text
 
     weights = tmp_path_factory.mktemp("browser") / "weights"
@@ -131,6 +131,11 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     name.fill("browser-tiny")
     name.press("Enter")
     settle(page)
+    # the budget's recipe fills in the size; untick it to set a tiny one (the 5 minutes stay a cap)
+    page.get_by_role("radio", name="5 minutes", exact=True).click(force=True)
+    settle(page)
+    page.get_by_text("Choose the size, batch and learning rate for this budget").click()
+    settle(page)
     for label, value in [("LSTM layers", 1), ("Units per layer", 8), ("Embedding size", 4),
                          ("Sequence length", 50), ("Batch size", 256), ("Epochs", 2)]:
         set_number(label, value)
@@ -154,6 +159,10 @@ def test_train_a_tiny_model_and_watch_it(server, page):
     sidebar.get_by_text("Training browser-tiny finished after epoch 2").wait_for(timeout=30000)
     assert not sidebar.get_by_text("batch 10/10").count() and not sidebar.get_by_role("button", name="Stop training").count()
     page.screenshot(path=SHOTS / "train-finished.png", full_page=True)
+    # the atlas builds by itself once training ends; the page and the sidebar link to it when it is ready
+    page.get_by_role("link", name="The atlas of browser-tiny is ready: every cell explained").wait_for(timeout=120000)
+    sidebar.get_by_role("link", name="Its atlas is ready").wait_for(timeout=30000)
+    assert (weights / "browser-tiny" / "atlas-best.npz").is_file()
     link.click()
     page.get_by_role("heading", name="Generate").wait_for(timeout=60000)
     settle(page)
@@ -251,3 +260,26 @@ def test_every_page_and_cells_tab_leaves_tensorflow_out_of_the_server(server, pa
     page.screenshot(path=SHOTS / "cells-export.png", full_page=True)
     maps = Path(f"/proc/{pid}/maps").read_text()
     assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps
+
+
+def test_underscores_show_in_coloured_text_at_normal_resolution(page):
+    """`__init__` must not read as "  init  ": every underscore's box holds pixels far from its
+    background colour, at a device scale of 1 (the font's own underscore falls below the box)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from charmodel.render import coloured_text, css
+
+    text = "def __init__(self, a_b):"
+    page.set_content(css() + coloured_text(text, np.linspace(-1, 1, len(text)), -1, 1))
+    boxes = page.locator(".cm-us")
+    assert boxes.count() == text.count("_")
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        # the coloured span around it: its background is what an invisible underscore would leave
+        bg = box.evaluate("e => getComputedStyle(e.parentElement).backgroundColor")
+        background = np.array([int(x) for x in bg[bg.index("(") + 1 : -1].split(",")[:3]])
+        pixels = np.asarray(Image.open(io.BytesIO(box.screenshot())).convert("RGB"), dtype=int)
+        assert np.abs(pixels - background).sum(axis=2).max() > 150, f"underscore {i} is not visible"

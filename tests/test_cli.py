@@ -116,3 +116,28 @@ def test_the_old_text_spelling_of_evaluate_still_works_with_a_note(random_run, t
     new = cli("evaluate", "--run", random_run, "--text-file", text, "--json", "--quiet")
     assert old.returncode == 0 and json.loads(old.stdout) == json.loads(new.stdout)
     assert "--text-file" in old.stderr and new.stderr == ""
+
+
+def test_train_with_minutes_alone_chooses_a_recipe_says_why_and_stops_at_the_budget(tmp_path, small_corpus):
+    from charmodel import runfolder
+    from charmodel.recipe import SHAPES
+
+    run = tmp_path / "budget"
+    out = cli("train", "--text-file", small_corpus, "--run", run, "--minutes", 0.4, "--seq-len", 20,
+              env={"CHARMODEL_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    said = [line for line in out.stdout.splitlines() if "passes over your text in 0.4 minutes" in line]
+    assert len(said) == 1  # what was chosen and why, in one line
+    arch = runfolder.read_config(run)["architecture"]
+    assert said[0].startswith(f"{arch['layers']} × {arch['units']}:")
+    assert (arch["layers"], arch["units"]) in [(s.layers, s.units) for s in SHAPES]
+    assert "budget is spent" in out.stderr
+    speeds = json.loads((tmp_path / "speeds.json").read_text())
+    assert len(speeds) == len(SHAPES) and all(v > 0 for v in speeds.values())  # timed once, kept for next time
+
+
+def test_train_flags_out_of_range_are_one_line_before_anything_is_timed(tmp_path, small_corpus):
+    out = cli("train", "--text-file", small_corpus, "--run", tmp_path / "r", "--minutes", -1,
+              env={"CHARMODEL_CACHE": str(tmp_path)})
+    assert out.returncode == 2 and out.stderr.strip() == "error: minutes must be at least 0, not -1.0."
+    assert not (tmp_path / "speeds.json").exists() and not (tmp_path / "r").exists()

@@ -50,10 +50,28 @@ def test_every_page_renders_with_the_shipped_model(page, monkeypatch):
     assert not at.exception and not at.error
     if page == "pages/home.py":  # the sample and the headline cell, on first open
         assert 'class="cm-' in "".join(h.proto.body for h in at.get("html"))
-        assert any("layer 2 c cell 492 tracks" in m.value for m in at.markdown)
+        assert any("layer 2 c cell 492, explained by the atlas as *inside a quotation" in m.value for m in at.markdown)
         cov = atlas.load(WEIGHTS / "alice", "best").coverage()  # the caption reports the shipped file's own figures
         assert any(c.value.startswith(f"**The atlas** explains {cov['explained']:,} of this model's 2,048 cells")
                    for c in at.caption)
+
+
+@pytest.mark.parametrize("run, corpus", [("alice", "Alice's Adventures in Wonderland"), ("shakespeare", "As You Like It"),
+                                         ("python", "Python's standard library")])
+def test_home_is_written_for_the_selected_shipped_run(run, corpus, monkeypatch):
+    from charmodel.corpus import opening
+
+    monkeypatch.delenv("CHARMODEL_WEIGHTS", raising=False)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.query_params["run"] = run
+    at.run()
+    assert not at.exception and not at.error
+    assert any(f"Run **{run}** is a" in m.value and corpus in m.value for m in at.markdown)
+    assert at.code[0].value.startswith(opening(runfolder.split_text(WEIGHTS / run)[1]))
+    stored = runfolder.read_highlights(WEIGHTS / run, "best")  # a person's pick, where the model card made one
+    best = atlas.load(WEIGHTS / run, "best").headline(stored and (stored["layer"], stored["kind"], stored["cell"]))
+    assert best["explained"] and best["group"] != "current"
+    assert any(f"cell {best['cell']}, explained by the atlas as *{best['explanation']}*" in m.value for m in at.markdown)
 
 
 def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model():

@@ -271,3 +271,31 @@ def test_a_resume_remakes_missing_corpus_ids_whatever_the_size_limit(trained_cop
     # the run's corpus (8,000 bytes) passed the limit when the run began; a resume does not re-check it
     history = train(trained_copy, resume=True, epochs=3, max_bytes=100)
     assert [r["epoch"] for r in history] == [1, 2, 3] and (trained_copy / IDS).is_file()
+
+
+def test_a_time_budget_stops_training_with_the_best_weights_and_resume_gives_more_time(tmp_path, small_corpus):
+    class Recorder(TrainListener):
+        notices, lrs = [], []
+
+        def on_notice(self, text):
+            self.notices.append(text)
+
+        def on_epoch_start(self, epoch, epochs, lr, steps):
+            self.lrs.append(lr)
+
+    run, rec = tmp_path / "budget", Recorder()
+    t0 = time.monotonic()
+    history = train(run, small_corpus, listener=rec, **{**TINY, "epochs": 10_000, "minutes": 0.1})
+    assert time.monotonic() - t0 < 6 + 20  # the budget, plus building the model; never the 10,000 epochs
+    assert 1 <= len(history) < 10_000
+    assert rec.lrs == sorted(rec.lrs, reverse=True) and rec.lrs[-1] < rec.lrs[0]  # falling over the budget
+    assert any("0.1-minute budget is spent" in n for n in rec.notices)
+    state = runfolder.read_train_state(run)
+    assert state["epoch"] == len(history)
+    best = min(history, key=lambda r: r["val_loss"])
+    assert state["best_epoch"] == best["epoch"]
+    Engine.load(run, "best")
+    assert "minutes" not in json.loads((run / "config.json").read_text())["training"]  # a session's, not the run's
+
+    more = train(run, resume=True, **{"minutes": 0.05})
+    assert len(more) > len(history) and more[: len(history)] == history

@@ -1,4 +1,4 @@
-"""Jobs that outlive a rerun: the training job and atlas builds, one registry per app process."""
+"""Jobs that outlive a rerun: the training job, atlas builds and speed timings, one manager per app process."""
 
 import streamlit as st
 
@@ -12,19 +12,9 @@ def job_manager() -> JobManager:
     return JobManager()
 
 
-@st.cache_resource
-def atlas_jobs() -> dict:
-    """Atlas builds running or finished in this app process, by (run folder, checkpoint)."""
-    return {}
-
-
 def start_atlas_job(run: str, checkpoint: str) -> AtlasJob:
-    jobs = atlas_jobs()
-    key = (str(run_path(run)), checkpoint)
-    if key not in jobs or not jobs[key].alive:
-        jobs[key] = AtlasJob(run_path(run), checkpoint)
-    return jobs[key]
+    return job_manager().start_atlas(run_path(run), checkpoint)
 
 
 def atlas_job(run: str, checkpoint: str) -> AtlasJob | None:
-    return atlas_jobs().get((str(run_path(run)), checkpoint))
+    return job_manager().atlas(run_path(run), checkpoint)

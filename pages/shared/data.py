@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from charmodel import runfolder
+from charmodel import CharModelError, runfolder
+from charmodel.corpus import paragraph_start
 from charmodel.engine import KINDS, Engine, inspect, layer_number
 from charmodel import atlas
 from charmodel.render import next_guesses
@@ -242,9 +243,13 @@ WINDOWED_HEADLINE_CHARS = 2000  # a windowed run's headline is ranked over this 
 
 
 def headline(run: str, checkpoint: str) -> dict:
-    """The run's headline cell for this checkpoint (cells.headline): read from the run's
-    highlights.json when the model card stored it, else measured once on the validation text (its
-    first WINDOWED_HEADLINE_CHARS characters for a windowed run, whose every value costs a window)."""
+    """The run's headline cell for this checkpoint: the atlas's (atlas_headline) when the run has
+    an atlas; else read from the run's highlights.json when the model card stored it; else
+    measured once on the validation text (cells.headline; its first WINDOWED_HEADLINE_CHARS
+    characters for a windowed run, whose every value costs a window)."""
+    found = atlas_headline(run, checkpoint)
+    if found is not None:
+        return found
     stored = runfolder.read_highlights(run_path(run), checkpoint)
     if stored is not None:
         return stored
@@ -284,6 +289,37 @@ def load_atlas(run: str, checkpoint: str) -> atlas.Atlas:
     """The run's atlas for this checkpoint, shared by every session; CharModelError if it has none
     (or a damaged or stale one)."""
     return _atlas(*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _atlas_headline(run_dir: str, checkpoint: str, stamp: float, file_stamp: float, chosen: tuple | None):
+    return _atlas(run_dir, checkpoint, stamp, file_stamp).headline(chosen)
+
+
+def atlas_headline(run: str, checkpoint: str) -> dict | None:
+    """The cell the run's pages open on, read from its atlas (Atlas.headline, a person's pick in
+    highlights.json first); None when the run has no usable atlas or no cell qualifies."""
+    try:
+        load_atlas(run, checkpoint)
+    except CharModelError:
+        return None
+    stored = runfolder.read_highlights(run_path(run), checkpoint)
+    chosen = None if stored is None else (stored["layer"], stored["kind"], stored["cell"])
+    return _atlas_headline(*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)), chosen)
+
+
+def headline_passage(run: str, checkpoint: str, best: dict, length: int) -> str:
+    """`length` characters of the validation text from the start of a paragraph where the headline
+    cell is at its most telling: one of the atlas's top contexts (bottom ones, for a cell that is
+    low where its explanation holds) that lies in the validation text; else its first paragraph."""
+    book = load_atlas(run, checkpoint)
+    val = split_text(run)[1]
+    train_chars = book.meta["train_chars"]
+    side = "top" if best["direction"] > 0 else "bottom"
+    places = [p - train_chars for p, _ in book.dossier(best["layer"], best["kind"], best["cell"])[side]
+              if p >= train_chars]
+    at = paragraph_start(val, places[0]) if places else paragraph_start(val, val.find("\n\n") + 2)
+    return val[at : at + length]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -36,6 +36,19 @@ set_threads(1)  # one BLAS thread per process, whatever $CHARMODEL_THREADS says:
 
 DEFAULT_RUN = "alice"
 
+BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",  # the texts the app ships, by title
+           "As You Like It": ROOT / "data" / "asyoulik.txt",
+           "Python's standard library (3 MB of its source)": ROOT / "data" / "python.txt"}
+
+
+def corpus_title(config: dict) -> str:
+    """A run's corpus as a person names it: a bundled text's title, else the file's name."""
+    path = config["corpus"]["path"]
+    for title, bundled in BUNDLED.items():
+        if Path(path).name == bundled.name and Path(path).parent.name in ("data", ""):
+            return f"*{title}*"
+    return f"`{Path(path).name}`"
+
 SIDEBAR = {"temperature": TEMPERATURE, "seed": SEED}  # the shared sidebar's defaults, the CLI's too
 
 

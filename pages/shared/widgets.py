@@ -113,6 +113,26 @@ def open_links(run: str) -> None:
     c2.page_link("pages/visualise.py", label="Open in Visualise", icon=":material/palette:", query_params={"run": run})
 
 
+def atlas_after_training(run: str) -> None:
+    """Where the atlas of a run whose training just ended stands: building (with its progress), ready
+    (a link to it), or failed. A fragment: it follows the build without redrawing the page."""
+    manager = job_manager()
+    build = manager.atlas(run_path(run), "best")
+    if build is None:
+        return
+
+    def show():
+        if build.alive:
+            st.progress(build.fraction, text=f"Building the atlas of {run} in the background ({build.stage})…")
+        elif build.status == "finished":
+            st.page_link("pages/atlas.py", label=f"The atlas of {run} is ready: every cell explained",
+                         icon=":material/travel_explore:", query_params={"run": run})
+        else:
+            st.caption(f":material/error: The atlas of {run} could not be built: {build.error}")
+
+    st.fragment(show, run_every=2.0 if build.alive else None)()
+
+
 def training_in_sidebar() -> None:
     """While a training job runs, every page's sidebar names it, with its epoch and a stop button;
     once it has ended, how it ended and a link to the run (until another job starts)."""
@@ -130,6 +150,12 @@ def training_in_sidebar() -> None:
             if p.rows:
                 st.page_link("pages/generate.py", label=f"Open {p.run} in Generate", icon=":material/edit_note:",
                              query_params={"run": p.run})
+                build = manager.atlas(run_path(p.run), "best")
+                if build is not None and build.alive:
+                    st.caption(f":material/travel_explore: Building its atlas: {build.fraction:.0%}")
+                elif build is not None and build.status == "finished":
+                    st.page_link("pages/atlas.py", label="Its atlas is ready", icon=":material/travel_explore:",
+                                 query_params={"run": p.run})
             return
         where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.steps}" if p.steps else p.status
         st.caption(f":material/model_training: Training **{p.run}**: {where}")
@@ -137,5 +163,6 @@ def training_in_sidebar() -> None:
         c1.page_link("pages/train.py", label="Watch", icon=":material/monitoring:")
         c2.button("Stop training", key="sidebar_stop", on_click=manager.stop, disabled=p.status == "stopping")
 
-    running = manager.job is not None and manager.job.alive
-    st.fragment(show, run_every=2.0 if running else None)()
+    job = manager.job
+    building = job is not None and (build := manager.atlas(job.run, "best")) is not None and build.alive
+    st.fragment(show, run_every=2.0 if job is not None and (job.alive or building) else None)()

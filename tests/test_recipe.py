@@ -1,0 +1,72 @@
+"""The recipe for a time budget: speeds timed on this machine, and the rule that turns them into a choice."""
+
+import json
+
+import pytest
+
+from charmodel import CharModelError, recipe
+from charmodel.recipe import SHAPES, Shape, choose, parameters
+
+
+def speeds(small, middle, large):
+    return dict(zip(SHAPES, (small, middle, large)))
+
+
+def test_parameters_counts_what_keras_builds():
+    from charmodel.model import build
+
+    model = build(70, layers=2, units=32, embedding=8)
+    assert parameters(2, 32, 8, 70) == model.count_params()
+
+
+def test_a_budget_chooses_the_largest_shape_that_still_makes_enough_passes():
+    # 400,000 training characters; 2 x 256 at 14,000 chars/s makes 21 passes in 10 minutes
+    r = choose(10, 400_000, speeds(30_000, 14_000, 3_500), vocab_size=90)
+    assert r.shape == SHAPES[1] and r.passes == pytest.approx(21)
+    assert r.sentence == "2 × 256: about 21 passes over your text in 10 minutes; 2 × 512 would manage 5.2."
+    assert r.settings["units"] == 256 and r.settings["minutes"] == 10 and r.settings["epochs"] >= 42
+    slower = choose(10, 400_000, speeds(30_000, 12_000, 3_500), vocab_size=90)  # 18 passes: too few
+    assert slower.shape == SHAPES[0] and "2 × 256 would manage 18" in slower.sentence
+
+
+def test_more_time_buys_a_larger_shape_and_too_little_the_fastest():
+    assert choose(60, 500_000, speeds(30_000, 12_000, 3_500), vocab_size=90).shape == SHAPES[2]
+    short = choose(1, 4_000_000, speeds(30_000, 12_000, 3_500), vocab_size=90)
+    assert short.shape == SHAPES[0] and short.sentence == ("2 × 128: about 0.5 passes over your text in 1 minute, fewer "
+                                                            "than the 20 a model needs to learn much, and no size here "
+                                                            "is faster.")
+
+
+def test_a_short_text_is_not_given_more_parameters_than_it_can_teach():
+    # every shape makes hundreds of passes over 60,000 characters; only the smallest has few enough parameters
+    r = choose(30, 60_000, speeds(30_000, 12_000, 3_500), vocab_size=60)
+    assert r.shape == SHAPES[0] and "parameters per character" in r.sentence
+
+
+def test_no_speeds_is_a_clear_error():
+    with pytest.raises(CharModelError, match="no training speeds measured"):
+        choose(10, 1000, {})
+
+
+def test_speeds_are_timed_once_per_machine_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARMODEL_CACHE", str(tmp_path))
+    tiny = [{"layers": 1, "units": 8, "embedding": 4, "batch_size": 4, "seq_len": 10}]
+    timed = []
+    first = recipe.time_missing(tiny, threads=1, say=timed.append)
+    key = recipe.speed_key(tiny[0], 1)
+    assert list(first) == [key] and first[key] > 0 and timed == [key]
+    assert json.loads((tmp_path / "speeds.json").read_text()) == first
+    assert recipe.time_missing(tiny, threads=1, say=timed.append) == first and timed == [key]  # not timed again
+    (tmp_path / "speeds.json").write_text("{not json")
+    assert recipe.known_speeds() == {}  # a damaged file is timed again, not a crash
+
+
+def test_the_recipe_for_a_text_keeps_what_the_person_set(tmp_path, monkeypatch, small_corpus):
+    monkeypatch.setenv("CHARMODEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(recipe, "SHAPES", (Shape(1, 8, 4, 0.01, 0.0), Shape(1, 16, 4, 0.005, 0.0)))
+    settings, sentence = recipe.for_text(small_corpus, {"minutes": 1.0, "embedding": 4, "seq_len": 10, "lr": 0.02},
+                                         threads=1)
+    assert sentence.startswith(("1 × 8:", "1 × 16:")) and "passes over your text in 1 minutes" in sentence
+    assert settings["lr"] == 0.02 and settings["embedding"] == 4 and settings["units"] in (8, 16)
+    given = {"minutes": 1.0, "layers": 1, "units": 8, "batch_size": 4, "lr": 0.01, "dropout": 0.0}
+    assert recipe.for_text(small_corpus, given, threads=1) == (given, "")  # nothing left to choose

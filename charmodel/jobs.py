@@ -232,9 +232,11 @@ class JobManager:
         return self.atlases.get((str(Path(run)), checkpoint))
 
     def time_speeds(self, settings_list: list[dict], vocab_size: int = 100) -> "SpeedJob":
-        """Time these training settings here in a child process, unless a timing is under way."""
+        """Time these training settings here in a child process, unless a timing is under way (or
+        the same timing failed: its error stands, rather than a new child on every page run)."""
         with self._lock:
-            if self.speeds is None or not self.speeds.alive:
+            last = self.speeds
+            if last is None or not last.alive and not (last.status == "failed" and last.settings == settings_list):
                 self.speeds = SpeedJob(settings_list, vocab_size)
             return self.speeds
 
@@ -288,7 +290,7 @@ class SpeedJob:
     it failed."""
 
     def __init__(self, settings_list: list[dict], vocab_size: int = 100):
-        self.timing, self.status, self.error = "", "running", ""
+        self.settings, self.timing, self.status, self.error = settings_list, "", "running", ""
         self.process, self.log_path = _child(["charmodel.jobs", "speeds"], "speeds", stdin=True)
         self.process.stdin.write(json.dumps({"settings": settings_list, "vocab_size": vocab_size}) + "\n")
         self.process.stdin.close()
@@ -365,7 +367,7 @@ def training_speed(root, settings: dict) -> tuple[float, str] | None:
     dropout that has the longest record; else a few batches timed here (speeds.json); else None."""
     from statistics import median
 
-    from .recipe import known_speeds, speed_key, threads_for
+    from .recipe import EFFICIENCY, known_speeds, speed_key, threads_for
     from .runfolder import list_runs, read_config, read_history
 
     key = lambda layers, units, batch, rd: (layers, units, batch, bool(rd))
@@ -385,8 +387,9 @@ def training_speed(root, settings: dict) -> tuple[float, str] | None:
         name = max(measured, key=lambda n: measured[n][0])  # the longest record
         return measured[name][1], f"the {measured[name][1]:,.0f} chars/s run {name} recorded (median of its epochs)"
     timed = known_speeds().get(speed_key(settings, threads_for(app=True)))
-    if timed:
-        return timed, f"{timed:,.0f} chars/s (a few batches timed on this machine)"
+    if timed:  # validation, checkpoints and samples take their share of the time too
+        return timed * EFFICIENCY, (f"{timed * EFFICIENCY:,.0f} chars/s (a few batches timed on this machine, less the "
+                                    f"{1 - EFFICIENCY:.0%} of training spent outside batches)")
     return None
 
 

@@ -4,8 +4,9 @@ the minutes a person gives, on this machine, for this text.
 Speeds are measured, never assumed: a few timed batches of each shape (`time_settings`, in the
 process that will train or in a child set up like it), kept per machine in speeds.json. `choose`
 turns speeds, the budget and the text's length into a recipe by the rule docs/training.md
-measured: the largest shape that still makes MIN_PASSES passes over the text within the budget
-and has at most PARAMS_PER_CHAR parameters per training character; else the fastest shape.
+measured: the largest shape that trains on at least MIN_CHARS_PER_PARAM characters per parameter
+within the budget and has at most PARAMS_PER_CHAR parameters per training character; else the
+shape that comes closest (the smallest).
 """
 
 import json
@@ -19,8 +20,9 @@ from .errors import CharModelError
 from .settings import DEFAULTS
 
 TIMED_BATCHES = 3  # timed after one untimed batch (which builds the graph)
-MIN_PASSES = 20  # 2 x 512 at 15 passes lost to 2 x 256 at 64 (docs/training.md)
-PARAMS_PER_CHAR = 8  # 2 x 256 at 6.6 per character still won; keeps 2 x 512 from texts under ~410,000 characters
+EFFICIENCY = 0.7  # the share of a budget spent in batches at the timed speed: 0.65-0.74 in 4 runs (docs/training.md)
+MIN_CHARS_PER_PARAM = 3  # characters trained on per parameter: 0.6 lost, 8.5 and more won (docs/training.md)
+PARAMS_PER_CHAR = 8  # 2 x 256 at 6.8 per character still won; keeps 2 x 512 from texts under ~410,000 characters
 
 
 @dataclass(frozen=True)
@@ -149,26 +151,30 @@ class Recipe:
 
 def choose(minutes: float, train_chars: int, speeds: dict[Shape, float], vocab_size: int = 100,
            embedding: int = DEFAULTS["embedding"]) -> Recipe:
-    """The recipe for `minutes` of training on `train_chars` characters, given each shape's chars/s."""
+    """The recipe for `minutes` of training on `train_chars` characters, given each shape's timed chars/s."""
     if not speeds:
         raise CharModelError("no training speeds measured on this machine yet; time a few batches first.")
-    passes = {shape: minutes * 60 * cps / train_chars for shape, cps in speeds.items()}
-    fits = [shape for shape in passes if passes[shape] >= MIN_PASSES
-            and parameters(shape.layers, shape.units, embedding, vocab_size) <= PARAMS_PER_CHAR * train_chars]
     size = lambda shape: parameters(shape.layers, shape.units, embedding, vocab_size)
-    chosen = max(fits, key=size) if fits else max(passes, key=lambda shape: passes[shape])
-    bigger = [shape for shape in passes if size(shape) > size(chosen)]
-    epochs = max(DEFAULTS["epochs"], math.ceil(2 * passes[chosen]))  # a cap the budget, not the epochs, reaches
+    seen = {shape: minutes * 60 * cps * EFFICIENCY for shape, cps in speeds.items()}  # characters trained on
+    passes = {shape: seen[shape] / train_chars for shape in speeds}
+    too_big = lambda shape: size(shape) > PARAMS_PER_CHAR * train_chars
+    fits = [shape for shape in speeds if seen[shape] >= MIN_CHARS_PER_PARAM * size(shape) and not too_big(shape)]
+    chosen = max(fits, key=size) if fits else max(speeds, key=lambda shape: seen[shape] / size(shape))
     count = lambda p: f"{p:.1f}" if p < 10 else f"{p:.0f}"
     why = (f"{chosen.name}: about {count(passes[chosen])} passes over your text in {minutes:g} "
            f"minute{'' if minutes == 1 else 's'}")
+    bigger = [shape for shape in speeds if size(shape) > size(chosen)]
     if not fits:
-        why += f", fewer than the {MIN_PASSES} a model needs to learn much, and no size here is faster"
+        why += (f", too little for any size to train on {MIN_CHARS_PER_PARAM:g} characters per parameter, "
+                "so the one that comes closest")
     elif bigger:
         nxt = min(bigger, key=size)
         why += f"; {nxt.name} would manage {count(passes[nxt])}"
-        if passes[nxt] >= MIN_PASSES:
+        if too_big(nxt):
             why += f", but has more than {PARAMS_PER_CHAR:g} parameters per character of your text"
+        else:
+            why += f", too few for its {size(nxt) / 1e6:.1f} million parameters"
+    epochs = max(DEFAULTS["epochs"], math.ceil(2 * passes[chosen]))  # a cap the budget, not the epochs, reaches
     return Recipe(chosen, passes[chosen], {**chosen.settings(), "epochs": epochs, "minutes": float(minutes)},
                   why + ".")
 

@@ -272,7 +272,7 @@ if manager.job is not None and not alive and manager.job.snapshot().rows:
     atlas_after_training(manager.job.snapshot().run)
 
 # ---------------------------------------------------------------- runs between machines
-with st.expander("Move runs between machines: download a run, or import one trained elsewhere"):
+with st.expander("Move runs between machines: download a run, or import one trained elsewhere", key="train_move"):
     st.caption("A run archive is one zip of a run folder (`python -m charmodel export` writes the same). Train on a "
                "rented GPU, download the archive, import it here. Imports are checked before anything is kept: "
                "only a run folder's own files, no paths outside it, weights loaded without pickle. A Keras "

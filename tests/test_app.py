@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
 from charmodel import runfolder
-from charmodel.jobs import JobManager, training_policy
+from charmodel.jobs import JobManager, corpus_facts_of, training_policy
 
 from .conftest import ROOT, make_random_run
 
@@ -229,6 +229,7 @@ def test_train_page_states_the_upload_limit_and_a_hosted_switch(weights, monkeyp
 def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
     at = app()
     at.switch_page("pages/train.py").run()
+    at.toggle(key="train_auto").set_value(False).run()  # the size is the person's to set
     at.text_input(key="train_run").set_value("tiny").run()
     for key, value in [("train_layers", 1), ("train_units", 8), ("train_embedding", 4), ("train_seq_len", 50),
                        ("train_batch_size", 256), ("train_epochs", 1), ("train_weight_decay", 0.05),
@@ -258,6 +259,7 @@ def test_train_a_tiny_model_for_one_epoch_from_the_page(weights):
 def test_train_refuses_to_start_from_a_run_that_does_not_fit(weights):
     at = app()
     at.switch_page("pages/train.py").run()
+    at.toggle(key="train_auto").set_value(False).run()  # the size is the person's to set
     at.text_input(key="train_run").set_value("warm").run()
     at.number_input(key="train_units").set_value(8)
     at.selectbox(key="train_init_from").set_value("small")
@@ -361,6 +363,7 @@ def test_visualise_follows_a_switch_to_a_run_with_fewer_layers(weights):
 def test_the_train_form_keeps_its_values_across_pages(weights):
     at = app()
     at.switch_page("pages/train.py").run()
+    at.toggle(key="train_auto").set_value(False).run()  # the size is the person's to set
     at.text_input(key="train_run").set_value("kept").run()
     at.number_input(key="train_units").set_value(64).run()
     at.switch_page("pages/generate.py").run()
@@ -376,8 +379,7 @@ def test_train_page_asks_for_a_budget_first_and_fills_in_the_recipe_for_it(weigh
     no_errors(at)
     assert at.radio[0].key == "train_budget" and at.radio[0].value == "10 minutes"  # the first choice
     assert at.toggle(key="train_auto").value
-    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
-    vocab = len(set((ROOT / "data" / "alice.txt").read_text(encoding="utf-8")))
+    chars, vocab = corpus_facts_of(ROOT / "data" / "alice.txt")
     expected = recipe.from_speeds(10, chars, vocab, {}, recipe.threads_for(app=True))
     assert any(i.value == expected.sentence for i in at.info)
     units = at.number_input(key="train_units")
@@ -409,10 +411,11 @@ def settle_timing(at: AppTest):
 
 
 def test_train_page_estimates_the_default_settings_on_a_fresh_machine_and_from_a_run_of_the_same_size(weights):
-    at = app()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["train_budget"] = "Until the epochs are done"  # no recipe: the settings' own defaults
+    at.run()
     at.switch_page("pages/train.py").run()
-    at.radio(key="train_budget").set_value("Until the epochs are done").run()
-    chars = len((ROOT / "data" / "alice.txt").read_text(encoding="utf-8"))
+    chars = corpus_facts_of(ROOT / "data" / "alice.txt")[0]
     assert any(c.value.startswith(":material/schedule: About ") and f"for 30 epochs of 2x512 at batch 64 without "
                f"recurrent dropout on {chars:,} characters" in c.value and "timed on this machine" in c.value
                for c in at.caption)

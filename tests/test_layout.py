@@ -65,7 +65,7 @@ LAYERS = [
     {"corpus", "settings", "runfolder"},                                    # text and run folders
     {"engine", "sample", "evaluate"},                                       # the NumPy engine
     {"cells", "explain", "atlas", "ablate", "probe", "saliency", "study", "compare", "charts"},  # analyses
-    {"model", "distribute", "train", "jobs", "archive", "keras_io"},                    # training and moving runs
+    {"model", "distribute", "train", "recipe", "jobs", "archive", "keras_io"},          # training and moving runs
     {"cli", "__main__"},                                                    # the command line
 ]
 

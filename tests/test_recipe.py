@@ -19,22 +19,24 @@ def test_parameters_counts_what_keras_builds():
     assert parameters(2, 32, 8, 70) == model.count_params()
 
 
-def test_a_budget_chooses_the_largest_shape_that_still_makes_enough_passes():
-    # 400,000 training characters; 2 x 256 at 14,000 chars/s makes 21 passes in 10 minutes
-    r = choose(10, 400_000, speeds(30_000, 14_000, 3_500), vocab_size=90)
-    assert r.shape == SHAPES[1] and r.passes == pytest.approx(21)
-    assert r.sentence == "2 × 256: about 21 passes over your text in 10 minutes; 2 × 512 would manage 5.2."
-    assert r.settings["units"] == 256 and r.settings["minutes"] == 10 and r.settings["epochs"] >= 42
-    slower = choose(10, 400_000, speeds(30_000, 12_000, 3_500), vocab_size=90)  # 18 passes: too few
-    assert slower.shape == SHAPES[0] and "2 × 256 would manage 18" in slower.sentence
+def test_a_budget_chooses_the_largest_shape_that_trains_on_enough_characters_per_parameter():
+    # 10 minutes, 70% of it in batches: 2 x 256 at 12,000 chars/s trains on 5.0 million characters, 5.7 per
+    # parameter; 2 x 512 at 3,500 on 1.5 million, 0.4 per parameter
+    r = choose(10, 500_000, speeds(30_000, 12_000, 3_500), vocab_size=90)
+    assert r.shape == SHAPES[1] and r.passes == pytest.approx(10.08)
+    assert r.sentence == ("2 × 256: about 10 passes over your text in 10 minutes; 2 × 512 would manage 2.9, too few "
+                          "for its 3.3 million parameters.")
+    assert r.settings["units"] == 256 and r.settings["minutes"] == 10 and r.settings["epochs"] == 30
+    slower = choose(10, 500_000, speeds(30_000, 4_000, 1_000), vocab_size=90)  # 2 x 256: 1.9 per parameter
+    assert slower.shape == SHAPES[0] and "2 × 256 would manage 3.4, too few for its 0.9 million" in slower.sentence
 
 
-def test_more_time_buys_a_larger_shape_and_too_little_the_fastest():
-    assert choose(60, 500_000, speeds(30_000, 12_000, 3_500), vocab_size=90).shape == SHAPES[2]
-    short = choose(1, 4_000_000, speeds(30_000, 12_000, 3_500), vocab_size=90)
-    assert short.shape == SHAPES[0] and short.sentence == ("2 × 128: about 0.5 passes over your text in 1 minute, fewer "
-                                                            "than the 20 a model needs to learn much, and no size here "
-                                                            "is faster.")
+def test_more_time_buys_a_larger_shape_and_too_little_the_one_that_comes_closest():
+    assert choose(60, 500_000, speeds(30_000, 12_000, 5_000), vocab_size=90).shape == SHAPES[2]
+    short = choose(0.2, 4_000_000, speeds(30_000, 12_000, 3_500), vocab_size=90)
+    assert short.shape == SHAPES[0] and short.sentence == (
+        "2 × 128: about 0.1 passes over your text in 0.2 minutes, too little for any size to train on 3 characters "
+        "per parameter, so the one that comes closest.")
 
 
 def test_a_short_text_is_not_given_more_parameters_than_it_can_teach():
@@ -66,7 +68,7 @@ def test_the_recipe_for_a_text_keeps_what_the_person_set(tmp_path, monkeypatch, 
     monkeypatch.setattr(recipe, "SHAPES", (Shape(1, 8, 4, 0.01, 0.0), Shape(1, 16, 4, 0.005, 0.0)))
     settings, sentence = recipe.for_text(small_corpus, {"minutes": 1.0, "embedding": 4, "seq_len": 10, "lr": 0.02},
                                          threads=1)
-    assert sentence.startswith(("1 × 8:", "1 × 16:")) and "passes over your text in 1 minutes" in sentence
+    assert sentence.startswith(("1 × 8:", "1 × 16:")) and "passes over your text in 1 minute." in sentence
     assert settings["lr"] == 0.02 and settings["embedding"] == 4 and settings["units"] in (8, 16)
     given = {"minutes": 1.0, "layers": 1, "units": 8, "batch_size": 4, "lr": 0.01, "dropout": 0.0}
     assert recipe.for_text(small_corpus, given, threads=1) == (given, "")  # nothing left to choose

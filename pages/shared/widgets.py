@@ -89,7 +89,7 @@ def user_message(error: Exception) -> str:
 
 KEEP = ("train_", "study_")  # widget keys whose values outlive a visit to another page or tab
 
-NOT_KEPT = ("_start", "_resume", "_stop", "_upload")  # buttons and uploads cannot be set
+NOT_KEPT = ("_start", "_resume", "_stop", "_upload", "_move")  # buttons, uploads and expanders are not set
 
 
 def keep_widget_values() -> None:

@@ -228,7 +228,7 @@ def test_a_keras_file_uploaded_on_the_train_page_becomes_a_windowed_run(server, 
     settle(page)
     uploaders.filter(has_text="or the training text").locator("input[type=file]").set_input_files(str(root / "post.txt"))
     settle(page)
-    import_as(page, "Import as", "post", "Imported post: it is in the", timeout_ms=120000)
+    import_as(page, "Import as", "post", "Imported post: it is in the", timeout_ms=240000)
     assert page.get_by_text("checked against Keras").count()
     assert (weights / "post" / "best.npz").is_file()
     assert not [p for p in weights.iterdir() if p.name.startswith(".")]  # no temporary folder left

@@ -97,7 +97,39 @@ def _tail(path, lines: int = LOG_TAIL) -> str:
         return ""
 
 
-class TrainingJob:
+class _ChildJob:
+    """What every job the app runs in a child process shares: the JSON events it prints, read by
+    a thread until its stdout closes (`_follow`), and whether it is still going."""
+
+    process: subprocess.Popen
+    reader: threading.Thread
+
+    def _read_events(self, name: str) -> None:
+        self.reader = threading.Thread(target=self._follow, name=name, daemon=True)
+        self.reader.start()
+
+    def _events(self):
+        """The child's events, one dict per JSON line of its stdout (other lines skipped)."""
+        for line in self.process.stdout:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    def _follow(self):  # each job reads its own events
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None or self.reader.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the child has exited and its events are read; True if it has."""
+        self.reader.join(timeout)
+        return not self.reader.is_alive()
+
+
+class TrainingJob(_ChildJob):
     """A training child process and what the app knows of it."""
 
     def __init__(self, run: Path, text_path, resume: bool, settings: dict, max_bytes: int,
@@ -116,17 +148,12 @@ class TrainingJob:
                    settings=settings, max_bytes=max_bytes, corpus_name=corpus_name)
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
-        self.reader = threading.Thread(target=self._follow, name=f"train-{self.run.name}", daemon=True)
-        self.reader.start()
+        self._read_events(f"train-{self.run.name}")
 
     def _follow(self):
         """Read the child's events until its stdout closes, then settle the final status."""
         done = False
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for event in self._events():
             with self.lock:
                 done |= self._apply(event)
         code = self.process.wait()
@@ -166,10 +193,6 @@ class TrainingJob:
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         return _tail(self.log_path, lines)
 
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None or self.reader.is_alive()
-
     def stop(self) -> None:
         with self.lock:
             if self.progress.running:
@@ -179,11 +202,6 @@ class TrainingJob:
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError, OSError):  # already gone
             pass
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the child has exited and its events are read; True if it has."""
-        self.reader.join(timeout)
-        return not self.reader.is_alive()
 
     def snapshot(self) -> Progress:
         """A copy the page can read without holding the lock."""
@@ -246,7 +264,7 @@ class JobManager:
                 self.job.stop()
 
 
-class AtlasJob:
+class AtlasJob(_ChildJob):
     """An atlas build (`python -m charmodel atlas --events`) in a child process at low priority, and
     what the app knows of it: fraction done, stage, and at the end the build's summary or an error."""
 
@@ -255,15 +273,10 @@ class AtlasJob:
         self.fraction, self.stage, self.status, self.error, self.summary = 0.0, "starting", "running", "", None
         self.process, self.log_path = _child(["charmodel", "atlas", "--run", str(self.run), "--checkpoint", checkpoint,
                                               "--threads", "1", "--events"], f"atlas-{self.run.name}")
-        self.reader = threading.Thread(target=self._follow, name=f"atlas-{self.run.name}", daemon=True)
-        self.reader.start()
+        self._read_events(f"atlas-{self.run.name}")
 
     def _follow(self):
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for event in self._events():
             if event.get("event") == "progress":
                 self.fraction, self.stage = event["fraction"], event["stage"]
             elif event.get("event") == "done":
@@ -274,16 +287,8 @@ class AtlasJob:
             self.error = errors[-1] if errors else f"the atlas build stopped: {_describe_exit(code)}."
             self.status = "failed"
 
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None or self.reader.is_alive()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        self.reader.join(timeout)
-        return not self.reader.is_alive()
-
-
-class SpeedJob:
+class SpeedJob(_ChildJob):
     """A few timed batches of each of several training settings (`recipe.time_missing`), in a
     child process set up as the training child is (lower priority, one core left to the app),
     recorded in speeds.json; what the app knows of it: which settings it is timing, and whether
@@ -294,15 +299,10 @@ class SpeedJob:
         self.process, self.log_path = _child(["charmodel.jobs", "speeds"], "speeds", stdin=True)
         self.process.stdin.write(json.dumps({"settings": settings_list, "vocab_size": vocab_size}) + "\n")
         self.process.stdin.close()
-        self.reader = threading.Thread(target=self._follow, name="speeds", daemon=True)
-        self.reader.start()
+        self._read_events("speeds")
 
     def _follow(self):
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for event in self._events():
             if event.get("event") == "timing":
                 self.timing = event["key"]
             elif event.get("event") == "done":
@@ -310,14 +310,6 @@ class SpeedJob:
         code = self.process.wait()
         if self.status == "running":
             self.status, self.error = "failed", f"timing the batches stopped: {_describe_exit(code)}."
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None or self.reader.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.reader.join(timeout)
-        return not self.reader.is_alive()
 
 
 def training_policy(settings) -> tuple[bool, int | None, str]:
@@ -432,11 +424,22 @@ def _cap_threads() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def _event_stream():
+    """(the events file, send): this child's stdout becomes the event stream of JSON lines, and
+    anything else printed goes to the log (stderr), never into it."""
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+
+    def send(**event):
+        events.write(json.dumps(event) + "\n")
+
+    return events, send
+
+
 def child_main() -> int:
     from .train import TrainListener, train
 
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # anything else printed goes to the log, never into the event stream
+    events, send = _event_stream()
     job = json.loads(sys.stdin.readline())
     stop = threading.Event()
 
@@ -445,9 +448,6 @@ def child_main() -> int:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-
-    def send(**event):
-        events.write(json.dumps(event) + "\n")
 
     class Listener(TrainListener):
         def on_batch(self, epoch, batch, steps, loss, chars_per_s):
@@ -479,9 +479,7 @@ def speeds_main() -> int:
     """The SpeedJob's child: time what it is given, one JSON line per event on stdout."""
     from .recipe import threads_for, time_missing
 
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)
-    send = lambda **event: events.write(json.dumps(event) + "\n")
+    events, send = _event_stream()
     job = json.loads(sys.stdin.readline())
     try:
         _cap_threads()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from pages.shared.mode import DEFAULT_RUN, SIDEBAR, run_names, weights_root
 from pages.shared.data import return_free_memory
 from pages.shared.widgets import training_in_sidebar

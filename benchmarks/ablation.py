@@ -32,8 +32,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chars", type=int, default=2000)
     args = ap.parse_args()
-    from charmodel import runfolder
-    from charmodel.ablate import GROUP, ablate, sweep
+    from charmodel.run import folder as runfolder
+    from charmodel.analysis.ablate import GROUP, ablate, sweep
     from charmodel.engine import Engine
 
     run = ROOT / "weights" / "alice"

@@ -16,7 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from charmodel.appserver import CHROMIUM_FLAGS, settle, start
+import sys  # noqa: E401
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is the checkout's, not a package
+from tools.appserver import CHROMIUM_FLAGS, settle, start
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = CHROMIUM_FLAGS

@@ -56,7 +56,7 @@ def server_times(repeats: int):
     from streamlit.testing.v1 import AppTest
 
     from charmodel.engine import Engine
-    from charmodel.sample import generate
+    from charmodel.engine.sampling import generate
 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.switch_page("pages/visualise.py").run()

@@ -49,11 +49,15 @@ def scratch_run(folder: Path, text: str | None = None) -> Path:
 
 
 def cold_build(run: Path, checkout: Path = ROOT) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS MB, summary with the seconds of each stage) of one `python -m
-    charmodel atlas` process of `checkout`'s code, followed through its --events lines (the app's
-    job reads the same)."""
+    """(wall seconds, peak RSS MB, summary with the seconds of each stage) of one atlas build in a
+    child process of `checkout`'s code, the app's own (followed through its JSON event lines, as the
+    app's job reads them); a checkout from before the sub-packages runs `charmodel atlas --events`."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "charmodel", "atlas", "--run", str(run), "--events"],
+    if (checkout / "charmodel" / "training" / "children.py").is_file():
+        command = ["-m", "charmodel.training.children", "atlas", str(run), "best"]
+    else:
+        command = ["-m", "charmodel", "atlas", "--run", str(run), "--events"]
+    proc = subprocess.Popen([sys.executable, *command],
                             cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(checkout)})
     stages, summary, last = {}, None, (None, t0)
@@ -89,7 +93,8 @@ def shuffled_lines(text: str, target_chars: int, seed: int = 0) -> str:
 
 
 def coverage_by_grammar() -> dict:
-    from charmodel import atlas, runfolder
+    from charmodel.analysis import atlas
+    from charmodel.run import folder as runfolder
     from charmodel.engine import Engine
 
     train, val = runfolder.split_text(RUN)
@@ -105,7 +110,7 @@ def simulation_report(run: Path) -> float:
     """Step 3; returns the held-out median."""
     import numpy as np
 
-    from charmodel import atlas
+    from charmodel.analysis import atlas
 
     found = atlas.load(run, "best")
     rows = found.cells()
@@ -126,9 +131,10 @@ def generalisation_report(run: Path, unseen: Path, held_median: float, chars: in
     """Step 4: every cell simulated on a text the model never read."""
     import numpy as np
 
-    from charmodel import atlas, explain
-    from charmodel.cells import batched_activations
-    from charmodel.corpus import clean, read_text
+    from charmodel.analysis import atlas
+    from charmodel.analysis import explain
+    from charmodel.analysis.cells import batched_activations
+    from charmodel.run.corpus import clean, read_text
     from charmodel.engine import Engine
 
     engine = Engine.load(run, "best")
@@ -166,8 +172,9 @@ CODE_IDEAS = {  # regex for `cells --regex`, and the term names that carry the i
 
 def code_report(run: Path) -> None:
     """Step 5: the code cells a regular expression ranks first, and their terms."""
-    from charmodel import atlas, runfolder
-    from charmodel.cells import batched_activations, rank_cells, regex_signal
+    from charmodel.analysis import atlas
+    from charmodel.run import folder as runfolder
+    from charmodel.analysis.cells import batched_activations, rank_cells, regex_signal
     from charmodel.engine import Engine
 
     engine = Engine.load(run, "best")
@@ -194,7 +201,7 @@ def page_seconds(repeats: int, settle_s: float = 0.0) -> list[tuple[float, float
     """(first visit, second visit) seconds from the click on Atlas to the table, per fresh server."""
     from playwright.sync_api import sync_playwright
 
-    from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start
+    from tools.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start
 
     times = []
     with sync_playwright() as p:
@@ -275,7 +282,7 @@ def main():
                   f"peak RSS {statistics.median(peaks['this']):.0f} MB against "
                   f"{statistics.median(peaks['baseline']):.0f} MB", flush=True)
         if not args.skip_big and walls["this"]:
-            from charmodel import runfolder
+            from charmodel.run import folder as runfolder
 
             text = "".join(runfolder.split_text(RUN))
             big = shuffled_lines(text, int(args.big_mb * 2**20))

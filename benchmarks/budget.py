@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from charmodel import runfolder
-from charmodel.corpus import clean, read_text, split_point
-from charmodel.evaluate import compressor_bpc
-from charmodel.recipe import SHAPES
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import clean, read_text, split_point
+from charmodel.engine.scoring import compressor_bpc
+from charmodel.training.recipe import SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE_FLAGS = {f"{s.layers}x{s.units}": ["--layers", str(s.layers), "--units", str(s.units), "--batch-size",
@@ -57,7 +57,7 @@ def train(text_path, run: Path, minutes: float, shape: str) -> dict:
 
 
 def atlas(run: Path) -> dict:
-    from charmodel.atlas import load
+    from charmodel.analysis.atlas import load
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "charmodel", "atlas", "--run", str(run)], cwd=ROOT, check=True,

@@ -23,9 +23,9 @@ COLD = """
 import resource, time, sys
 import numpy as np
 t0 = time.perf_counter()
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine
-from charmodel.cells import batched_activations, feature, rank_cells
+from charmodel.analysis.cells import batched_activations, feature, rank_cells
 run = sys.argv[1]
 engine = Engine.load(run, runfolder.default_checkpoint(run))
 text = runfolder.split_text(run)[1]
@@ -60,8 +60,8 @@ def main():
     print(f"  memory of the states' pass (last run): peak {peak_mb:.0f} MB above its start, {kept_mb:.0f} MB kept "
           "(float16, as the app keeps them)")
 
-    from charmodel import runfolder
-    from charmodel.cells import batched_activations, feature, rank_cells
+    from charmodel.run import folder as runfolder
+    from charmodel.analysis.cells import batched_activations, feature, rank_cells
     from charmodel.engine import Engine, inspect
 
     engine = Engine.load(args.run, runfolder.default_checkpoint(args.run))

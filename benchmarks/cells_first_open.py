@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is the checkout's, not a package
+from tools.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +56,8 @@ def page_seconds(browser, run: str, after_home: bool) -> float:
 def main():
     from playwright.sync_api import sync_playwright
 
-    from charmodel import runfolder
-    from charmodel.cells import first_varying_feature
+    from charmodel.run import folder as runfolder
+    from charmodel.analysis.cells import first_varying_feature
 
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="alice")

@@ -20,9 +20,9 @@ import time
 import numpy as np
 
 
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine
-from charmodel.sample import generate
+from charmodel.engine.sampling import generate
 
 
 def floor_sampler(weights, n_chars, first_id, seed):
@@ -112,7 +112,7 @@ def main():
 
     import keras  # only the post's method needs it
 
-    from charmodel import model as kmodel
+    from charmodel.training import model as kmodel
 
     model = kmodel.build(len(engine.vocab), arch["layers"], arch["units"], arch["dropout"], arch["embedding"])
     kmodel.import_weights(model, weights)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def setup(run: str, chars: int):
-    from charmodel import runfolder
+    from charmodel.run import folder as runfolder
     from charmodel.engine import Engine
 
     engine = Engine.load(run, runfolder.default_checkpoint(run))

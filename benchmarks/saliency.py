@@ -30,7 +30,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS threads (the engine's own limit is 1; more shows what a quiet machine's cores add)")
     args = ap.parse_args()
-    from charmodel import runfolder, saliency
+    from charmodel.run import folder as runfolder
+    from charmodel.analysis import saliency
     from charmodel.engine import Engine
 
     run = ROOT / "weights" / "alice"
@@ -96,7 +97,7 @@ def floor(engine, target: dict, repeats: int) -> None:
     rate for the same product shape, with the BLAS threads this process has."""
     import numpy as np
 
-    from charmodel import saliency
+    from charmodel.analysis import saliency
 
     U, W, flops, rows = engine.units, saliency.WINDOW, 0, []
     for a in range(0, W, saliency.BLOCK):
@@ -126,7 +127,7 @@ def carry_return(engine, ids, position: int, neutral: int, carry) -> None:
     a row only once this is negligible."""
     import numpy as np
 
-    from charmodel import saliency
+    from charmodel.analysis import saliency
 
     W = saliency.WINDOW
     start = position - W + 1

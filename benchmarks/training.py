@@ -19,15 +19,15 @@ import time
 import numpy as np
 
 
-from charmodel.corpus import Vocab, clean, read_text, split
-from charmodel.train import epoch_batches
+from charmodel.run.corpus import Vocab, clean, read_text, split
+from charmodel.training.train import epoch_batches
 
 
 def build(vocab_size, layers, units, last_only: bool):
     """(model to train, model to evaluate): evaluation always scores the character after a window."""
     import keras
 
-    from charmodel import model as kmodel
+    from charmodel.training import model as kmodel
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     m = kmodel.build(vocab_size, layers, units, dropout=0.2, embedding=64)

@@ -33,8 +33,8 @@ def make_run(folder: Path, units: int, window: int, text: str) -> Path:
 
     import numpy as np
 
-    from charmodel import runfolder
-    from charmodel.corpus import Vocab
+    from charmodel.run import folder as runfolder
+    from charmodel.run.corpus import Vocab
 
     vocab = Vocab.from_text(text)
     V, rng = len(vocab), np.random.default_rng(0)
@@ -78,7 +78,7 @@ def main() -> int:
     args = p.parse_args()
 
     from charmodel import engine as eng
-    from charmodel.corpus import clean, read_text
+    from charmodel.run.corpus import clean, read_text
     from charmodel.engine import KINDS, Engine, inspect
 
     alice = clean(read_text(ROOT / "data" / "alice.txt"), collapse_spaces=False).lower()

@@ -1,10 +1,12 @@
 """charmodel: train a character-level LSTM and see what its cells learned.
 
-Importing this package does not import TensorFlow; only `charmodel.train` and `charmodel.model`
-do, and only when training starts.
+Importing this package does not import TensorFlow; training imports it when training starts.
 """
 
-from .errors import CharModelError
+from charmodel import moved
+from charmodel.errors import CharModelError
+
+moved.install()
 
 __all__ = ["CharModelError"]
 __version__ = "0.1.0"

@@ -4,13 +4,15 @@ that cell's dossier."""
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError, charts, runfolder
-from charmodel.atlas import CONTEXT, build_command
-from charmodel.compare import CKA_CHARS, changed_cells
+from charmodel import CharModelError
+from charmodel.view import charts
+from charmodel.run import folder as runfolder
+from charmodel.analysis.atlas import CONTEXT, build_command
+from charmodel.analysis.compare import CKA_CHARS, changed_cells
 from charmodel.engine import layer_index, layer_number
-from charmodel.explain import EXPLAINED_R, GROUPS, MAX_TERMS
-from charmodel.explain import phrase as explain_phrase
-from charmodel.render import coloured_text, display_values, legend, show_char
+from charmodel.analysis.explain import EXPLAINED_R, GROUPS, MAX_TERMS
+from charmodel.analysis.explain import phrase as explain_phrase
+from charmodel.view.render import coloured_text, display_values, legend, show_char
 from pages.shared.mode import run_path
 from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values,
     load_atlas, similarity, split_text)

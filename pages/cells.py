@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from charmodel import CharModelError, charts, study
-from charmodel import runfolder
-from charmodel.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
+from charmodel import CharModelError
+from charmodel.view import charts
+from charmodel.analysis import study
+from charmodel.run import folder as runfolder
+from charmodel.analysis.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
 from charmodel.engine import layer_index, layer_number
-from charmodel.probe import NEAR_BEST
-from charmodel.render import coloured_text, display_values, legend
-from charmodel.sample import generate
+from charmodel.analysis.probe import NEAR_BEST
+from charmodel.view.render import coloured_text, display_values, legend
+from charmodel.engine.sampling import generate
 from pages.shared.mode import run_path, sidebar
 from pages.shared.data import (ABLATION_CHARS, APP_FIT_CHARS, ablation_sweep, cell_activations, checkpoint_values,
     headline, layer_values, load_engine, probe_curve, probed, ranking, split_text, swept)

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from charmodel.render import coloured_text, legend
+from charmodel.view.render import coloured_text, legend
 from charmodel import CharModelError
 from pages.shared.mode import sidebar
 from pages.shared.data import attribution, generated, load_engine

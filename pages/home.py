@@ -3,10 +3,10 @@
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.corpus import opening
+from charmodel.run.corpus import opening
 from charmodel.engine import layer_number
-from charmodel.keras_io import imported_line
-from charmodel.render import coloured_text, display_values, legend
+from charmodel.exchange.keras_io import imported_line
+from charmodel.view.render import coloured_text, display_values, legend
 from pages.shared.background import atlas_job, start_atlas_job
 from pages.shared.mode import corpus_title, sidebar
 from pages.shared.data import (atlas_headline, generated, headline_passage, layer_values, load_atlas, load_engine,

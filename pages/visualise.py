@@ -3,9 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError, charts, study
+from charmodel import CharModelError
+from charmodel.view import charts
+from charmodel.analysis import study
 from charmodel.engine import KINDS, layer_index, layer_number
-from charmodel.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
+from charmodel.view.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from pages.shared.mode import sidebar
 from pages.shared.data import attribution, generated, guesses, headline, layer_values, load_engine, split_text
 from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,

@@ -14,8 +14,8 @@ TINY = dict(layers=1, units=16, embedding=8, seq_len=20, batch_size=8, epochs=2,
 
 def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed=0) -> Path:
     """A run folder with random weights, written with NumPy only (no TensorFlow)."""
-    from charmodel import runfolder
-    from charmodel.corpus import Vocab, split
+    from charmodel.run import folder as runfolder
+    from charmodel.run.corpus import Vocab, split
 
     vocab = Vocab.from_text(text)
     rng = np.random.default_rng(seed)
@@ -48,7 +48,7 @@ def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed
 
 @pytest.fixture(scope="session")
 def alice_text() -> str:
-    from charmodel.corpus import clean, read_text
+    from charmodel.run.corpus import clean, read_text
 
     return clean(read_text(ROOT / "data" / "alice.txt"))
 
@@ -73,7 +73,7 @@ def small_corpus(tmp_path, small_text) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny real run trained for two epochs with Keras; copy it before changing it."""
-    from charmodel.train import train
+    from charmodel.training.train import train
 
     root = tmp_path_factory.mktemp("trained")
     corpus = root / "small.txt"
@@ -137,9 +137,9 @@ def speeds_cache(tmp_path_factory):
 def timed_speeds(speeds_cache):
     """The recipe's shapes and the default settings, timed here once by the app's own timing
     child, so pages that need a speed find one (and start no timing of their own)."""
-    from charmodel import recipe
-    from charmodel.jobs import SpeedJob
-    from charmodel.settings import DEFAULTS
+    from charmodel.training import recipe
+    from charmodel.training.jobs import SpeedJob
+    from charmodel.run.settings import DEFAULTS
 
     job = SpeedJob([*recipe.shape_settings({}), DEFAULTS], vocab_size=80)
     assert job.wait(300) and job.status == "finished", job.error

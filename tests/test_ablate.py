@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, runfolder
-from charmodel.ablate import ablate, logprobs, sweep
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.analysis.ablate import ablate, logprobs, sweep
 from charmodel.engine import Engine, LN2, bits_per_char
 
 from .test_cli import cli
@@ -80,7 +81,7 @@ def test_ablate_cli_single_and_sweep(random_run):
 
 
 def test_linear_cka_is_one_for_a_rotation_and_lower_for_noise():
-    from charmodel.compare import linear_cka
+    from charmodel.analysis.compare import linear_cka
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 12))
@@ -90,7 +91,7 @@ def test_linear_cka_is_one_for_a_rotation_and_lower_for_noise():
 
 
 def test_compare_cli_two_checkpoints(tmp_path, alice_text):
-    from charmodel import atlas
+    from charmodel.analysis import atlas
 
     from .conftest import make_random_run
 

@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
-from charmodel import runfolder
-from charmodel.jobs import JobManager, corpus_facts_of, training_policy
+from charmodel.run import folder as runfolder
+from charmodel.training.jobs import JobManager, corpus_facts_of, training_policy
 
 from .conftest import ROOT, make_random_run
 
@@ -60,8 +60,8 @@ def test_sidebar_lists_runs_defaults_to_alice_and_follows_the_url(weights):
 
 
 def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_cell(weights):
-    from charmodel import atlas
-    from charmodel.corpus import opening
+    from charmodel.analysis import atlas
+    from charmodel.run.corpus import opening
     from pages.shared.background import atlas_job
 
     at = app(temperature="0.3", seed="5")
@@ -85,7 +85,7 @@ def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_
 
 
 def test_a_cell_a_person_picked_heads_home_when_the_atlas_explains_it(weights):
-    from charmodel import atlas
+    from charmodel.analysis import atlas
 
     run = weights / "alice"
     atlas.build_for_run(run, "best")
@@ -372,7 +372,7 @@ def test_the_train_form_keeps_its_values_across_pages(weights):
 
 
 def test_train_page_asks_for_a_budget_first_and_fills_in_the_recipe_for_it(weights, timed_speeds):
-    from charmodel import recipe
+    from charmodel.training import recipe
 
     at = app()
     at.switch_page("pages/train.py").run()
@@ -560,7 +560,7 @@ def test_cells_probe_tab_plots_auc_against_cells(weights):
 
 
 def test_train_page_downloads_a_run_and_imports_an_archive(weights, tmp_path):
-    from charmodel.archive import export_run
+    from charmodel.exchange.archive import export_run
 
     archive_path = export_run(weights / "small", tmp_path / "small.zip")
     at = app()
@@ -570,7 +570,7 @@ def test_train_page_downloads_a_run_and_imports_an_archive(weights, tmp_path):
     no_errors(at)
     assert at.get("download_button")
     # AppTest has no file upload; the page's import path is the same function the CLI test drives
-    from charmodel.archive import import_run
+    from charmodel.exchange.archive import import_run
 
     import_run(archive_path, weights, "moved")
     at.run()

@@ -7,7 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, archive, runfolder
+from charmodel import CharModelError
+from charmodel.exchange import archive
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine
 
 from .conftest import make_random_run

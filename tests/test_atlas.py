@@ -9,8 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, atlas, explain, runfolder
-from charmodel.cells import batched_activations, inside_quotation, line_position, word_start
+from charmodel import CharModelError
+from charmodel.analysis import atlas
+from charmodel.analysis import explain
+from charmodel.run import folder as runfolder
+from charmodel.analysis.cells import batched_activations, inside_quotation, line_position, word_start
 from charmodel.engine import Engine
 
 from .conftest import make_random_run
@@ -100,7 +103,7 @@ def test_planted_cells_are_explained_by_their_predicate_and_noise_by_nothing(ali
 
 def test_planted_composite_cells_recover_both_terms_with_their_signs(alice_text):
     """a·X + b·Y + noise, for two predicates that no single candidate stands in for."""
-    from charmodel.cells import FEATURES
+    from charmodel.analysis.cells import FEATURES
 
     text = alice_text[:24000]
     rng = np.random.default_rng(11)

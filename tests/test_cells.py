@@ -6,14 +6,15 @@ import h5py
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, runfolder
-from charmodel.study import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.analysis.study import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
                              top_contexts)
-from charmodel.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
+from charmodel.analysis.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
                              inside_quotation, line_position, rank_cells, regex_signal, sentence_end_coming,
                              word_end, word_start)
 from charmodel.engine import Engine, inspect
-from charmodel.sample import generate
+from charmodel.engine.sampling import generate
 
 from .conftest import ROOT
 
@@ -176,7 +177,7 @@ def test_cells_cli_lists_features_and_ranks_as_json(random_run):
 
 
 def test_intervention_summary_names_where_and_how_the_texts_differ():
-    from charmodel.cells import compare_texts, first_difference
+    from charmodel.analysis.cells import compare_texts, first_difference
 
     assert first_difference("abc", "abd") == 2 and first_difference("abc", "abc") is None
     assert first_difference("ab", "abc") == 2
@@ -187,7 +188,7 @@ def test_intervention_summary_names_where_and_how_the_texts_differ():
 
 
 def test_passages_start_at_a_paragraph():
-    from charmodel.corpus import paragraph_start
+    from charmodel.run.corpus import paragraph_start
 
     text = "end of one.\n\nA new one starts here.\nstill it.\n\nThird."
     assert paragraph_start(text, text.index("still")) == text.index("A new")
@@ -222,7 +223,7 @@ def test_layers_are_counted_from_0_inside_and_from_1_at_every_surface(random_run
 
 
 def test_span_cells_finds_the_cells_that_mark_a_span():
-    from charmodel.study import span_cells
+    from charmodel.analysis.study import span_cells
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 20))

@@ -119,8 +119,8 @@ def test_the_old_text_spelling_of_evaluate_still_works_with_a_note(random_run, t
 
 
 def test_train_with_minutes_alone_chooses_a_recipe_says_why_and_stops_at_the_budget(tmp_path, small_corpus):
-    from charmodel import runfolder
-    from charmodel.recipe import SHAPES
+    from charmodel.run import folder as runfolder
+    from charmodel.training.recipe import SHAPES
 
     run = tmp_path / "budget"
     out = cli("train", "--text-file", small_corpus, "--run", run, "--minutes", 0.4, "--seq-len", 20,

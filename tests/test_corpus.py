@@ -1,8 +1,8 @@
 import pytest
 
 from charmodel import CharModelError
-from charmodel.corpus import Vocab, clean, decode, read_text, split
-from charmodel.train import prepare_corpus, DEFAULTS
+from charmodel.run.corpus import Vocab, clean, decode, read_text, split
+from charmodel.training.train import prepare_corpus, DEFAULTS
 
 
 def test_cleaning_normalises_line_endings_and_drops_control_characters():
@@ -77,7 +77,7 @@ def test_cleaning_block_by_block_gives_exactly_the_whole_texts_cleaning(tmp_path
     whole text gives, or to the same one-line error."""
     import random
 
-    from charmodel.corpus import clean_blocks
+    from charmodel.run.corpus import clean_blocks
 
     rng = random.Random(0)
     pieces = ["a", " ", "  ", "\r", "\n", "\r\n", "é", "漢", "\ufeff", "\x1a", "\x7f", "\t"]
@@ -102,7 +102,7 @@ def test_cleaning_block_by_block_gives_exactly_the_whole_texts_cleaning(tmp_path
 def test_tokenising_to_a_memory_mapped_file_matches_encoding_the_text(tmp_path, alice_text):
     import numpy as np
 
-    from charmodel.corpus import scan, tokenise
+    from charmodel.run.corpus import scan, tokenise
 
     path = tmp_path / "alice.txt"
     path.write_text(alice_text, encoding="utf-8")

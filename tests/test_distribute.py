@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, runfolder
-from charmodel.distribute import cudnn_blockers, is_chief
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.training.distribute import cudnn_blockers, is_chief
 from charmodel.engine import Engine
-from charmodel.settings import DEFAULTS
+from charmodel.run.settings import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "1", "--units", "32", "--embedding", "8", "--seq-len", "40", "--batch-size", "16",
@@ -52,7 +53,7 @@ def history(run) -> list[dict]:
 def test_the_default_settings_are_cudnn_eligible_and_recurrent_dropout_is_named():
     from keras.src.backend.tensorflow.rnn import _do_lstm_arguments_support_cudnn as arguments_ok
 
-    from charmodel.model import build
+    from charmodel.training.model import build
 
     def keras_would_use_cudnn(model) -> bool:  # Keras' own test on a GPU (`cudnn_ok` less the GPU), as LSTM.call applies it
         lstms = [l for l in model.layers if l.__class__.__name__ == "LSTM"]

@@ -44,7 +44,7 @@ def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
-    from charmodel import runfolder
+    from charmodel.run import folder as runfolder
 
     run = tmp_path / "weights" / "post"
     vocab = runfolder.read_config(run)["vocab"]

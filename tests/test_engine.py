@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import KINDS, Engine, bits_per_char, inspect, iter_inspect, softmax
 
 
@@ -33,7 +33,7 @@ def naive_lstm(weights, ids, layers):
 def test_numpy_engine_matches_keras_on_500_characters(random_run, small_text):
     import keras
 
-    from charmodel import model as kmodel
+    from charmodel.training import model as kmodel
 
     weights = runfolder.load_weights_npz(random_run / "best.npz")
     engine = Engine.load(random_run)
@@ -132,8 +132,8 @@ def test_every_engine_loop_runs_with_one_blas_thread(random_run, monkeypatch):
 
     from threadpoolctl import threadpool_limits
 
-    from charmodel.cells import batched_activations, feature, rank_cells
-    from charmodel.sample import generate
+    from charmodel.analysis.cells import batched_activations, feature, rank_cells
+    from charmodel.engine.sampling import generate
 
     threadpool_limits(2, "blas")  # as NumPy starts on a 2-core machine
     if _blas_threads() != {2}:
@@ -189,7 +189,7 @@ def test_a_pass_without_logits_stops_at_the_highest_layer_asked_for(random_run, 
 def test_threads_from_the_flag_or_the_environment_and_one_line_when_wrong(random_run, monkeypatch):
     from threadpoolctl import ThreadpoolController
 
-    from charmodel import engine as engine_module
+    from charmodel.engine import threads as engine_module
 
     from .test_cli import cli
 

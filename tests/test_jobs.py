@@ -6,8 +6,8 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from charmodel import runfolder
-from charmodel.jobs import JobManager
+from charmodel.run import folder as runfolder
+from charmodel.training.jobs import JobManager
 
 from .conftest import ROOT
 

@@ -7,10 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine, softmax
-from charmodel.evaluate import evaluate
-from charmodel.keras_io import import_keras
+from charmodel.engine.scoring import evaluate
+from charmodel.exchange.keras_io import import_keras
 
 from .conftest import ROOT
 from .test_cli import cli
@@ -237,7 +237,7 @@ def test_the_app_imports_through_a_child_process_and_pages_show_the_windowed_run
     """The Train page's import (keras_io.import_uploads, which the page calls with the uploads'
     names and bytes: AppTest cannot upload; tests/test_browser.py uploads for real), then Home says
     what the run is, and the pages that compute values draw it with no error."""
-    from charmodel.keras_io import import_in_child, import_uploads
+    from charmodel.exchange.keras_io import import_in_child, import_uploads
 
     from .conftest import make_random_run
     from .test_app import app, no_errors

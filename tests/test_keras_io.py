@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine, softmax
 
 from .test_cli import cli

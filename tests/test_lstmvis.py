@@ -6,8 +6,8 @@ import sys
 import h5py
 import numpy as np
 
-from charmodel import runfolder
-from charmodel.study import export_lstmvis, word_name
+from charmodel.run import folder as runfolder
+from charmodel.analysis.study import export_lstmvis, word_name
 
 from .conftest import ROOT, make_random_run
 

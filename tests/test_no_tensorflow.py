@@ -10,17 +10,26 @@ import sys
 sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
 sys.modules["keras"] = None
 from charmodel.engine import Engine, inspect
-from charmodel.sample import generate
-from charmodel.evaluate import evaluate
-from charmodel.cells import batched_activations, feature, rank_cells
-from charmodel import study, charts, render, jobs
+from charmodel.engine.sampling import generate
+from charmodel.engine.scoring import evaluate
+from charmodel.analysis.cells import batched_activations, feature, rank_cells
+from charmodel.analysis import study
+from charmodel.view import charts
+from charmodel.view import render
+from charmodel.training import jobs
 run = sys.argv[1]
 e = Engine.load(run)
 print(generate(e, "Alice ", 50, 0.5, seed=1)[0] != "")
 print(inspect(e, "Alice was here").values(1, "f").shape)
 print(evaluate(run)["bpc"] > 0)
 print(len(rank_cells(batched_activations(e, "Alice was here, `she said.'"), feature("quote", "Alice was here, `she said.'"))))
-from charmodel import ablate, archive, atlas, compare, explain, probe, saliency  # the analyses, the archive
+from charmodel.analysis import ablate
+from charmodel.exchange import archive
+from charmodel.analysis import atlas
+from charmodel.analysis import compare
+from charmodel.analysis import explain
+from charmodel.analysis import probe
+from charmodel.analysis import saliency  # the analyses, the archive
 print(ablate.ablate(e, "Alice was here, `she said.'", 1, "c", 3)["delta"] is not None)
 print(len(saliency.attribute(e, "Alice was here", 10, {"next": True}, "gxi")["scores"]))
 from charmodel.cli import main

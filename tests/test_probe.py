@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, runfolder
-from charmodel.cells import word_start
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.analysis.cells import word_start
 from charmodel.engine import Engine
-from charmodel.probe import probe
+from charmodel.analysis.probe import probe
 
 from .test_cli import cli
 

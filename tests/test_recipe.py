@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from charmodel import CharModelError, recipe
-from charmodel.recipe import SHAPES, Shape, choose, parameters
+from charmodel import CharModelError
+from charmodel.training import recipe
+from charmodel.training.recipe import SHAPES, Shape, choose, parameters
 
 
 def speeds(small, middle, large):
@@ -13,7 +14,7 @@ def speeds(small, middle, large):
 
 
 def test_parameters_counts_what_keras_builds():
-    from charmodel.model import build
+    from charmodel.training.model import build
 
     model = build(70, layers=2, units=32, embedding=8)
     assert parameters(2, 32, 8, 70) == model.count_params()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from charmodel.render import (BINS, DARK_TEXT, LIGHT_TEXT, char_name, colour, coloured_text, contrast_ratio, css,
+from charmodel.view.render import (BINS, DARK_TEXT, LIGHT_TEXT, char_name, colour, coloured_text, contrast_ratio, css,
                               display_values, next_guesses, text_colour)
 
 

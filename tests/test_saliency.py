@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from charmodel import CharModelError, runfolder, saliency
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.analysis import saliency
 from charmodel.engine import Engine
 
 from .test_cli import cli

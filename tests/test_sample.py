@@ -6,7 +6,7 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.engine import Engine, softmax
-from charmodel.sample import generate
+from charmodel.engine.sampling import generate
 
 from .conftest import ROOT
 

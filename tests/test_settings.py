@@ -3,8 +3,9 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from charmodel import CharModelError, settings
-from charmodel.cli import _parser
+from charmodel import CharModelError
+from charmodel.run import settings
+from charmodel.cli import parser as _parser
 
 from .conftest import ROOT
 

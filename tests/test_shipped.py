@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from charmodel import atlas, runfolder
+from charmodel.analysis import atlas
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine, weight_names
-from charmodel.sample import generate
+from charmodel.engine.sampling import generate
 
 from .conftest import ROOT
 
@@ -59,7 +60,7 @@ def test_every_page_renders_with_the_shipped_model(page, monkeypatch):
 @pytest.mark.parametrize("run, corpus", [("alice", "Alice's Adventures in Wonderland"), ("shakespeare", "As You Like It"),
                                          ("python", "Python's standard library")])
 def test_home_is_written_for_the_selected_shipped_run(run, corpus, monkeypatch):
-    from charmodel.corpus import opening
+    from charmodel.run.corpus import opening
 
     monkeypatch.delenv("CHARMODEL_WEIGHTS", raising=False)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
@@ -78,7 +79,7 @@ def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model()
     """The app caches activations as float16. Over 5,000 characters of Alice's validation text,
     no cell's AUC moves by more than 0.005 (saturated cells, whose values near +-1 round to
     few float16 levels, move most) and the ten best cells keep their order."""
-    from charmodel.cells import batched_activations, feature, rank_cells
+    from charmodel.analysis.cells import batched_activations, feature, rank_cells
 
     run = WEIGHTS / "alice"
     text = runfolder.split_text(run)[1][:5000]

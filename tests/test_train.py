@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import Engine
-from charmodel.train import TrainListener, epoch_batches, streams, train
+from charmodel.training.train import TrainListener, epoch_batches, streams, train
 
 from .conftest import ROOT, TINY
 
@@ -162,7 +162,7 @@ def test_streams_continue_each_other_row_by_row():
 
 
 def test_stateful_model_carries_state_between_calls():
-    from charmodel.model import build, reset_states
+    from charmodel.training.model import build, reset_states
 
     ids = np.random.default_rng(0).integers(10, size=(2, 12)).astype("int32")
     model = build(10, layers=1, units=8, dropout=0.0, embedding=4, stateful_batch=2)
@@ -219,7 +219,7 @@ def test_weight_decay_is_recorded_and_pulls_the_weights_towards_zero(trained_run
 
 
 def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, tmp_path):
-    from charmodel.model import build
+    from charmodel.training.model import build
 
     ids = np.arange(24).reshape(2, 12) % 10
     for rate in (0.0, 0.5):
@@ -235,7 +235,7 @@ def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, 
 
 
 def test_carried_batches_keep_the_streams_layout():
-    from charmodel.train import epoch_starts
+    from charmodel.training.train import epoch_starts
 
     ids = np.arange(1000)
     for epoch in range(3):
@@ -246,7 +246,7 @@ def test_carried_batches_keep_the_streams_layout():
 
 
 def test_the_corpus_is_memory_mapped_ids_that_are_made_again_when_damaged(trained_copy):
-    from charmodel.train import IDS, corpus_ids
+    from charmodel.training.train import IDS, corpus_ids
 
     config = runfolder.read_config(trained_copy)
     text = runfolder.corpus_text(trained_copy, config)
@@ -265,7 +265,7 @@ def test_the_corpus_is_memory_mapped_ids_that_are_made_again_when_damaged(traine
 
 
 def test_a_resume_remakes_missing_corpus_ids_whatever_the_size_limit(trained_copy):
-    from charmodel.train import IDS
+    from charmodel.training.train import IDS
 
     (trained_copy / IDS).unlink()
     # the run's corpus (8,000 bytes) passed the limit when the run began; a resume does not re-check it

@@ -15,12 +15,14 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from charmodel import atlas, explain, runfolder
-from charmodel.charts import epoch_frame
-from charmodel.cells import batched_activations, feature, headline, rank_cells
+from charmodel.analysis import atlas
+from charmodel.analysis import explain
+from charmodel.run import folder as runfolder
+from charmodel.view.charts import epoch_frame
+from charmodel.analysis.cells import batched_activations, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char, layer_number
-from charmodel.evaluate import evaluate
-from charmodel.sample import generate
+from charmodel.engine.scoring import evaluate
+from charmodel.engine.sampling import generate
 
 
 def main():

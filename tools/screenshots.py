@@ -20,7 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from charmodel.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start  # noqa: E402
+from tools.appserver import CHROMIUM, CHROMIUM_FLAGS, settle, start  # noqa: E402
 
 WIDTH = 1280
 

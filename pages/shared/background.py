@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from charmodel.jobs import AtlasJob, JobManager
+from charmodel.training.jobs import AtlasJob, JobManager
 from pages.shared.mode import run_path
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from charmodel import CharModelError, runfolder
-from charmodel.corpus import paragraph_start
+from charmodel import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import paragraph_start
 from charmodel.engine import KINDS, Engine, inspect, layer_number
-from charmodel import atlas
-from charmodel.render import next_guesses
+from charmodel.analysis import atlas
+from charmodel.view.render import next_guesses
 from pages.shared.mode import run_path
 
 
@@ -166,7 +167,7 @@ def _cell_activations_key(run, checkpoint, text, kinds, layers) -> tuple:
 
 
 def _compute_cell_activations(key: tuple, progress=None) -> dict:
-    from charmodel.cells import batched_activations
+    from charmodel.analysis.cells import batched_activations
 
     run_dir, checkpoint, stamp, text, kinds, layers = key
     activations = _frozen(batched_activations(_engine(run_dir, checkpoint, stamp), text, kinds=kinds, layers=layers,
@@ -221,7 +222,7 @@ def prefetch_cell_activations(run: str, checkpoint: str, text: str) -> None:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _ranking(run_dir: str, checkpoint: str, stamp: float, text: str, feature: str | None, regex: str | None,
              _arrays: dict) -> list[dict]:
-    from charmodel.cells import rank_cells, signal_for
+    from charmodel.analysis.cells import rank_cells, signal_for
 
     return rank_cells(_arrays, signal_for(text, feature, regex))
 
@@ -234,7 +235,7 @@ def ranking(run: str, checkpoint: str, text: str, feature: str | None, regex: st
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _measured_headline(run_dir: str, checkpoint: str, stamp: float, text: str, _arrays: dict) -> dict:
-    from charmodel.cells import headline
+    from charmodel.analysis.cells import headline
 
     return headline(_engine(run_dir, checkpoint, stamp), text, activations=_arrays)
 
@@ -268,7 +269,7 @@ def headline_text(run: str, checkpoint: str) -> str:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _generated(run_dir: str, checkpoint: str, stamp: float, prime: str, length: int, temperature: float, seed: int):
-    from charmodel.sample import generate
+    from charmodel.engine.sampling import generate
 
     (text,), probs = generate(_engine(run_dir, checkpoint, stamp), prime, length, temperature, seed, return_probs=True)
     return text, probs[0]
@@ -351,7 +352,7 @@ ABLATION_CHARS = 2000  # validation characters an ablation runs over (the CLI's 
 
 @st.cache_data(max_entries=64, show_spinner="Running the model without this cell…")
 def _ablation(run_dir: str, checkpoint: str, stamp: float, layer: int, kind: str, cell: int) -> dict:
-    from charmodel.ablate import ablate
+    from charmodel.analysis.ablate import ablate
 
     val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1]
     return ablate(_engine(run_dir, checkpoint, stamp), val[:ABLATION_CHARS], layer, kind, cell)
@@ -370,7 +371,7 @@ def _sweep_store() -> SharedLRU:
 def ablation_sweep(run: str, checkpoint: str, layer: int, kind: str) -> list[dict]:
     """Every cell of (layer from 0, kind) ablated alone (charmodel.ablate.sweep), shared by every
     session, with a progress bar while it runs."""
-    from charmodel.ablate import sweep
+    from charmodel.analysis.ablate import sweep
 
     key = (*_key(run, checkpoint), layer, kind)
 
@@ -392,7 +393,7 @@ def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
 @st.cache_data(max_entries=32, show_spinner="Attributing…")
 def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, position: int, target: tuple, method: str,
                  window: int) -> dict:
-    from charmodel.saliency import attribute
+    from charmodel.analysis.saliency import attribute
 
     corpus = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[0]
     return attribute(_engine(run_dir, checkpoint, stamp), text, position, dict(target), method, window, corpus=corpus)
@@ -405,7 +406,7 @@ def attribution(run: str, checkpoint: str, text: str, position: int, target: dic
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the two checkpoints' layers…")
 def _similarity(run_dir: str, first: str, stamp_a: float, second: str, stamp_b: float) -> list[dict]:
-    from charmodel.compare import CKA_CHARS, layer_similarity
+    from charmodel.analysis.compare import CKA_CHARS, layer_similarity
 
     val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1][:CKA_CHARS]
     return layer_similarity(_engine(run_dir, first, stamp_a), Engine.load(run_dir, second), val)
@@ -429,8 +430,8 @@ APP_FIT_CHARS = 20_000  # a third of the CLI's: the fits' memory grows with it, 
 
 def probe_curve(run: str, checkpoint: str, feature_name: str) -> dict:
     """charmodel.probe.probe for a built-in hypothesis, shared by every session, with a progress bar."""
-    from charmodel.cells import FEATURES
-    from charmodel.probe import probe
+    from charmodel.analysis.cells import FEATURES
+    from charmodel.analysis.probe import probe
 
     key = (*_key(run, checkpoint), feature_name)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from charmodel import runfolder
+from charmodel.run import folder as runfolder
 from charmodel.engine import set_threads
-from charmodel.sample import SEED, TEMPERATURE
+from charmodel.engine.sampling import SEED, TEMPERATURE
 
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout

@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel import runfolder
-from charmodel.render import coloured_text, css, legend
+from charmodel.run import folder as runfolder
+from charmodel.view.render import coloured_text, css, legend
 from pages.shared.background import job_manager
 from pages.shared.data import load_engine
 from pages.shared.mode import ROOT, run_path, weights_root
@@ -50,7 +50,7 @@ def text_or_drop(text: str, vocab, key: str) -> str | None:
 
 def attribution_controls(text: str, key: str, default_position: int, last: int) -> tuple[int, str, int]:
     """(position, method, window) pickers for an attribution strip; `last` is the highest position."""
-    from charmodel.saliency import METHODS, WINDOW
+    from charmodel.analysis.saliency import METHODS, WINDOW
 
     c1, c2, c3 = st.columns([1, 2, 1])
     position = int(c1.number_input("Position", 0, last, min(default_position, last), key=f"{key}_position",
@@ -69,7 +69,7 @@ def attribution_controls(text: str, key: str, default_position: int, last: int) 
 def attribution_strip(result: dict, label: str) -> str:
     """HTML: the window's characters coloured by their scores, blue (lowered the target) to red
     (raised it), on a scale symmetric about 0; the explained character outlined."""
-    from charmodel.render import show_char
+    from charmodel.view.render import show_char
 
     scores = np.asarray(result["scores"])
     top = float(f"{float(np.abs(scores).max()):.3g}") or 1.0  # a legend end a person can read

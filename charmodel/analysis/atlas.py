@@ -1,0 +1,434 @@
+"""The atlas: every cell of a run explained, with a dossier per cell.
+
+Building one streams the whole corpus (training then validation text) through the engine, one
+group of rows at a time (cells.iter_activations), and keeps only what each cell's dossier needs:
+
+  * summary: mean, standard deviation, minimum and maximum over every character;
+  * top and bottom contexts: the text is cut into fixed fragments of FRAGMENT characters (as
+    automated interpretability's neuron records are); a cell's top contexts are the TOP fragments
+    with the highest maxima, at the position of each maximum, so no two overlap; bottom alike;
+  * the character profile: the cell's mean for each current character;
+  * samples at fixed random positions, drawn before the pass: FIT_POSITIONS of the training text
+    (where explanations are chosen) and up to HELD_POSITIONS of the validation text (where they
+    are scored; see explain.py). The histogram (HISTOGRAM_BINS over the cell's exact range) and
+    the quantile samples (PER_QUANTILE positions from each of QUANTILES equal-count bins) are read
+    from a uniform sample of the whole corpus: the fit positions plus validation positions at the
+    same rate;
+  * for the last layer's h: the output effect, its Dense weight row's strongest next characters.
+
+Memory is bounded by the samples and one group of rows, never (all characters x all cells).
+
+The file is `atlas-CHECKPOINT.npz` in the run folder: plain arrays and one JSON string, read with
+allow_pickle=False, so loading it runs no code. It records the checkpoint file's SHA-256; an atlas
+for other weights is refused with a message saying how to rebuild it.
+"""
+
+import functools
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charmodel.analysis import explain
+from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
+from charmodel.analysis.cells import iter_activations
+from charmodel.engine import Engine, layer_number
+from charmodel.run.corpus import sha256
+from charmodel.errors import CharModelError
+
+FORMAT = 2  # 2: simulation r and composite explanations (1: AUC, one predicate)
+KINDS = ("h", "c")
+FRAGMENT = 80  # characters per fragment for top and bottom contexts
+TOP = 20  # top and bottom contexts per cell
+CONTEXT = 40  # characters shown either side of a context's position
+QUANTILES = 10  # equal-count activation bins...
+PER_QUANTILE = 3  # ...and positions sampled from each
+HISTOGRAM_BINS = 50
+FIT_POSITIONS = 40_000  # training-text positions where explanations are chosen
+HELD_POSITIONS = 40_000  # at most this many validation positions where they are scored
+EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppresses
+SEED = 0  # the sampled positions depend on this and the text's length only
+PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
+_ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
+           "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
+           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights")
+
+
+def atlas_path(run, checkpoint: str) -> Path:
+    return Path(run) / f"atlas-{checkpoint}.npz"
+
+
+def build_command(run, checkpoint: str) -> str:
+    return f"python -m charmodel atlas --run {run} --checkpoint {checkpoint}"
+
+
+def sample_positions(train_chars: int, total_chars: int, seed: int = SEED):
+    """(fit, held, spread): sorted positions in the training text, the validation text, and the
+    validation positions that, with fit, make a uniform sample of the whole text."""
+    rng = np.random.default_rng(seed)
+    val_chars = total_chars - train_chars
+    fit = np.sort(rng.choice(train_chars, min(FIT_POSITIONS, train_chars), replace=False))
+    held = train_chars + np.sort(rng.choice(val_chars, min(HELD_POSITIONS, val_chars), replace=False))
+    rate = len(fit) / max(train_chars, 1)
+    spread = np.sort(rng.choice(len(held), min(len(held), round(rate * val_chars)), replace=False))
+    return fit, held, spread
+
+
+# ---------------------------------------------------------------- streaming statistics
+
+
+class _Stream:
+    """Running statistics of N cells over consecutive stretches of text (see the module docstring)."""
+
+    def __init__(self, n_cells: int, vocab_size: int, fit, held):
+        self.sum = np.zeros(n_cells)
+        self.sumsq = np.zeros(n_cells)
+        self.min = np.full(n_cells, np.inf, dtype=np.float32)
+        self.max = np.full(n_cells, -np.inf, dtype=np.float32)
+        self.char_sum = np.zeros((vocab_size, n_cells))
+        self.char_count = np.zeros(vocab_size)
+        self.top = [np.full((TOP, n_cells), -np.inf, np.float32), np.full((TOP, n_cells), np.iinfo(np.int64).max)]
+        self.bottom = [np.full((TOP, n_cells), -np.inf, np.float32), np.full((TOP, n_cells), np.iinfo(np.int64).max)]
+        self.fit, self.held = fit, held
+        self.fit_x = np.empty((len(fit), n_cells), np.float32)
+        self.held_x = np.empty((len(held), n_cells), np.float32)
+        self.count = 0
+
+    def add(self, start: int, ids: np.ndarray, x: np.ndarray, columns: slice, first: bool) -> None:
+        """x: (n, cells) for text positions start.. start + n, for the cells in `columns`. Fragments
+        are whole (start is a multiple of FRAGMENT), except perhaps the text's last one."""
+        n = len(x)
+        if first:
+            self.count += n
+            np.add.at(self.char_count, ids, 1)
+        self.sum[columns] += x.sum(axis=0, dtype=np.float64)
+        self.sumsq[columns] += np.einsum("ij,ij->j", x, x, dtype=np.float64)
+        np.minimum(self.min[columns], x.min(axis=0), out=self.min[columns])
+        np.maximum(self.max[columns], x.max(axis=0), out=self.max[columns])
+        onehot = np.zeros((n, len(self.char_count)), np.float32)
+        onehot[np.arange(n), ids] = 1
+        self.char_sum[:, columns] += onehot.T @ x
+        for store, sign in ((self.top, 1), (self.bottom, -1)):
+            frags = -(-n // FRAGMENT)
+            padded = np.full((frags * FRAGMENT, x.shape[1]), -np.inf, np.float32)
+            padded[:n] = sign * x
+            arg = padded.reshape(frags, FRAGMENT, -1).argmax(axis=1)  # (frags, cells)
+            pos = np.arange(frags)[:, None] * FRAGMENT + arg
+            val = np.take_along_axis(padded, pos, axis=0)
+            self._merge(store, columns, val, pos + start)
+        for positions, rows in ((self.fit, self.fit_x), (self.held, self.held_x)):
+            a, b = np.searchsorted(positions, [start, start + n])
+            rows[a:b, columns] = x[positions[a:b] - start]
+
+    @staticmethod
+    def _merge(store, columns, val, pos):
+        """Keep the TOP largest (value, position) per column: ties go to the earlier position."""
+        v = np.concatenate([store[0][:, columns], val])
+        p = np.concatenate([store[1][:, columns], pos])
+        order = np.lexsort((p, -v), axis=0)[:TOP]
+        store[0][:, columns] = np.take_along_axis(v, order, axis=0)
+        store[1][:, columns] = np.take_along_axis(p, order, axis=0)
+
+
+def _distribution(sample: np.ndarray, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int = SEED):
+    """Histogram counts (N, HISTOGRAM_BINS) over [lo, hi] per cell, and the quantile samples:
+    positions and values (N, QUANTILES, PER_QUANTILE) and bin edges (N, QUANTILES + 1), from a
+    sample (n, N) of values at `positions` (n,)."""
+    n, N = sample.shape
+    hist = np.stack([np.histogram(sample[:, j], HISTOGRAM_BINS, (lo[j], hi[j] if hi[j] > lo[j] else lo[j] + 1e-6))[0]
+                     for j in range(N)]).astype(np.int32)
+    order = np.argsort(sample, axis=0, kind="stable")  # (n, N)
+    bounds = np.linspace(0, n, QUANTILES + 1).round().astype(int)
+    rng = np.random.default_rng(seed)
+    picks = np.stack([min(lo_, n - 1) + rng.choice(max(hi_ - lo_, 1), PER_QUANTILE, replace=hi_ - lo_ < PER_QUANTILE)
+                      for lo_, hi_ in zip(bounds[:-1], bounds[1:])])  # (QUANTILES, PER_QUANTILE) ranks
+    rows = order[picks.ravel()]  # (Q * P, N)
+    q_pos = positions[rows].T.reshape(N, QUANTILES, PER_QUANTILE)
+    q_val = np.take_along_axis(sample, rows, axis=0).T.reshape(N, QUANTILES, PER_QUANTILE)
+    sorted_values = np.take_along_axis(sample, order[np.minimum(bounds, n - 1)], axis=0).T  # (N, Q + 1)
+    return hist, q_pos, q_val.astype(np.float32), sorted_values.astype(np.float32)
+
+
+# ---------------------------------------------------------------- building
+
+
+def cell_keys(layers: int) -> list[tuple[int, str]]:
+    """(layer from 0, kind) in the order the atlas stores cells: layer by layer, h then c."""
+    return [(l, k) for l in range(layers) for k in KINDS]
+
+
+def stream(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> _Stream:
+    """One pass over the whole text: the running statistics and the samples of every cell.
+    progress: optional callable given the fraction of the pass done."""
+    U, keys = engine.units, cell_keys(engine.layers)
+    ids = engine.vocab.encode(text, "the corpus")
+    fit, held, spread = sample_positions(train_chars, len(text), seed)
+    out = _Stream(U * len(keys), len(engine.vocab), fit, held)
+    out.spread = spread
+    pending, pending_start = None, 0  # rows after the last whole fragment, added with the next stretch
+    for start, stretch in iter_activations(engine, ids, KINDS, None, PIECE, WARMUP, GROUP, progress=progress):
+        block = {key: stretch[key] for key in keys}
+        if pending is not None:
+            block = {key: np.concatenate([pending[key], v]) for key, v in block.items()}
+            start = pending_start
+        n = len(next(iter(block.values())))
+        whole = n if start + n == len(text) else n - (start + n) % FRAGMENT
+        for i, key in enumerate(keys if whole else ()):
+            out.add(start, ids[start : start + whole], block[key][:whole], slice(i * U, (i + 1) * U), first=i == 0)
+        pending = {key: v[whole:].copy() for key, v in block.items()} if whole < n else None
+        pending_start = start + whole
+        del stretch, block
+    return out
+
+
+def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: str, grammar: str = "full"):
+    """(candidates, explain.choose's arrays) for the streamed samples: candidates from the training
+    text, chosen on the fit positions, scored on the held-out ones."""
+    candidates = explain.library(text[:train_chars], vocab_chars, grammar)
+    fit_signals, held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
+    return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates)
+
+
+def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, layers: int, units: int) -> dict:
+    """Explained cells per (layer, kind) and per group of their first term, and the distribution of
+    the held-out simulation r. first, simulation_r: (N,) each cell's first term (-1: none) and its
+    explanation's held-out r, cells in atlas order."""
+    ok = np.array([explain.explained(r) for r in simulation_r], dtype=bool)
+    group = np.array([candidates[b].group if b >= 0 else None for b in first])
+    by_part = {f"layer {layer_number(l)} {k}": {"cells": units, "explained": int(ok[i * units : (i + 1) * units].sum())}
+               for i, (l, k) in enumerate(cell_keys(layers))}
+    groups = {g: int((ok & (group == g)).sum()) for g in explain.GROUPS}
+    n = len(first)
+    finite = simulation_r[np.isfinite(simulation_r)]
+    return {"cells": n, "explained": int(ok.sum()), "by_layer_kind": by_part, "by_group": groups,
+            "long_context_share": round(groups["long"] / n, 4) if n else 0.0,
+            "median_simulation_r": round(float(np.median(finite)), 4) if len(finite) else None}
+
+
+def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=explain.GRAMMARS) -> dict:
+    """{grammar: coverage} on the same samples and thresholds: what a richer grammar adds (the
+    model card and benchmarks/atlas.py report it)."""
+    samples = stream(engine, text, train_chars)
+    out = {}
+    for grammar in grammars:
+        candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars, grammar)
+        out[grammar] = {"candidates": len(candidates), **coverage(chosen["terms"][:, 0], chosen["simulation_r"],
+                                                                  candidates, engine.layers, engine.units)}
+    return out
+
+
+def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
+    """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
+    text: the whole corpus; its first train_chars characters are the training part. progress:
+    optional callable given (fraction done, stage)."""
+    t0 = time.perf_counter()
+    say = progress or (lambda f, stage: None)
+    U, N = engine.units, engine.units * len(cell_keys(engine.layers))
+    samples = stream(engine, text, train_chars, lambda f: say(0.8 * f, "activations"), seed)
+    fit, held, spread = samples.fit, samples.held, samples.spread
+    say(0.8, "explanations")
+    candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
+    say(0.95, "distributions")
+    mean = samples.sum / samples.count
+    std = np.sqrt(np.maximum(samples.sumsq / samples.count - mean**2, 0))
+    hist = np.empty((N, HISTOGRAM_BINS), np.int32)
+    q_pos = np.empty((N, QUANTILES, PER_QUANTILE), np.int64)
+    q_val = np.empty((N, QUANTILES, PER_QUANTILE), np.float32)
+    q_edges = np.empty((N, QUANTILES + 1), np.float32)
+    positions = np.concatenate([fit, held[spread]])
+    for j in range(0, N, 256):
+        cols = slice(j, j + 256)
+        sample = np.concatenate([samples.fit_x[:, cols], samples.held_x[spread, cols]])
+        hist[cols], q_pos[cols], q_val[cols], q_edges[cols] = _distribution(
+            sample, positions, samples.min[cols], samples.max[cols], seed)
+    top_value, top_position = samples.top
+    bottom_value, bottom_position = samples.bottom
+    weights = engine.Wd  # (U, V): the last layer's h to the next character's logits
+    order = np.argsort(-weights, axis=1, kind="stable")
+    effect_chars = np.concatenate([order[:, :EFFECT], order[:, ::-1][:, :EFFECT]], axis=1)  # (U, 2 * EFFECT)
+    meta = {"format": FORMAT, "kinds": list(KINDS), "layers": engine.layers, "units": U,
+            "vocab": engine.vocab.chars, "chars": len(text), "train_chars": train_chars,
+            "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
+            "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
+            "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
+                           "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE},
+            "seconds": round(time.perf_counter() - t0, 1)}
+    say(1.0, "done")
+    return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": samples.min,
+            "max": samples.max, "histogram": hist,
+            "top_position": top_position.T.astype(np.int32), "top_value": top_value.T,
+            "bottom_position": bottom_position.T.astype(np.int32), "bottom_value": -bottom_value.T,
+            "quantile_position": q_pos.astype(np.int32), "quantile_value": q_val, "quantile_edges": q_edges,
+            "char_mean": (samples.char_sum / np.maximum(samples.char_count, 1)[:, None]).T.astype(np.float32),
+            **chosen,
+            "effect_chars": effect_chars.astype(np.int16),
+            "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
+
+
+def build_for_run(run, checkpoint: str | None = None, progress=None) -> Path:
+    """Build the atlas of one checkpoint of a run (a Run or its folder) and write it into the run folder."""
+    run = Run.of(run)  # read once: the engine, the texts and the paths below all come from it
+    checkpoint = checkpoint or run.default_checkpoint()
+    engine = Engine.load(run, checkpoint)
+    train, val = run.split()
+    data = build(engine, train + val, len(train), progress)
+    data["meta"].update(run=run.name, checkpoint=checkpoint, weights_sha256=sha256(run.checkpoint(checkpoint)))
+    path = atlas_path(run.path, checkpoint)
+    with runfolder.atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(data["meta"])), **{k: data[k] for k in _ARRAYS})
+    return path
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class Atlas:
+    meta: dict
+    arrays: dict
+    path: Path
+
+    @functools.cached_property
+    def candidates(self) -> list[explain.Candidate]:
+        """Built once per Atlas: terms() reads them for every cell."""
+        return [explain.Candidate(**c) for c in self.meta["candidates"]]
+
+    def index(self, layer: int, kind: str, cell: int) -> int:
+        """Row of (layer from 0, kind, cell)."""
+        return (layer * len(KINDS) + KINDS.index(kind)) * self.meta["units"] + cell
+
+    def terms(self, i: int) -> list[dict]:
+        """Row i's terms, in the order chosen (the first is the strongest alone): explanation
+        (its phrase), name, group, metric, sign (+1/-1, its weight's), weight (cell units per unit
+        of its signal) and r (its own held-out r, times its sign; None without one)."""
+        cands, a = self.candidates, self.arrays
+        out = []
+        for j, w, r in zip(a["terms"][i], a["weights"][i], a["term_r"][i]):
+            if j < 0:
+                break
+            c = cands[j]
+            out.append({"explanation": c.phrase, "name": c.name, "group": c.group, "metric": c.metric,
+                        "sign": 1 if w >= 0 else -1, "weight": round(float(w), 5),
+                        "r": None if not np.isfinite(r) else round(float(r), 4)})
+        return out
+
+    def cells(self) -> list[dict]:
+        """Every cell with its explanation: layer (from 0), kind, cell, explanation (the whole
+        phrase; None where no candidate was eligible, on a tiny text), terms, simulation_r
+        (held-out; None without one), auc (held-out, for a one-term yes/no explanation; else
+        None), direction (+1/-1: the first term's sign), group (the first term's), explained,
+        spread (std)."""
+        U, out = self.meta["units"], []
+        a = self.arrays
+        for i in range(len(a["terms"])):
+            terms = self.terms(i)
+            layer, kind = divmod(i // U, len(KINDS))
+            sim, auc = a["simulation_r"][i], a["auc"][i]
+            out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U,
+                        "explanation": explain.phrase(terms) if terms else None, "terms": terms,
+                        "simulation_r": None if not np.isfinite(sim) else round(float(sim), 4),
+                        "auc": None if not np.isfinite(auc) else round(float(auc), 4),
+                        "direction": terms[0]["sign"] if terms else 1, "group": terms[0]["group"] if terms else None,
+                        "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4)})
+        return out
+
+    def headline(self, chosen: tuple | None = None) -> dict | None:
+        """The cell a run's front page opens on, as a cells() row: `chosen` (layer from 0, kind,
+        cell; a person's pick, see runfolder.read_highlights) when its explanation holds (explained)
+        and its first term reaches beyond the current character; else the best-explained cell
+        whose first term reads short or long context; else one reading a neighbouring character;
+        None when no such cell is explained."""
+        rows = [r for r in self.cells() if r["explained"] and r["group"] not in (None, "current")]
+        for r in rows:
+            if chosen is not None and (r["layer"], r["kind"], r["cell"]) == tuple(chosen):
+                return r
+        for groups in (("short", "long"), ("neighbour",)):
+            found = [r for r in rows if r["group"] in groups]
+            if found:
+                return max(found, key=lambda r: r["simulation_r"])
+        return None
+
+    def coverage(self) -> dict:
+        """Explained cells per (layer, kind) and per group of their first term."""
+        return coverage(self.arrays["terms"][:, 0], self.arrays["simulation_r"], self.candidates,
+                        self.meta["layers"], self.meta["units"])
+
+    def simulate(self, layer: int, kind: str, cell: int, text: str) -> np.ndarray:
+        """What this cell's explanation predicts at every character of `text` (layer from 0)."""
+        i = self.index(layer, kind, cell)
+        a = self.arrays
+        return explain.predict(self.candidates, a["terms"][i], a["weights"][i], a["intercept"][i], text,
+                               self.meta["vocab"])
+
+    def dossier(self, layer: int, kind: str, cell: int) -> dict:
+        """What the app shows for one cell (layer from 0); positions index the corpus text."""
+        i = self.index(layer, kind, cell)
+        a, vocab = self.arrays, self.meta["vocab"]
+        out = {"summary": {k: float(a[k][i]) for k in ("mean", "std", "min", "max")},
+               "histogram": [{"from": float(a["min"][i] + (a["max"][i] - a["min"][i]) * b / HISTOGRAM_BINS),
+                              "to": float(a["min"][i] + (a["max"][i] - a["min"][i]) * (b + 1) / HISTOGRAM_BINS),
+                              "count": int(c)} for b, c in enumerate(a["histogram"][i])],
+               "top": list(zip(a["top_position"][i].tolist(), a["top_value"][i].tolist())),
+               "bottom": list(zip(a["bottom_position"][i].tolist(), a["bottom_value"][i].tolist())),
+               "quantiles": [{"from": float(a["quantile_edges"][i, q]), "to": float(a["quantile_edges"][i, q + 1]),
+                              "samples": list(zip(a["quantile_position"][i, q].tolist(), a["quantile_value"][i, q].tolist()))}
+                             for q in range(QUANTILES)],
+               "char_profile": [{"char": ch, "mean": float(m)} for ch, m in zip(vocab, a["char_mean"][i])],
+               "terms": self.terms(i), "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
+               float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
+               "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
+               "effect": None}
+        if layer == self.meta["layers"] - 1 and kind == "h":
+            chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
+            out["effect"] = {"boosts": [(vocab[c], float(x)) for c, x in zip(chars[:EFFECT], w[:EFFECT])],
+                             "suppresses": [(vocab[c], float(x)) for c, x in zip(chars[EFFECT:], w[EFFECT:])]}
+        return out
+
+    def part(self, position: int) -> str:
+        return "training" if position < self.meta["train_chars"] else "validation"
+
+
+def load(run, checkpoint: str) -> Atlas:
+    """The atlas of this checkpoint, checked against the checkpoint's current weights. A missing,
+    damaged or stale file is a CharModelError whose message names the command that rebuilds it."""
+    path = atlas_path(run, checkpoint)
+    rebuild = f"rebuild it with `{build_command(run, checkpoint)}`"
+    if not path.is_file():
+        raise CharModelError(f"run {Path(run).name} has no atlas for checkpoint {checkpoint}; build it with "
+                             f"`{build_command(run, checkpoint)}`.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            arrays = {k: f[k] for k in _ARRAYS} if meta.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
+        raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
+    if arrays is None:
+        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations are now "
+                             f"scored by simulation); {rebuild}.")
+    weights = runfolder.checkpoint_path(run, checkpoint)
+    if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
+        raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")
+    n = meta["layers"] * len(KINDS) * meta["units"]
+    if any(len(v) != (meta["units"] if k.startswith("effect") else n) for k, v in arrays.items()):
+        raise CharModelError(f"{path.name} is damaged (its arrays do not match its cells); {rebuild}.")
+    return Atlas(meta, arrays, path)
+
+
+def context_values(engine: Engine, text: str, positions: list[int], layer: int, kind: str, cell: int,
+                   radius: int = CONTEXT, warmup: int = WARMUP) -> list[np.ndarray]:
+    """One cell's values over the ±radius context of each position, computed after `warmup`
+    characters of the text before it (as the atlas's own pass does), all contexts as one batch."""
+    ids = engine.vocab.encode(text, "the corpus")
+    warmup = max(warmup, engine.window or 0)  # a windowed value needs its whole window: then it is exact
+    spans = [(max(0, p - radius - warmup), max(0, p - radius), min(len(text), p + radius + 1)) for p in positions]
+    width = max(b - a for a, _, b in spans)
+    rows = np.zeros((len(spans), width), ids.dtype)
+    for r, (a, _, b) in enumerate(spans):
+        rows[r, : b - a] = ids[a:b]
+    _, rec, _ = engine.forward(rows, record=(kind,), layers=[layer], logits=False)
+    values = rec[(layer, kind)][:, :, cell]  # (B, width)
+    return [values[r, s - a : b - a] for r, (a, s, b) in enumerate(spans)]

@@ -1,0 +1,299 @@
+"""Explanations for cells, scored as automated interpretability does: the simulation score, the
+Pearson r between what an explanation predicts and what the cell does, on text that played no
+part in choosing it.
+
+An explanation has up to MAX_TERMS terms from the candidates (candidates.py), chosen by forward
+selection on the fit part; its prediction is the least-squares sum of the terms, and its group is
+that of its first term, the strongest alone. Rare predicates win by chance, so a yes/no candidate
+is eligible only with MIN_EVIDENCE positive and negative characters in the fit part (the held-out
+text never decides eligibility). docs/atlas.md gives the reasoning; no TensorFlow here.
+"""
+
+from dataclasses import asdict
+
+import numpy as np
+
+from charmodel.analysis.candidates import (GRAMMARS, GROUPS, Candidate, library, masks, signal,  # noqa: F401
+                                           signal_matrix)
+from charmodel.analysis.predicates import line_bracket, string_marks, string_state  # noqa: F401
+
+MIN_EVIDENCE = 30  # positive (and negative) characters a yes/no candidate needs in each part
+EXPLAINED_R = 0.5  # a cell is explained when its explanation's held-out simulation r reaches this
+MAX_TERMS = 3  # terms of one explanation
+MIN_GAIN = 0.02  # a further term joins only if it raises the fit part's r by at least this
+PREFER_NAMED = 0.01  # a named hypothesis wins a first term over a mechanical one at most this much higher in |r|
+
+
+AUC_BINS = 16384  # value bins per cell for ranks, as cells.auc_columns; pairs in one bin count as ties
+
+
+def centred_ranks(x: np.ndarray, bins: int = AUC_BINS, block: int = 256) -> np.ndarray:
+    """Per column of x (n, N): each value's midrank among the column's values (ties share the mean
+    rank), minus the mean rank (n + 1) / 2. Values are binned as in cells.auc_columns. float32."""
+    n, N = x.shape
+    out = np.empty((n, N), dtype=np.float32)
+    for j in range(0, N, block):
+        xb = np.array(x[:, j : j + block], dtype=np.float32)
+        m = xb.shape[1]
+        lo, hi = xb.min(axis=0), xb.max(axis=0)
+        xb -= lo
+        xb *= ((bins - 1) / np.where(hi > lo, hi - lo, 1.0)).astype(np.float32)
+        q = np.rint(xb, out=xb).astype(np.int64) + np.arange(m) * bins  # (n, m) bin of each value
+        counts = np.bincount(q.ravel(), minlength=m * bins).reshape(m, bins)
+        mid = (np.cumsum(counts, axis=1) - counts + (counts + 1) / 2.0).ravel()  # each bin's midrank, 1-based
+        out[:, j : j + m] = mid[q] - (n + 1) / 2.0
+    return out
+
+
+def scores(x: np.ndarray, signals: np.ndarray, metrics: np.ndarray, block: int = 512) -> np.ndarray:
+    """(C, N) float64: AUC of every yes/no candidate, Pearson r of every number, for every column of
+    x (n, N). signals: (n, C) float32, metrics: (C,) "auc" or "r". AUC = 0.5 + the sum over
+    positives of the centred midrank / (n_pos n_neg): one matrix product for all candidates, `block`
+    cells at a time (so only one block of ranks is ever held)."""
+    n = len(x)
+    out = np.full((signals.shape[1], x.shape[1]), np.nan)
+    yes = np.flatnonzero(metrics == "auc")
+    num = np.flatnonzero(metrics == "r")
+    y = signals[:, yes]
+    pos = y.sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        scale = 1 / (pos * (n - pos))  # inf for a constant signal: its AUC is NaN below
+    v = signals[:, num].astype(np.float64)
+    v -= v.mean(axis=0)
+    sd = v.std(axis=0)
+    v = (v / np.where(sd > 0, sd, np.inf)).astype(np.float32)  # (n, C_num), standardised
+    for j in range(0, x.shape[1], block):
+        cols = slice(j, j + block)
+        if len(yes):
+            with np.errstate(invalid="ignore"):
+                out[yes, cols] = 0.5 + (y.T @ centred_ranks(x[:, cols])) * scale[:, None]
+        if len(num):
+            c = np.asarray(x[:, cols], dtype=np.float64)
+            c -= c.mean(axis=0)
+            csd = c.std(axis=0)
+            z = (c / np.where(csd > 0, csd, np.inf)).astype(np.float32)
+            out[num, cols] = (v.T @ z) / n
+    out[yes[~np.isfinite(scale)]] = np.nan
+    out[num[sd == 0]] = np.nan
+    return out
+
+
+def eligible(signals: np.ndarray, metrics: np.ndarray, held_n: int) -> np.ndarray:
+    """(C,) bool, from the fit part alone: a yes/no candidate needs MIN_EVIDENCE positives and
+    negatives here, and as many expected in a held-out part of held_n characters at this rate; a
+    number must vary."""
+    n = len(signals)
+    pos = signals.sum(axis=0)
+    rate = pos / max(n, 1)
+    yes = (np.minimum(pos, n - pos) >= MIN_EVIDENCE) & (np.minimum(rate, 1 - rate) * held_n >= MIN_EVIDENCE)
+    return np.where(metrics == "auc", yes, signals.std(axis=0) > 0)
+
+
+def moments(a: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sd) float64 per column, `block` columns at a time (no float64 copy of the whole)."""
+    mean, sd = np.empty(a.shape[1]), np.empty(a.shape[1])
+    for j in range(0, a.shape[1], block):
+        b = np.asarray(a[:, j : j + block], dtype=np.float64)
+        mean[j : j + block] = b.mean(axis=0)
+        sd[j : j + block] = b.std(axis=0)
+    return mean, sd
+
+
+def _standardised(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z float32, mean, sd) per column; a constant column's z is 0."""
+    mean, sd = moments(a)
+    z = np.asarray(a, dtype=np.float32) - mean.astype(np.float32)
+    z /= np.where(sd > 0, sd, np.inf).astype(np.float32)
+    return z, mean, sd
+
+
+def correlations(x: np.ndarray, signals: np.ndarray, block: int = 512) -> np.ndarray:
+    """(C, N) float64 Pearson r of every signal (n, C) with every cell (n, N); 0 where either is
+    constant. One matrix product, `block` cells at a time."""
+    zs, _, _ = _standardised(signals)
+    out = np.empty((signals.shape[1], x.shape[1]))
+    for j in range(0, x.shape[1], block):
+        zx, _, _ = _standardised(x[:, j : j + block])
+        out[:, j : j + block] = (zs.T @ zx) / len(x)
+    return out
+
+
+def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.ndarray, max_terms: int = MAX_TERMS,
+                   min_gain: float = MIN_GAIN) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's terms by forward selection, on correlations alone (no pass over the text).
+
+    r: (C, N) correlations of candidates with cells; gram: (C, C) correlations between candidates;
+    ok: (C,) eligible. The first term is the largest |r| (a named candidate wins within
+    PREFER_NAMED). Each later step adds the candidate whose part not already explained by the terms
+    so far (its residual) best predicts the cell: the gain in R² is cov(cell, residual)² /
+    var(residual), kept up to date by Gram-Schmidt on the correlations (rr, vv below). A term joins
+    only if the fit's r, sqrt(R²), rises by min_gain. Returns (terms (N, max_terms) int, -1 where
+    none; fit r (N,))."""
+    C, N = r.shape
+    cols = np.arange(N)
+    rr = r.copy()  # cov(cell, residual of candidate j), everything standardised
+    vv = np.ones((C, N))  # var(residual of candidate j)
+    q = []  # per step: (C, N) cov(candidate j, that step's unit direction)
+    terms = np.full((N, max_terms), -1)
+    r2 = np.zeros(N)
+    active = np.ones(N, dtype=bool)
+    for t in range(max_terms):
+        if t == 0:
+            gain = np.abs(r) + (named * PREFER_NAMED)[:, None]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(vv > 1e-6, rr**2 / vv, 0.0)  # a candidate the terms already span adds nothing
+            gain[terms[:, :t].T, cols] = -np.inf
+        gain[~ok] = -np.inf
+        k = np.argmax(gain, axis=0)
+        best = gain[k, cols]
+        v = np.maximum(vv[k, cols], 1e-12)  # a cell with no candidate left: not joined below
+        cx = rr[k, cols] / np.sqrt(v)  # cov(cell, the new unit direction)
+        new_r2 = r2 + cx**2
+        if t == 0:
+            join = active & np.isfinite(best)
+        else:
+            join = active & np.isfinite(best) & (np.sqrt(new_r2) - np.sqrt(r2) >= min_gain)
+        if not join.any():
+            break
+        c = gram[:, k] - sum((qm * qm[k, cols] for qm in q), np.zeros((C, N)))
+        c /= np.sqrt(v)  # cov(candidate j, the new unit direction)
+        c = np.where(join, c, 0.0)
+        rr -= c * np.where(join, cx, 0.0)
+        vv -= c**2
+        q.append(c)
+        r2 = np.where(join, new_r2, r2)
+        terms[join, t] = k[join]
+        active &= join
+    return terms, np.sqrt(r2)
+
+
+def least_squares(terms: np.ndarray, r: np.ndarray, gram: np.ndarray, sig_mean, sig_sd, x_mean, x_sd):
+    """(weights (N, T) in the cell's units per unit of each term's signal, intercept (N,)) of the
+    least-squares fit of each cell on its terms, from the fit part's correlations and moments."""
+    N, T = terms.shape
+    cols = np.arange(N)
+    has = terms >= 0
+    k = np.where(has, terms, 0)
+    A = gram[k[:, :, None], k[:, None, :]]  # (N, T, T)
+    A = np.where(has[:, :, None] & has[:, None, :], A, np.eye(T)[None])
+    b = np.where(has, r[k, cols[:, None]], 0.0)  # (N, T)
+    beta = np.linalg.solve(A + 1e-9 * np.eye(T), b[..., None])[..., 0]  # standardised weights
+    w = np.where(has, beta * x_sd[:, None] / np.where(sig_sd[k] > 0, sig_sd[k], np.inf), 0.0)
+    intercept = x_mean - (w * np.where(has, sig_mean[k], 0.0)).sum(axis=1)
+    return w, intercept
+
+
+def held_out(terms, weights, held_x, held_signals, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(simulation r (N,), each term's own r (N, T) times its weight's sign) on the held-out part:
+    the correlation of the fitted sum with the cell, from the held-out moments of the terms the
+    cells use. NaN where the prediction is constant there."""
+    used = np.unique(terms[terms >= 0])
+    if not len(used):
+        return np.full(len(terms), np.nan), np.full(terms.shape, np.nan)
+    lookup = np.full(held_signals.shape[1], 0)
+    lookup[used] = np.arange(len(used))
+    s = held_signals[:, used].astype(np.float64)
+    s -= s.mean(axis=0)
+    n = len(held_x)
+    cov_ss = s.T @ s / n
+    s32 = s.astype(np.float32)
+    N = held_x.shape[1]
+    cov_sx = np.empty((len(used), N))
+    var_x = np.empty(N)
+    for j in range(0, N, block):
+        c = np.asarray(held_x[:, j : j + block], dtype=np.float32)
+        c = c - c.mean(axis=0)
+        cov_sx[:, j : j + block] = (s32.T @ c) / n
+        var_x[j : j + block] = np.einsum("ij,ij->j", c, c, dtype=np.float64) / n
+    has = terms >= 0
+    k = lookup[np.where(has, terms, used[0])]
+    cols = np.arange(N)
+    w = np.where(has, weights, 0.0)
+    cov_px = (w * cov_sx[k, cols[:, None]]).sum(axis=1)
+    var_p = np.einsum("ni,nij,nj->n", w, cov_ss[k[:, :, None], k[:, None, :]], w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sim = np.where((var_p > 1e-12) & (var_x > 0), cov_px / np.sqrt(var_p * var_x), np.nan)
+        alone = cov_sx[k, cols[:, None]] / np.sqrt(np.diag(cov_ss)[k] * var_x[:, None])
+    alone = np.where(has & np.isfinite(alone), alone * np.sign(w), np.nan)
+    return sim, alone
+
+
+def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]) -> dict:
+    """Each cell's explanation, chosen on the fit part and scored on the held-out part.
+
+    fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
+    signal_matrix. Returns arrays over cells: terms (N, MAX_TERMS) indices into candidates (-1:
+    none; all -1 where no candidate was eligible), weights (N, MAX_TERMS) and intercept (N,) of
+    the prediction, fit_r (N,), simulation_r (N,) held out, term_r (N, MAX_TERMS) each term's own
+    held-out r in its sign, and auc (N,): the held-out ROC AUC of a one-term yes/no explanation in
+    its sign (NaN otherwise, or where the held-out part lacks MIN_EVIDENCE of either side).
+    """
+    metrics = np.array([c.metric for c in candidates])
+    named = np.array([c.named for c in candidates])
+    ok = eligible(fit_signals, metrics, len(held_x))
+    r = correlations(fit_x, fit_signals)
+    zs, sig_mean, sig_sd = _standardised(fit_signals)
+    gram = (zs.T.astype(np.float64) @ zs) / len(zs)
+    del zs
+    terms, fit_r = forward_select(r, gram, ok, named)
+    x_mean, x_sd = moments(fit_x)
+    weights, intercept = least_squares(terms, r, gram, sig_mean, sig_sd, x_mean, x_sd)
+    sim, alone = held_out(terms, weights, held_x, held_signals)
+    sim = np.where(terms[:, 0] >= 0, sim, np.nan)
+    # the AUC column: one yes/no term, where the held-out part has enough of both sides
+    single = (terms[:, 0] >= 0) & (terms[:, 1] < 0) & (metrics[np.maximum(terms[:, 0], 0)] == "auc")
+    auc = np.full(len(terms), np.nan)
+    if single.any():
+        which = np.unique(terms[single, 0])
+        pos = held_signals[:, which].sum(axis=0)
+        enough = np.minimum(pos, len(held_x) - pos) >= MIN_EVIDENCE
+        lookup = np.full(len(candidates), -1)
+        lookup[which] = np.arange(len(which))
+        cells = np.flatnonzero(single)
+        got = scores(held_x[:, cells], held_signals[:, which], metrics[which])  # (len(which), len(cells))
+        row = lookup[terms[cells, 0]]
+        a = got[row, np.arange(len(cells))]
+        a = np.where(weights[cells, 0] > 0, a, 1 - a)
+        auc[cells] = np.where(enough[row], a, np.nan)
+    return {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
+            "intercept": intercept.astype(np.float32), "fit_r": np.where(terms[:, 0] >= 0, fit_r, np.nan).astype(np.float32),
+            "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
+
+
+def explained(simulation_r) -> bool:
+    return bool(np.isfinite(simulation_r) and simulation_r >= EXPLAINED_R)
+
+
+SIGNS = {1: "+", -1: "−"}
+
+
+def phrase(terms: list[dict]) -> str:
+    """'vowel (+) · after whitespace (−)': each term with the sign of its weight."""
+    return " · ".join(f"{t['explanation']} ({SIGNS[t['sign']]})" for t in terms)
+
+
+def term_phrases(explanation: str) -> list[str]:
+    """The terms' own phrases in an explanation written as phrase() writes it (signs dropped), or
+    in one term typed without its sign: what a person copies from `atlas --list`."""
+    out = []
+    for term in explanation.split(" · "):
+        term = term.strip()
+        for sign in (*SIGNS.values(), "-"):
+            term = term.removesuffix(f" ({sign})")
+        out.append(term)
+    return out
+
+
+def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str) -> np.ndarray:
+    """What an explanation predicts at every character of `text`: intercept + Σ weight · signal."""
+    ids = masks(text, vocab_chars)
+    out = np.full(len(text), float(intercept))
+    for j, w in zip(terms, weights):
+        if j >= 0:
+            out += float(w) * signal(candidates[j], text, ids).astype(np.float64)
+    return out
+
+
+def candidate_dicts(candidates: list[Candidate]) -> list[dict]:
+    return [asdict(c) for c in candidates]

@@ -1,0 +1,112 @@
+"""atlas: explain every cell of a run (build), list the explanations, or simulate one cell."""
+
+import json
+
+from charmodel.cli.common import check_cell, checkpoint, drop_arg, given_text, load_engine, open_run, percent_bar, run_args
+from charmodel.errors import CharModelError
+from charmodel.numbering import layer_index, layer_number
+
+
+def add_atlas(sub) -> None:
+    p = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
+    run_args(p)
+    p.add_argument("--list", action="store_true", help="print every cell's explanation from the atlas file")
+    p.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose held-out "
+                   "simulation r is at least this")
+    p.add_argument("--simulate", action="store_true", help="what one cell's explanation predicts over a text, "
+                   "beside the cell's own values (with --layer, --kind, --cell and --text or --text-file)")
+    p.add_argument("--layer", type=int, default=None, help="with --simulate: layer, counted from 1")
+    p.add_argument("--kind", choices=["h", "c"], default=None, help="with --simulate: h output or c cell state")
+    p.add_argument("--cell", type=int, default=None, help="with --simulate: the cell")
+    p.add_argument("--text", default=None, help="with --simulate: the text itself")
+    p.add_argument("--text-file", default=None, help="with --simulate: a UTF-8 file holding the text")
+    drop_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON value: the build's summary, or the --list rows")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(command=cmd_atlas)
+
+
+def cmd_atlas(args) -> int:
+    from charmodel.analysis import atlas, explain
+
+    run = open_run(args)
+    chosen = checkpoint(args)
+    if args.min_score is not None and not args.list:
+        raise CharModelError("--min-score filters --list; add --list, or leave it out to build the atlas.")
+    cell_flags = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell),
+                                 ("--text", args.text), ("--text-file", args.text_file)) if v is not None]
+    if args.simulate:
+        return _simulate(args, chosen)
+    if cell_flags:
+        raise CharModelError(f"{cell_flags[0]} goes with --simulate; add --simulate, or leave it out.")
+    if args.list:
+        rows = atlas.load(run.path, chosen).cells()
+        if args.min_score is not None:
+            rows = [r for r in rows if r["simulation_r"] is not None and r["simulation_r"] >= args.min_score]
+        if args.json:
+            print(json.dumps([{"layer": layer_number(r["layer"]), **{k: r[k] for k in
+                              ("kind", "cell", "explanation", "simulation_r", "auc", "terms", "direction", "group")}}
+                              for r in rows]))
+            return 0
+        for r in rows:
+            score = "  -  " if r["simulation_r"] is None else f"{r['simulation_r']:+.3f}"
+            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  r {score}  {r['explanation']}")
+        return 0
+    run.checkpoint(chosen)  # a bad checkpoint name fails before the slow part
+    with percent_bar("atlas", args.quiet) as progress:
+        path = atlas.build_for_run(run, chosen, progress=lambda fraction, stage: progress(fraction))
+    built = atlas.load(run.path, chosen)
+    summary = {**built.coverage(), "seconds": built.meta["seconds"], "bytes": path.stat().st_size, "file": str(path)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['explained']} of {summary['cells']} cells explained (held-out simulation r >= "
+              f"{explain.EXPLAINED_R}; median r {summary['median_simulation_r']}); long context: "
+              f"{summary['by_group']['long']}")
+        for part, d in summary["by_layer_kind"].items():
+            print(f"  {part}: {d['explained']} of {d['cells']}")
+        print("  by the group of their best explanation: " +
+              ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
+        print(f"wrote {path} ({summary['bytes'] / 2**20:.1f} MB) in {summary['seconds']:.0f} s")
+    return 0
+
+
+def _simulate(args, checkpoint: str) -> int:
+    """atlas --simulate: the explanation's prediction and the cell's own values over a text."""
+    import numpy as np
+
+    from charmodel.analysis import atlas
+    from charmodel.analysis import explain
+    from charmodel.engine import inspect
+
+    missing = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell)) if v is None]
+    if missing:
+        raise CharModelError(f"--simulate needs {', '.join(missing)}: which cell to simulate.")
+    if (args.text is None) == (args.text_file is None):
+        raise CharModelError("--simulate needs the text: give --text or --text-file (one of them).")
+    found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
+    engine = load_engine(args)
+    check_cell(args, engine)
+    text = given_text(args, engine)
+    layer = layer_index(args.layer)
+    row = found.index(layer, args.kind, args.cell)
+    terms = found.terms(row)
+    simulated = found.simulate(layer, args.kind, args.cell, text)
+    actual = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)[:, args.cell]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.corrcoef(simulated, actual)[0, 1]) if len(text) > 1 else float("nan")
+    out = {"layer": args.layer, "kind": args.kind, "cell": args.cell,
+           "explanation": explain.phrase(terms) if terms else None, "terms": terms, "chars": list(text),
+           "simulated": np.round(simulated, 6).tolist(), "actual": actual.astype(np.float64).round(6).tolist(),
+           "r": None if not np.isfinite(r) else round(r, 4)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"layer {args.layer} {args.kind} cell {args.cell}: {out['explanation']}")
+        print(f"r between simulated and actual over {len(text)} characters: {out['r']}")
+        for ch, s_, a in zip(text, out["simulated"], out["actual"]):
+            print(f"{ch!r}\t{s_:+.4f}\t{a:+.4f}")
+    return 0
+
+
+COMMANDS = (add_atlas,)

@@ -1,0 +1,337 @@
+"""The NumPy engine: Keras' LSTM maths, stateful or windowed, with every internal value exposed.
+
+Keras stores an LSTM's gates in the order i, f, g (candidate), o. One step is
+
+    z = x @ K + h @ R + b
+    i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
+    c = f * c + i * g
+    h = o * tanh(c)
+
+`lstm_step` writes it once; sampling, the stateful pass and the windowed pass all call it. Two
+tricks keep it fast without changing the maths:
+  * sigmoid(x) = 0.5 + 0.5 * tanh(x / 2), so the columns of the sigmoid gates are pre-scaled by
+    1/2 and one tanh call covers all four gates;
+  * the first layer's input projection is folded into the embedding table: x @ K + b becomes a row
+    lookup, (vocab, 4 * units).
+
+No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from charmodel.engine.threads import pin_blas
+from charmodel.errors import CharModelError
+from charmodel.numbering import layer_index, layer_number  # noqa: F401 (the engine's users import them from here)
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import Vocab
+from charmodel.run.handle import Run
+
+KINDS = ("h", "c", "i", "f", "g", "o")  # what inspection can record per layer
+BLOCK = 128  # steps whose input projection is computed at once (one matrix product per block)
+
+
+def weight_names(layers: int) -> list[str]:
+    names = ["embedding"]
+    for l in range(layers):
+        names += [f"lstm{l}_kernel", f"lstm{l}_recurrent", f"lstm{l}_bias"]
+    return names + ["dense_kernel", "dense_bias"]
+
+
+@dataclass
+class Carry:
+    """The carry: per-layer (h, c), each (B, units). Pass it from call to call to continue a text.
+
+    A windowed engine's carry is its ring of windows instead: (B * window, units) per layer, and
+    `t`, the characters read so far (which slot of the ring starts, and which one is read)."""
+
+    h: list
+    c: list
+    t: int = 0
+
+    def copy(self) -> "Carry":
+        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c], self.t)
+
+
+def check_window(window, where: str = "--window") -> int | None:
+    """A window length from a flag or a config: None (stateful) or a whole number >= 2."""
+    if window is None:
+        return None
+    try:
+        w = int(window)
+    except (TypeError, ValueError):
+        w = 0
+    if w < 2 or str(window).strip() != str(w):
+        raise CharModelError(f"{where} must be a whole number of characters, 2 or more, not {str(window)!r}.")
+    return w
+
+
+GATE_ORDER = "ifog"  # the engine's column order (Keras' is i, f, g, o): the sigmoid gates side by side
+
+
+def gate_columns(kind: str, units: int) -> slice:
+    """Where gate `kind` (i, f, o or g) sits in the engine's (..., 4 * units) activations."""
+    k = GATE_ORDER.index(kind)
+    return slice(k * units, (k + 1) * units)
+
+
+class Clamp:
+    """An intervention, parsed once: (layer, kind, cells, values) with kind "h" or "c"; row b's
+    cells[b] are held at values[b] at every step (arrays (B, k), or (1, k) for every row alike).
+    `repeat`: rows per row of text (a windowed pass's W windows all hold their row's cells)."""
+
+    def __init__(self, clamp, rows: int, repeat: int = 1):
+        self.layer, self.kind, cells, values = clamp
+        cells = np.atleast_2d(np.asarray(cells))  # (1 or B, k)
+        if len(cells) not in (1, rows):
+            raise ValueError(f"clamp has {len(cells)} rows of cells for {rows} rows of text")
+        values = np.asarray(values, np.float32).reshape(len(cells), -1)
+        per_row = lambda a: np.repeat(np.broadcast_to(a, (rows, a.shape[1])), repeat, axis=0)
+        self.cells, self.values = per_row(cells), per_row(values)
+        self.rows = np.arange(rows * repeat)[:, None]
+
+    def hold(self, layer: int, kind: str, x: np.ndarray) -> None:
+        if layer == self.layer and kind == self.kind:
+            flat = x if x.ndim == 2 else x.reshape(len(self.rows), -1)  # a windowed pass's (B, W, U) ring
+            assert np.shares_memory(flat, x), "the ring must be contiguous to be held in place"
+            flat[self.rows, self.cells] = self.values
+
+
+def lstm_step(z: np.ndarray, c: np.ndarray, h: np.ndarray, layer: int = 0, clamp: Clamp | None = None) -> np.ndarray:
+    """One LSTM step, in place. z: the pre-activations x @ K + h @ R + b, (..., 4U), columns i, f, o,
+    g with the sigmoid gates pre-scaled by 1/2; it is overwritten by the gates' values and returned.
+    c (..., U) is updated, h (..., U) receives the output; `clamp` holds its cells of this layer."""
+    U = c.shape[-1]
+    a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
+    ifo = a[..., : 3 * U]
+    ifo *= 0.5
+    ifo += 0.5
+    c *= a[..., U : 2 * U]
+    c += a[..., :U] * a[..., 3 * U :]
+    if clamp is not None:
+        clamp.hold(layer, "c", c)
+    np.tanh(c, out=h)
+    h *= a[..., 2 * U : 3 * U]
+    if clamp is not None:
+        clamp.hold(layer, "h", h)
+    return a
+
+
+class Engine:
+    """The model's maths over ids. `window`: None for a stateful run (the state is carried along
+    the text), or W for a model trained on windows of W characters from a zero state: then the
+    value at character t is that of a zero state run over the W characters ending at t, as the
+    post computed it (see _forward_windowed). with_window() reads the same weights another way
+    (evaluate does, to score a run both ways)."""
+
+    def __init__(self, weights: dict, vocab: Vocab, window: int | None = None):
+        pin_blas()
+        self.vocab = vocab
+        self.window = check_window(window, "window")
+        self.layers = sum(1 for k in weights if k.endswith("_recurrent"))
+        emb = weights["embedding"]  # (V, E)
+        self.units = weights["lstm0_recurrent"].shape[0]
+        U = self.units
+        if emb.shape[0] != len(vocab) or weights["dense_kernel"].shape[1] != len(vocab):
+            raise CharModelError(
+                f"weights are for a vocabulary of {emb.shape[0]} characters but the config lists "
+                f"{len(vocab)}; the run folder is inconsistent."
+            )
+        # Columns reordered from Keras' i, f, g, o to i, f, o, g, so the three sigmoid gates are
+        # one contiguous block: fewer NumPy calls per step (each one can hand the GIL to another
+        # session's thread). The sigmoid gates' columns are pre-scaled by 1/2 (see above).
+        order = np.concatenate([np.arange(0, 2 * U), np.arange(3 * U, 4 * U), np.arange(2 * U, 3 * U)])
+        scale = np.full(4 * U, 0.5, np.float32)
+        scale[3 * U :] = 1.0  # g
+        self.K, self.R, self.b = [], [], []
+        for l in range(self.layers):
+            self.K.append(np.ascontiguousarray(weights[f"lstm{l}_kernel"][..., order] * scale))
+            self.R.append(np.ascontiguousarray(weights[f"lstm{l}_recurrent"][..., order] * scale))
+            self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"][order] * scale))
+        self.table0 = np.ascontiguousarray(emb @ self.K[0] + self.b[0])  # (V, 4U), input folded in
+        self.emb = np.ascontiguousarray(emb, dtype=np.float32)  # (V, E): attribution reads the inputs themselves
+        self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V)
+        self.bd = np.ascontiguousarray(weights["dense_bias"])  # (V,)
+
+    @classmethod
+    def load(cls, run, checkpoint: str | None = "best") -> "Engine":
+        """The engine of a run's checkpoint ('best', 'latest', an epoch; None: the run's default).
+        run: a Run, or its folder."""
+        run = Run.of(run)
+        checkpoint = checkpoint or run.default_checkpoint()
+        weights = runfolder.load_weights_npz(run.checkpoint(checkpoint))
+        arch = run.config.architecture
+        missing = [k for k in weight_names(arch.layers) if k not in weights]
+        if missing:
+            raise CharModelError(
+                f"checkpoint {checkpoint} of {run.path} lacks {', '.join(missing)}; the run folder is damaged."
+            )
+        engine = cls(weights, run.vocab, check_window(run.window, f"{run.path}'s window"))
+        if engine.layers != arch.layers or engine.units != arch.units:
+            raise CharModelError(
+                f"checkpoint {checkpoint} of {run.path} has {engine.layers}x{engine.units} weights but the "
+                f"config says {arch.layers}x{arch.units}; the run folder is inconsistent."
+            )
+        return engine
+
+    def with_window(self, window: int | None) -> "Engine":
+        """The same weights (shared, not copied) read with another window, or statefully (None)."""
+        twin = Engine.__new__(Engine)
+        twin.__dict__.update(self.__dict__)
+        twin.window = check_window(window, "window")
+        return twin
+
+    def stateful(self) -> "Engine":
+        """The same weights run statefully: what one window is, from its zero state."""
+        return self.with_window(None)
+
+    def zero_carry(self, batch: int = 1) -> Carry:
+        rows = batch * (self.window or 1)
+        z = lambda: np.zeros((rows, self.units), np.float32)
+        return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
+
+    # ------------------------------------------------------------ one step (sampling)
+
+    def step(self, ids: np.ndarray, carry: Carry, clamp=None) -> np.ndarray:
+        """Feed one character per row; update `carry` in place; return logits (B, V).
+
+        clamp: optional (layer, kind, cell, value) with kind "h" or "c": that cell is held at
+        `value` at every step, an intervention to see what the cell does to the output.
+        """
+        held = None if clamp is None else (clamp[0], clamp[1], [[clamp[2]]], [[clamp[3]]])
+        if self.window:  # one step of every window in the ring
+            logits, _, moved = self.forward(np.asarray(ids)[:, None], carry, record=(), clamp=held)
+            carry.h, carry.c, carry.t = moved.h, moved.c, moved.t
+            return logits[:, 0]
+        held = Clamp(held, len(ids)) if held is not None else None
+        x = None
+        for l in range(self.layers):
+            z = carry.h[l] @ self.R[l]
+            z += self.table0[ids] if l == 0 else x @ self.K[l] + self.b[l]
+            lstm_step(z, carry.c[l], carry.h[l], l, held)
+            x = carry.h[l]
+        return x @ self.Wd + self.bd
+
+    # ------------------------------------------------------------ whole sequences (inspection)
+
+    def forward(self, ids: np.ndarray, carry: Carry | None = None, record=("h",), layers=None, dtype=np.float32,
+                progress=None, clamp=None, inputs=None, logits=True):
+        """Run (B, T) ids through the model, layer by layer.
+
+        Returns (logits (B, T, V), records, carry) where records[(layer, kind)] is (B, T, units)
+        of `dtype` for every kind in `record` and every layer in `layers` (default: all). `carry`
+        is carried: pass the returned one to the next call to continue the same text.
+        Memory: the input projection is made BLOCK steps at a time, so besides the records the
+        pass holds one layer's outputs, (T, B, units) float32, not (T, B, 4 x units).
+        progress: optional callable, given the fraction of the pass done after each block.
+        clamp: optional (layer, kind, cells, values), kind "h" or "c": at every step, row b's cells
+          cells[b] are held at values[b] (arrays of shape (B, k), or (1, k) for every row alike),
+          an ablation. Each row may hold different cells: one batch runs many ablations.
+        inputs: optional (first layer, x): start at that layer, x (T, 1 or B, units) being the
+          output of the layer below for these steps (rows that share it are computed once); for
+          the first layer, x is the input embeddings (T, B, embedding) instead of ids' rows.
+        logits: False when the caller needs no logits: the pass then stops after the highest layer
+          in `layers` (a layer-1 question skips the layers above it), returns None for the logits,
+          and the carry of the layers it skipped as it was given.
+        """
+        if self.window:
+            if inputs is not None:
+                raise ValueError("a windowed engine computes every layer itself: inputs are for stateful runs")
+            return self._forward_windowed(ids, carry, record, layers, dtype, progress, clamp, logits)
+        ids = np.asarray(ids)
+        B, T = ids.shape
+        U = self.units
+        carry = carry.copy() if carry is not None else self.zero_carry(B)
+        layers = range(self.layers) if layers is None else layers
+        records = {}
+        first, x = inputs if inputs is not None else (0, None)  # x: (T, B, U), time-major: each step
+        held = Clamp(clamp, B) if clamp is not None else None
+        columns = {k: gate_columns(k, U) for k in GATE_ORDER}
+        top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
+        for l in range(first, top + 1):
+            want = [k for k in record if l in layers]
+            H = np.empty((T, B, U), np.float32)
+            rec = {k: np.empty((T, B, U), dtype) for k in want if k != "h"}
+            h, c = carry.h[l].copy(), carry.c[l].copy()
+            R = self.R[l]
+            z = np.empty((B, 4 * U), np.float32)
+            for t0 in range(0, T, BLOCK):
+                # (steps, B, 4U): this block's input projection, a row lookup for layer 0
+                zin = self.table0[ids.T[t0 : t0 + BLOCK]] if x is None else x[t0 : t0 + BLOCK] @ self.K[l] + self.b[l]
+                for t in range(t0, t0 + len(zin)):
+                    np.dot(h, R, out=z)
+                    z += zin[t - t0]
+                    a = lstm_step(z, c, H[t], l, held)
+                    h = H[t]
+                    for k, arr in rec.items():
+                        arr[t] = c if k == "c" else a[:, columns[k]]
+                if progress is not None:
+                    progress(((l - first) * T + t0 + len(zin)) / ((top + 1 - first) * T))
+            carry.h[l], carry.c[l] = h.copy(), c
+            if "h" in want:
+                records[(l, "h")] = (H if dtype == np.float32 else H.astype(dtype)).transpose(1, 0, 2)
+            for k, v in rec.items():
+                records[(l, k)] = v.transpose(1, 0, 2)
+            x = H
+        if not logits:
+            return None, records, carry
+        return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
+
+    def _forward_windowed(self, ids, carry, record, layers, dtype, progress, clamp, logits):
+        """forward() for a windowed engine: what row b gives at step t is the value of a zero
+        state run over ids[b, t - W + 1 : t + 1] (over ids[b, : t + 1] near the start).
+
+        A ring of W windows per row runs step by step, every window reading the same character:
+        at each step the slot whose window starts there is zeroed, all W windows take one step
+        (one (B * W, units) matrix product per layer), and the slot whose window is W long (the
+        oldest) is read. So a 1,000-character text is W batched steps per character, not 1,000
+        separate passes; the cost is W times a stateful pass's, the price of the zero state.
+        The ring is the carry: pass it on to continue the text exactly (with logits=False, the
+        windows of the layers above `layers` are not stepped, and the carry's are then stale).
+        """
+        ids = np.asarray(ids)
+        B, T = ids.shape
+        U, W = self.units, self.window
+        carry = carry.copy() if carry is not None else self.zero_carry(B)
+        if carry.h[0].shape[0] != B * W:
+            raise ValueError(f"the carry holds {carry.h[0].shape[0]} windows, not {B} rows of {W}")
+        layers = list(range(self.layers)) if layers is None else list(layers)
+        top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
+        want = {l: list(record) for l in layers if l <= top}
+        records = {(l, k): np.empty((B, T, U), dtype) for l, ks in want.items() for k in ks}
+        top_h = np.empty((B, T, U), np.float32) if logits else None
+        held = Clamp(clamp, B, repeat=W) if clamp is not None else None  # every window of row b holds row b's cells
+        columns = {k: gate_columns(k, U) for k in GATE_ORDER}
+        h = [carry.h[l].reshape(B, W, U) for l in range(self.layers)]
+        c = [carry.c[l].reshape(B, W, U) for l in range(self.layers)]
+        z = np.empty((B, W, 4 * U), np.float32)
+        z2 = z.reshape(B * W, 4 * U)
+        for step in range(T):
+            t = carry.t + step
+            start, read = t % W, (0 if t < W - 1 else (t + 1) % W)  # the slot that starts; the slot read
+            x = None
+            for l in range(top + 1):
+                hl, cl = h[l], c[l]
+                hl[:, start] = 0.0
+                cl[:, start] = 0.0
+                hf = hl.reshape(B * W, U)
+                np.dot(hf, self.R[l], out=z2)
+                if l == 0:
+                    z += self.table0[ids[:, step]][:, None, :]
+                else:
+                    z2 += x @ self.K[l]
+                    z2 += self.b[l]
+                a = lstm_step(z, cl, hl, l, held)
+                for k in want.get(l, ()):
+                    src = cl if k == "c" else hl if k == "h" else a[..., columns[k]]
+                    records[(l, k)][:, step] = src[:, read]
+                if l == top and top_h is not None:
+                    top_h[:, step] = hl[:, read]
+                x = hf
+            if progress is not None and ((step + 1) % BLOCK == 0 or step == T - 1):
+                progress((step + 1) / T)
+        out = Carry([x.reshape(B * W, U) for x in h], [x.reshape(B * W, U) for x in c], carry.t + T)
+        if not logits:
+            return None, records, out
+        return top_h @ self.Wd + self.bd, records, out

@@ -1,0 +1,73 @@
+"""Bits per character of a run, beside what standard compressors pay for the same text.
+
+A compressor's conditional cost for text `val` after `train` is
+    (|C(train + val)| - |C(train)|) * 8 / |val|   bits per character,
+which is what it pays for the new text once it has seen the training text, the same situation the
+model is in.
+"""
+
+import bz2
+import gzip
+import lzma
+
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import clean, read_text
+from charmodel.engine.inspection import bits_per_char
+from charmodel.engine.lstm import Engine, check_window
+
+MIN_BASELINE_CHARS = 2000  # below this, a compressor's header and block overhead dwarf the text
+
+COMPRESSORS = {
+    "gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
+    "bz2": lambda b: bz2.compress(b, compresslevel=9),
+    "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+}
+
+
+def compressor_bpc(train: str, val: str) -> dict[str, float]:
+    """Conditional bits per character of gzip, bz2 and lzma for `val` after `train`."""
+    a, ab = train.encode("utf-8"), (train + val).encode("utf-8")
+    return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
+
+
+def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False,
+             window=None) -> dict:
+    """Bits per character on the run's validation split (or a given file), plus compressor baselines.
+
+    The run's own way (stateful, or windowed for a run that records a window), or windows of
+    `window` characters when given (see engine.bits_per_char). A windowed run is also scored
+    statefully ("stateful_bpc") so a person sees which way the model holds up.
+    For a given file, the baselines are conditioned on the run's training text too.
+    progress: optional callable(characters done, characters in all), called as the pass advances.
+    """
+    config = runfolder.read_config(run)
+    checkpoint = checkpoint or runfolder.default_checkpoint(run)
+    engine = Engine.load(run, checkpoint)
+    window = check_window(window) or engine.window
+    train_text, val_text = runfolder.split_text(run, config)
+    if text_path is not None:
+        val_text = clean(read_text(text_path), collapse_spaces=config["corpus"]["collapse_spaces"])
+        source = str(text_path)
+    else:
+        source = "validation split"
+    if drop_unknown:
+        val_text = engine.vocab.drop_unknown(val_text)
+    engine.vocab.encode(val_text, f"the text to evaluate ({source})")  # names unknown characters
+    both = window is not None and (config.get("imported") or config.get("window"))  # which way does it hold up?
+    total = len(val_text) * (2 if both else 1)
+    bpc = bits_per_char(engine.with_window(window), val_text, progress=progress and (lambda d: progress(d, total)))
+    stateful = None
+    if both:
+        stateful = bits_per_char(engine.stateful(), val_text,
+                                 progress=progress and (lambda d: progress(len(val_text) + d, total)))
+    return {
+        "bpc": bpc,
+        "window": window,
+        "stateful_bpc": stateful,
+        "chars": len(val_text),
+        "source": source,
+        "run": str(run),
+        "checkpoint": checkpoint,
+        # a compressor's cost on a few characters is mostly its own overhead, not the text's
+        "baselines": compressor_bpc(train_text, val_text) if len(val_text) >= MIN_BASELINE_CHARS else {},
+    }

@@ -32,13 +32,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chars", type=int, default=2000)
     args = ap.parse_args()
-    from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.analysis.ablate import GROUP, ablate, sweep
     from charmodel.engine import Engine
 
     run = ROOT / "weights" / "alice"
     engine = Engine.load(run, "best")
-    text = runfolder.split_text(run)[1][: args.chars]
+    text = Run.open(run).split()[1][: args.chars]
     single = [timed(lambda: ablate(engine, text, 1, "h", 42))[0] for _ in range(args.repeats)]
     print(f"one cell (layer 2 h 42): median {statistics.median(single):.2f} s of "
           f"{', '.join(f'{t:.2f}' for t in single)}", flush=True)

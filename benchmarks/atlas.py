@@ -94,10 +94,10 @@ def shuffled_lines(text: str, target_chars: int, seed: int = 0) -> str:
 
 def coverage_by_grammar() -> dict:
     from charmodel.analysis import atlas
-    from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.engine import Engine
 
-    train, val = runfolder.split_text(RUN)
+    train, val = Run.open(RUN).split()
     return atlas.compare_grammars(Engine.load(RUN, "best"), train + val, len(train))
 
 
@@ -173,12 +173,12 @@ CODE_IDEAS = {  # regex for `cells --regex`, and the term names that carry the i
 def code_report(run: Path) -> None:
     """Step 5: the code cells a regular expression ranks first, and their terms."""
     from charmodel.analysis import atlas
-    from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.analysis.cells import batched_activations, rank_cells, regex_signal
     from charmodel.engine import Engine
 
     engine = Engine.load(run, "best")
-    _, val = runfolder.split_text(run)
+    _, val = Run.open(run).split()
     found = atlas.load(run, "best")
     rows = found.cells()
     states = batched_activations(engine, val, warmup=atlas.WARMUP)
@@ -282,9 +282,9 @@ def main():
                   f"peak RSS {statistics.median(peaks['this']):.0f} MB against "
                   f"{statistics.median(peaks['baseline']):.0f} MB", flush=True)
         if not args.skip_big and walls["this"]:
-            from charmodel.run import folder as runfolder
+            from charmodel.run.handle import Run
 
-            text = "".join(runfolder.split_text(RUN))
+            text = "".join(Run.open(RUN).split())
             big = shuffled_lines(text, int(args.big_mb * 2**20))
             run = scratch_run(Path(tmp) / "big", big)
             wall, peak, summary = cold_build(run)

@@ -24,11 +24,12 @@ import resource, time, sys
 import numpy as np
 t0 = time.perf_counter()
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.engine import Engine
 from charmodel.analysis.cells import batched_activations, feature, rank_cells
 run = sys.argv[1]
 engine = Engine.load(run, runfolder.default_checkpoint(run))
-text = runfolder.split_text(run)[1]
+text = Run.open(run).split()[1]
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 states = batched_activations(engine, text, dtype=np.float16)  # as the app keeps them
 peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
@@ -61,11 +62,13 @@ def main():
           "(float16, as the app keeps them)")
 
     from charmodel.run import folder as runfolder
+
+    from charmodel.run.handle import Run
     from charmodel.analysis.cells import batched_activations, feature, rank_cells
     from charmodel.engine import Engine, inspect
 
     engine = Engine.load(args.run, runfolder.default_checkpoint(args.run))
-    text = runfolder.split_text(args.run)[1]
+    text = Run.open(args.run).split()[1]
     t0 = time.perf_counter()
     exact = inspect(engine, text, record=("h", "c")).activations
     exact_s = time.perf_counter() - t0

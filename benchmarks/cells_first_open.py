@@ -56,14 +56,14 @@ def page_seconds(browser, run: str, after_home: bool) -> float:
 def main():
     from playwright.sync_api import sync_playwright
 
-    from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.analysis.cells import first_varying_feature
 
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="alice")
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    hypothesis = first_varying_feature(runfolder.split_text(ROOT / "weights" / args.run)[1])
+    hypothesis = first_varying_feature(Run.open(ROOT / "weights" / args.run).split()[1])
     cli = [cli_seconds(args.run, hypothesis) for _ in range(args.repeats)]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)

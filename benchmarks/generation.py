@@ -21,6 +21,7 @@ import numpy as np
 
 
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.engine import Engine
 from charmodel.engine.sampling import generate
 
@@ -86,7 +87,7 @@ def main():
     engine = Engine.load(args.run, checkpoint)
     arch = config["architecture"]
     print(f"run {args.run} ({checkpoint}): {arch['layers']}x{arch['units']}, vocab {len(engine.vocab)}")
-    prime = runfolder.split_text(args.run, config)[1][:100]
+    prime = Run.open(args.run).split()[1][:100]
     first = int(engine.vocab.encode(prime[-1])[0])
 
     if args.threads:

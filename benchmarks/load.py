@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def setup(run: str, chars: int):
     from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.engine import Engine
 
     engine = Engine.load(run, runfolder.default_checkpoint(run))
-    text = runfolder.split_text(run)[1][:chars]
+    text = Run.open(run).split()[1][:chars]
     return engine, engine.vocab.encode(text, "text")[None, :]
 
 

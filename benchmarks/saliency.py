@@ -30,13 +30,13 @@ def main():
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS threads (the engine's own limit is 1; more shows what a quiet machine's cores add)")
     args = ap.parse_args()
-    from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
     from charmodel.analysis import saliency
     from charmodel.engine import Engine
 
     run = ROOT / "weights" / "alice"
     engine = Engine.load(run, "best")
-    train, val = runfolder.split_text(run)
+    train, val = Run.open(run).split()
     text, position = val[:1300], 1200
     target = {"layer": 1, "kind": "c", "cell": 492}
     ids = engine.vocab.encode(text)

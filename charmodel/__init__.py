@@ -1,5 +1,14 @@
 """charmodel: train a character-level LSTM and see what its cells learned.
 
+The front door for a notebook (docs/api.md shows each in use):
+
+    run = charmodel.open_run("weights/alice")      # a run folder, its config read once
+    engine = charmodel.Engine.load(run)            # the model's maths in NumPy
+    charmodel.generate(engine, "Alice ", 200)      # text, sampled statefully
+    charmodel.inspect(engine, text)                # every cell's value at every character
+    charmodel.open_atlas(run).cells()              # every cell explained
+    charmodel.ablate_cells(engine, text, 1, "c", 380)  # what the model loses without a cell
+
 Importing this package does not import TensorFlow; training imports it when training starts.
 """
 
@@ -8,5 +17,26 @@ from charmodel.errors import CharModelError
 
 moved.install()
 
-__all__ = ["CharModelError"]
-__version__ = "0.1.0"
+from charmodel.run.handle import Run  # noqa: E402  (the layers, bottom up)
+from charmodel.engine import Engine, bits_per_char, generate, inspect  # noqa: E402
+from charmodel.analysis.ablate import ablate as ablate_cells  # noqa: E402  (charmodel.ablate is the old module name)
+from charmodel.analysis.atlas import Atlas  # noqa: E402
+from charmodel.view.render import coloured_text, css  # noqa: E402
+
+
+def open_run(path) -> Run:
+    """A run folder, opened: its config (typed, read once), texts and checkpoints."""
+    return Run.open(path)
+
+
+def open_atlas(run, checkpoint: str | None = None) -> Atlas:
+    """The atlas of a run's checkpoint (default: its default checkpoint), checked against its weights."""
+    from charmodel.analysis import atlas
+
+    run = Run.of(run)
+    return atlas.load(run.path, checkpoint or run.default_checkpoint())
+
+
+__all__ = ["CharModelError", "Run", "open_run", "Engine", "generate", "inspect", "bits_per_char", "Atlas", "open_atlas",
+           "ablate_cells", "coloured_text", "css"]
+__version__ = "0.2.0"

@@ -26,7 +26,7 @@ st.markdown(
     "quotation cell; here every cell is explained automatically, sampling runs in NumPy with the state "
     f"carried from character to character, and training resumes after any interruption. Run **{name}** is a "
     f"{engine.layers} × {engine.units} LSTM that learned {corpus_title(config)} "
-    f"({config['corpus']['chars']:,} characters)."
+    f"({config.corpus.chars:,} characters)."
 )
 c1, c2, c3, c4, c5 = st.columns(5)
 c1.page_link("pages/generate.py", label="Generate text", icon=":material/edit_note:")

@@ -100,7 +100,7 @@ def keras_inputs() -> dict:
 
 
 def widget(setting: Setting, column, max_epochs: int | None):
-    """One setting's widget, from its entry in charmodel/settings.py; returns the setting's value.
+    """One setting's widget, from its entry in charmodel/run/settings.py; returns the setting's value.
     A setting the budget's recipe chose is shown with the recipe's value, disabled."""
     key, label, help_ = f"train_{setting.name}", setting.title, setting.help
     if setting.toggle:  # a checkbox for the common choice (the CLI flag takes any value)
@@ -219,7 +219,7 @@ if start or resume:
 # ---------------------------------------------------------------- live view
 # The live view is a fragment redrawn every second while the job's process is alive. It never
 # navigates: st.switch_page inside a timed fragment races the timer and could leave the next page
-# blank (issue 21). Once the process is gone the fragment reruns the whole app, once per job; that
+# blank. Once the process is gone the fragment reruns the whole app, once per job; that
 # run draws the fragment without a timer, the sidebar with the finished job, and links to the new
 # run outside the fragment (plain links, which select the run through the URL: nothing to race).
 def live():

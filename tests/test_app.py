@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.training.jobs import JobManager, corpus_facts_of, training_policy
 
 from .conftest import ROOT, make_random_run
@@ -66,7 +67,7 @@ def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_
 
     at = app(temperature="0.3", seed="5")
     no_errors(at)
-    prime = opening(runfolder.split_text(weights / "alice")[1])
+    prime = opening(Run.open(weights / "alice").split()[1])
     assert prime and at.code[0].value.startswith(prime)  # primed from the run's own validation text
     assert any("temperature 0.3, seed 5" in m.value for m in at.markdown)  # the sidebar's values
     assert any("Run **alice** is a 2 × 24 LSTM" in m.value for m in at.markdown)

@@ -13,6 +13,7 @@ from charmodel import CharModelError
 from charmodel.analysis import atlas
 from charmodel.analysis import explain
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.analysis.cells import batched_activations, inside_quotation, line_position, word_start
 from charmodel.engine import Engine
 
@@ -206,7 +207,7 @@ def test_streamed_statistics_equal_the_in_memory_computation(random_run, monkeyp
     monkeypatch.setattr(atlas, "PIECE", 150)
     monkeypatch.setattr(atlas, "GROUP", 2)  # stretches of 300 characters: fragments cross them
     engine = Engine.load(random_run)
-    train, val = runfolder.split_text(random_run)
+    train, val = Run.open(random_run).split()
     text = train + val
     got = atlas.build(engine, text, len(train))
     full = batched_activations(engine, text, piece=150, warmup=atlas.WARMUP, group=2)

@@ -17,7 +17,8 @@ SHOTS = ROOT / "test-output" / "browser"
 
 if not Path(CHROMIUM).exists() and os.environ.get("CI"):  # CI installs it: a missing browser is a failure there
     raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs it with apt-get install chromium")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,  # Chromium against a real server
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")

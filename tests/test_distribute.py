@@ -17,6 +17,7 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
+from charmodel.run.corpus import Vocab
 from charmodel.training.distribute import cudnn_blockers, is_chief
 from charmodel.engine import Engine
 from charmodel.run.settings import DEFAULTS
@@ -25,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "1", "--units", "32", "--embedding", "8", "--seq-len", "40", "--batch-size", "16",
         "--dropout", "0"]
 LOSS_TOLERANCE = 1e-4  # the same global batch on 2 replicas or 1 device: summation order only
+
+
+pytestmark = pytest.mark.slow  # TensorFlow's strategies
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +170,7 @@ def test_two_workers_train_one_run_that_only_the_chief_writes_and_resume_after_a
     rows = history(chief_run)
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["train_loss"] < rows[0]["train_loss"]
     # the weights load in the NumPy engine, and score what the history says
-    engine = Engine(runfolder.load_weights_npz(chief_run / "latest.npz"), runfolder.vocab_of(runfolder.read_config(chief_run)))
+    engine = Engine(runfolder.load_weights_npz(chief_run / "latest.npz"), Vocab(runfolder.read_config(chief_run)["vocab"]))
     assert engine.units == 32
 
     # kill a worker mid-epoch: the chief stops with one line, and its run folder keeps epoch 3

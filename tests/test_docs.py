@@ -45,10 +45,11 @@ def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
     import numpy as np
 
     from charmodel.run import folder as runfolder
+    from charmodel.run.handle import Run
 
     run = tmp_path / "weights" / "post"
     vocab = runfolder.read_config(run)["vocab"]
-    ids = np.array([vocab.index(c) for c in runfolder.split_text(run)[1]])
+    ids = np.array([vocab.index(c) for c in Run.open(run).split()[1]])
     x = np.stack([ids[t - 100 : t] for t in range(100, len(ids))]) / len(vocab)
     p = np.asarray(keras.saving.load_model(tmp_path / "post.keras").predict(x[..., None], verbose=0), np.float64)
     theirs = -np.log2(p[np.arange(len(p)), ids[100:]]).mean()
@@ -62,3 +63,18 @@ def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
     no_errors(at)
     assert f"layer {layer} cell {cell} {kind}" in htmls(at)
     assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")  # the cell's line plot beside the text
+
+
+def test_the_python_api_page_runs_as_written(monkeypatch, capsys):
+    """docs/api.md's Python blocks, in order, in one namespace, from the repository root."""
+    doc = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(ROOT)
+    namespace = {}
+    for n, block in enumerate(blocks):
+        exec(compile(block, f"docs/api.md block {n + 1}", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "alice: 2 x 512 LSTM over 72 characters" in printed
+    assert "coloured by layer 2 c cell 380" in printed and "cells explained" in printed
+    assert namespace["result"]["bpc_ablated"] > namespace["result"]["bpc"]

@@ -4,6 +4,7 @@ import os
 import signal
 import time
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel.run import folder as runfolder
@@ -12,6 +13,9 @@ from charmodel.training.jobs import JobManager
 from .conftest import ROOT
 
 TINY = dict(layers=1, units=8, embedding=4, seq_len=20, batch_size=8)
+
+
+pytestmark = pytest.mark.slow  # training children
 
 
 def wait_for(predicate, timeout=120.0, step=0.2):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.engine import Engine, softmax
 from charmodel.engine.scoring import evaluate
 from charmodel.exchange.keras_io import import_keras
@@ -17,6 +18,9 @@ from .test_cli import cli
 
 from .conftest import POST_WINDOW as W
 from .conftest import post_text as _text
+
+
+pytestmark = pytest.mark.slow  # Keras round trips
 
 
 def _windows_bpc(model, ids, V):
@@ -36,7 +40,7 @@ def test_the_posts_shape_imports_both_ways_and_scores_as_keras_does(post_files, 
     assert config["imported"]["file"] == f"post.{suffix}" and config["vocab"] == "".join(chars)
     assert "checked against Keras" in said[0] and "the file opened by Keras" in said[0]
     result = evaluate(run, window=None)  # the run's own window
-    val = runfolder.split_text(run)[1]
+    val = Run.open(run).split()[1]
     ids = Engine.load(run).vocab.encode(val)
     assert result["window"] == W and abs(result["bpc"] - _windows_bpc(model, ids, len(chars))) < 2e-3
     assert result["stateful_bpc"] is not None and math.isfinite(result["stateful_bpc"])
@@ -65,7 +69,7 @@ def test_a_run_trained_here_round_trips_through_keras_with_the_same_bpc(trained_
     assert "stateful" in back.stdout and "checked against Keras" in back.stdout
     assert runfolder.read_config(tmp_path / "w" / "back")["window"] is None  # ids of any length: stateful
     val = tmp_path / "val.txt"  # the trained run's validation text, cleaned its way (it collapses spaces)
-    val.write_text(runfolder.split_text(trained_run)[1], encoding="utf-8")
+    val.write_text(Run.open(trained_run).split()[1], encoding="utf-8")
     before, after = evaluate(trained_run, val), evaluate(tmp_path / "w" / "back", val)
     assert abs(before["bpc"] - after["bpc"]) < 1e-4
 
@@ -327,4 +331,4 @@ def test_a_model_of_lowercased_text_is_named_and_imports_with_lowercase(post_fil
     assert good.returncode == 0, good.stderr
     run = tmp_path / "w" / "p"
     assert runfolder.read_config(run)["imported"]["lowercased"] is True
-    assert runfolder.corpus_text(run) == runfolder.corpus_text(run).lower()
+    assert Run.open(run).corpus_text() == Run.open(run).corpus_text().lower()

@@ -3,11 +3,15 @@
 import json
 
 import numpy as np
+import pytest
 
 from charmodel.run import folder as runfolder
 from charmodel.engine import Engine, softmax
 
 from .test_cli import cli
+
+
+pytestmark = pytest.mark.slow  # Keras round trips
 
 
 def test_export_keras_opens_in_keras_and_matches_the_engine(random_run, small_text, tmp_path):

@@ -6,7 +6,7 @@ import sys
 import h5py
 import numpy as np
 
-from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.analysis.study import export_lstmvis, word_name
 
 from .conftest import ROOT, make_random_run
@@ -39,7 +39,7 @@ def test_lstmvis_command_writes_the_files(tmp_path, small_text):
                           str(tmp_path / "out"), "--layers", "2", "--kinds", "c", "--unsigned"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    val = runfolder.split_text(run)[1]
+    val = Run.open(run).split()[1]
     with h5py.File(tmp_path / "out" / "states.h5") as f:
         assert list(f) == ["states2"] and f["states2"].shape == (len(val), 2 * 24)
         assert (f["states2"][:] >= 0).all()

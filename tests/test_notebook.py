@@ -7,12 +7,16 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from charmodel.run import folder as runfolder
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "train_on_gpu.ipynb"
+
+
+pytestmark = pytest.mark.slow  # the notebook, executed
 
 
 def test_the_gpu_notebook_trains_evaluates_and_exports_on_a_cpu(tmp_path):

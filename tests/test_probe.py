@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.analysis.cells import word_start
 from charmodel.engine import Engine
 from charmodel.analysis.probe import probe
@@ -19,7 +19,7 @@ def test_probe_curve_trades_cells_for_auc(random_run, monkeypatch):
 
     monkeypatch.setattr(pr, "FIT_CHARS", 3000)
     engine = Engine.load(random_run)
-    train, val = runfolder.split_text(random_run)
+    train, val = Run.open(random_run).split()
     result = probe(engine, train, val, word_start, strengths=(0.001, 0.01, 0.1, 1.0))
     counts = [d["cells"] for d in result["curve"]]
     assert counts == sorted(counts) and counts[0] < counts[-1]  # weaker regularisation, more cells
@@ -32,7 +32,7 @@ def test_probe_curve_trades_cells_for_auc(random_run, monkeypatch):
 
 def test_a_constant_hypothesis_cannot_be_probed(random_run):
     engine = Engine.load(random_run)
-    train, val = runfolder.split_text(random_run)
+    train, val = Run.open(random_run).split()
     with pytest.raises(CharModelError, match="constant over the fit text"):
         probe(engine, train, val, lambda text: np.zeros(len(text), bool))
 

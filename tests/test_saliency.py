@@ -7,6 +7,7 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.analysis import saliency
 from charmodel.engine import Engine
 
@@ -136,7 +137,7 @@ def test_occlusion_finds_the_quotation_mark_that_switched_the_shipped_cell_on():
     engine = Engine.load(run)
     text = "Alice looked at the Hatter for some time, and then `I think you might do something better with the time"
     target = {"layer": 1, "kind": "c", "cell": 492}
-    corpus = runfolder.split_text(run)[0]
+    corpus = Run.open(run).split()[0]
     occluded = saliency.attribute(engine, text, text.index("better"), target, "occlusion", corpus=corpus)
     assert occluded["neutral"] == "e"
     assert saliency.rank_of(occluded["scores"], text.index("`")) == 1

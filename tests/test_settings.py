@@ -1,4 +1,4 @@
-"""One settings schema: checks, CLI flags and Train widgets all come from charmodel/settings.py."""
+"""One settings schema: checks, CLI flags and Train widgets all come from charmodel/run/settings.py."""
 
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from charmodel.analysis import atlas
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.engine import Engine, weight_names
 from charmodel.engine.sampling import generate
 
@@ -68,7 +69,7 @@ def test_home_is_written_for_the_selected_shipped_run(run, corpus, monkeypatch):
     at.run()
     assert not at.exception and not at.error
     assert any(f"Run **{run}** is a" in m.value and corpus in m.value for m in at.markdown)
-    assert at.code[0].value.startswith(opening(runfolder.split_text(WEIGHTS / run)[1]))
+    assert at.code[0].value.startswith(opening(Run.open(WEIGHTS / run).split()[1]))
     stored = runfolder.read_highlights(WEIGHTS / run, "best")  # a person's pick, where the model card made one
     best = atlas.load(WEIGHTS / run, "best").headline(stored and (stored["layer"], stored["kind"], stored["cell"]))
     assert best["explained"] and best["group"] != "current"
@@ -82,7 +83,7 @@ def test_ranking_from_float16_activations_matches_float32_on_the_shipped_model()
     from charmodel.analysis.cells import batched_activations, feature, rank_cells
 
     run = WEIGHTS / "alice"
-    text = runfolder.split_text(run)[1][:5000]
+    text = Run.open(run).split()[1][:5000]
     states = batched_activations(Engine.load(run), text)
     signal = feature("quote", text)
     full = rank_cells(states, signal)

@@ -12,10 +12,15 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
+from charmodel.run.corpus import Vocab
 from charmodel.engine import Engine
 from charmodel.training.train import TrainListener, epoch_batches, streams, train
 
 from .conftest import ROOT, TINY
+
+
+pytestmark = pytest.mark.slow  # training with real TensorFlow
 
 
 def optimizer_steps(run) -> int:
@@ -249,9 +254,9 @@ def test_the_corpus_is_memory_mapped_ids_that_are_made_again_when_damaged(traine
     from charmodel.training.train import IDS, corpus_ids
 
     config = runfolder.read_config(trained_copy)
-    text = runfolder.corpus_text(trained_copy, config)
+    text = Run.open(trained_copy).corpus_text()
     ids = np.array(np.load(trained_copy / IDS, allow_pickle=False))  # a copy: the file is damaged below
-    assert ids.dtype == np.uint8 and (np.asarray(ids) == runfolder.vocab_of(config).encode(text)).all()
+    assert ids.dtype == np.uint8 and (np.asarray(ids) == Vocab(config["vocab"]).encode(text)).all()
     for damage in (b"not a numpy file", np.save, "short"):  # written in place: nothing maps the file now
         if damage == "short":
             np.save(trained_copy / IDS, ids[:100])

@@ -18,6 +18,7 @@ import pandas as pd
 from charmodel.analysis import atlas
 from charmodel.analysis import explain
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.view.charts import epoch_frame
 from charmodel.analysis.cells import batched_activations, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char, layer_number
@@ -36,9 +37,8 @@ def main():
     run = Path(args.run)
     if args.atlas_only:
         return atlas_section(run, runfolder.default_checkpoint(run))
-    config = runfolder.read_config(run)
     checkpoint = runfolder.default_checkpoint(run)
-    best = headline(Engine.load(run, checkpoint), runfolder.split_text(run, config)[1])
+    best = headline(Engine.load(run, checkpoint), Run.open(run).split()[1])
     runfolder.write_highlights(run, checkpoint, best)
     print(f"headline cell ({checkpoint} checkpoint, validation text, {best['description']}): layer {layer_number(best['layer'])} "
           f"{best['kind']} cell {best['cell']}, {best['metric']} {best['score']:.3f}\n")
@@ -61,7 +61,7 @@ def main():
 
     result = evaluate(run, checkpoint=checkpoint)
     engine = Engine.load(run, checkpoint)
-    train_text, val_text = runfolder.split_text(run, config)
+    train_text, val_text = Run.open(run).split()
     train_bpc = bits_per_char(engine, train_text)
     print(f"\n## Evaluation ({checkpoint} checkpoint, stateful)\n")
     print("| | bits per character |\n|---|---|")
@@ -125,7 +125,7 @@ def atlas_section(run: Path, checkpoint: str) -> None:
     long = sorted((r for r in rows if r["explained"] and r["group"] == "long"), key=lambda r: -r["simulation_r"])
     for r_ in long[:10]:
         print(f"| {name(r_)} | {r_['explanation']} | {r_['simulation_r']:.3f} |")
-    train, val = runfolder.split_text(run)
+    train, val = Run.open(run).split()
     compared = atlas.compare_grammars(Engine.load(run, checkpoint), train + val, len(train))
     print("\nThe full grammar against the prototype's (named hypotheses, current and previous character), "
           "same samples and thresholds:\n")

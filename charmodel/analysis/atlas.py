@@ -1,26 +1,10 @@
-"""The atlas: every cell of a run explained, with a dossier per cell.
+"""The atlas: every cell of a run explained, with a dossier per cell, in one file.
 
-Building one streams the whole corpus (training then validation text) through the engine, one
-group of rows at a time (cells.iter_activations), and keeps only what each cell's dossier needs:
-
-  * summary: mean, standard deviation, minimum and maximum over every character;
-  * top and bottom contexts: the text is cut into fixed fragments of FRAGMENT characters (as
-    automated interpretability's neuron records are); a cell's top contexts are the TOP fragments
-    with the highest maxima, at the position of each maximum, so no two overlap; bottom alike;
-  * the character profile: the cell's mean for each current character;
-  * samples at fixed random positions, drawn before the pass: FIT_POSITIONS of the training text
-    (where explanations are chosen) and up to HELD_POSITIONS of the validation text (where they
-    are scored; see explain.py). The histogram (HISTOGRAM_BINS over the cell's exact range) and
-    the quantile samples (PER_QUANTILE positions from each of QUANTILES equal-count bins) are read
-    from a uniform sample of the whole corpus: the fit positions plus validation positions at the
-    same rate;
-  * for the last layer's h: the output effect, its Dense weight row's strongest next characters.
-
-Memory is bounded by the samples and one group of rows, never (all characters x all cells).
-
-The file is `atlas-CHECKPOINT.npz` in the run folder: plain arrays and one JSON string, read with
-allow_pickle=False, so loading it runs no code. It records the checkpoint file's SHA-256; an atlas
-for other weights is refused with a message saying how to rebuild it.
+A build streams the whole corpus through the engine one group of rows at a time and keeps only
+what the dossiers need (summaries, top and bottom contexts, a character profile, samples at
+positions drawn before the pass), so memory never holds all characters x all cells. The file,
+`atlas-CHECKPOINT.npz`, is plain arrays and one JSON string read without pickle, and records the
+checkpoint's SHA-256: an atlas of other weights is refused. docs/atlas.md has the details.
 """
 
 import functools

@@ -1,24 +1,10 @@
-"""Input attribution: which earlier characters drive a value.
+"""Input attribution: which earlier characters drive a value (one cell's h or c at position t,
+or the log-probability of the next character).
 
-The target is one cell's h or c (any layer) at position t, or the log-probability of the
-character that comes after t. Each character s of the window t - window + 1 .. t gets a score:
-
-  * occlusion (the default): the target minus the target with character s replaced by a neutral
-    character (the corpus's most frequent character that is not whitespace; see neutral_char).
-    All replacements run as one batch, and a row joins the batch only at the block holding its
-    replaced character (before it, it is the original);
-  * gxi, gradient x input: the gradient of the target with respect to the input embedding at s,
-    dotted with that embedding;
-  * ig, integrated gradients: the same dot product with the gradient averaged along the straight
-    path from the neutral character's embedding to the real one at every position at once
-    (IG_STEPS midpoints), with its completeness error (the scores should sum to the target minus
-    the target at the neutral baseline).
-
-Gradients are backpropagated through time here, in NumPy, from the gates the engine records
-(tests/test_saliency.py checks them against TensorFlow's GradientTape). The state before the
-window is computed from the text before it and held fixed. A latched cell, such as the Alice
-quotation cell, has small local gradients, so gradient methods can miss the character that
-switched it on; occlusion does not (see the README's sanity check).
+Three methods: occlusion (the default: each character replaced by a neutral one, all as one
+batch), gradient x input, and integrated gradients, with gradients backpropagated through time
+here in NumPy from the gates the engine records. Occlusion is the default because a latched cell
+has small local gradients; docs/interpretability.md shows the check.
 """
 
 import numpy as np

@@ -11,6 +11,7 @@ import gzip
 import lzma
 
 from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 from charmodel.run.corpus import clean, read_text
 from charmodel.engine.inspection import bits_per_char
 from charmodel.engine.lstm import Engine, check_window
@@ -44,7 +45,7 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
     checkpoint = checkpoint or runfolder.default_checkpoint(run)
     engine = Engine.load(run, checkpoint)
     window = check_window(window) or engine.window
-    train_text, val_text = runfolder.split_text(run, config)
+    train_text, val_text = Run.open(run).split()
     if text_path is not None:
         val_text = clean(read_text(text_path), collapse_spaces=config["corpus"]["collapse_spaces"])
         source = str(text_path)

@@ -38,7 +38,7 @@ def export_keras(run, out, checkpoint: str | None = None) -> tuple[Path, Path]:
     config = runfolder.read_config(run)
     checkpoint = checkpoint or runfolder.default_checkpoint(run)
     weights = runfolder.load_weights_npz(runfolder.checkpoint_path(run, checkpoint))
-    arch, chars = config["architecture"], runfolder.vocab_of(config).chars
+    arch, chars = config["architecture"], Vocab(config["vocab"]).chars
 
     import keras
 
@@ -287,18 +287,17 @@ def import_uploads(root, name: str, model: tuple, chars: tuple | None = None, te
                                window=window, lowercase=lowercase)
 
 
-def imported_line(config: dict) -> str | None:
+def imported_line(config: RunConfig) -> str | None:
     """What an imported run is, in a sentence for people (None for a run trained here)."""
-    source = config.get("imported")
+    source = config.imported
     if not source:
         return None
-    arch = config["architecture"]
-    window = config.get("window")
+    arch, window = config.architecture, config.window
     how = {"scalar": "one number per character (index / vocabulary size), as the post fed it",
-           "onehot": "a one-hot vector per character", "embedding": "an Embedding"}.get(arch.get("input"), "")
+           "onehot": "a one-hot vector per character", "embedding": "an Embedding"}.get(arch.input, "")
     version = f", Keras {source['keras_version']}" if source.get("keras_version") else ""
     reads = (f"It was trained on windows of {window} characters from a zero state, so every value shown here is that "
              f"of the window of {window} characters ending at its character, as the post computed it."
              if window else "It reads a text statefully, its state carried from character to character.")
     return (f"Imported from the Keras file **{source['file']}** ({source['format']}{version}): "
-            f"{arch['layers']} x {arch['units']} LSTM reading {how}. {reads}")
+            f"{arch.layers} x {arch.units} LSTM reading {how}. {reads}")

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from charmodel.run.corpus import Vocab, clean, decode, split
 from charmodel.errors import CharModelError
 from charmodel.numbering import layer_index, layer_number
 
@@ -134,26 +133,6 @@ def read_config(run) -> dict:
         if key not in config:
             raise CharModelError(f"{path} has no '{key}' section; the run folder is damaged.")
     return config
-
-
-def vocab_of(config: dict) -> Vocab:
-    return Vocab(config["vocab"])
-
-
-def corpus_text(run, config: dict | None = None) -> str:
-    """The run's cleaned corpus, from its own copy, cleaned with the run's own options."""
-    config = config or read_config(run)
-    path = Path(run) / "corpus.txt"
-    if not path.is_file():
-        raise CharModelError(f"run folder {run} has no corpus.txt; the run folder is incomplete.")
-    raw = decode(path.read_bytes(), name=str(path), max_bytes=1 << 62)
-    return clean(raw, collapse_spaces=config["corpus"]["collapse_spaces"])
-
-
-def split_text(run, config: dict | None = None) -> tuple[str, str]:
-    """(train, val) for a run, using the run's own split rule."""
-    config = config or read_config(run)
-    return split(corpus_text(run, config), config["corpus"]["val_fraction"])
 
 
 # ---------------------------------------------------------------- checkpoints

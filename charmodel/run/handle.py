@@ -65,10 +65,10 @@ class RunConfig:
             raise CharModelError(f"{where} lacks a field it needs ({e}); the run folder is damaged.") from None
 
     def to_json(self) -> dict:
-        """The dict config.json holds; optional fields that are None are left out, as they always were."""
+        """The dict config.json holds (optional fields that are None left out; the window always written)."""
         out = {"format": self.format, "architecture": _present(asdict(self.architecture)), "training": self.training,
                "corpus": asdict(self.corpus), "vocab": self.vocab}
-        return out | _present({"window": self.window, "imported": self.imported, "created": self.created})
+        return out | {"window": self.window} | _present({"imported": self.imported, "created": self.created})
 
     @property
     def input(self) -> str:

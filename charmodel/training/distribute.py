@@ -1,22 +1,10 @@
-"""Where training runs: TensorFlow's own distribution strategies (`tf.distribute`), chosen with
-`--strategy`, and the training step each of them uses.
+"""Where training runs: TensorFlow's own distribution strategies (`--strategy one, mirrored,
+multi-worker or auto`) and the training step each uses.
 
-- one: a single device, with Keras' `train_on_batch` (XLA and carried state available). On a GPU,
-  Keras picks the cuDNN LSTM kernel by itself when the layers allow it (see `cudnn_blockers`).
-- mirrored: `MirroredStrategy` over every local GPU (or, with CHARMODEL_CPU_DEVICES=N and no GPU,
-  N logical CPU devices: how the tests and a laptop try it).
-- multi-worker: `MultiWorkerMirroredStrategy`, configured by the standard TF_CONFIG variable.
-  Keras 3's `fit` does not work with it (keras-team/keras#20585), so both distributed strategies
-  use TensorFlow's documented custom loop: a `tf.function` step run through `strategy.run`, the
-  loss of each replica divided by the *global* batch (`tf.nn.compute_average_loss`), and the
-  gradients summed across replicas by the optimizer.
-- auto: mirrored when more than one GPU is visible, otherwise one.
-
-Each replica takes a contiguous block of the rows of the global batch, so a distributed step
-computes the same mean loss and gradient as one device given the same batch (dropout masks
-differ). Only the chief (TF_CONFIG's "chief", else worker 0) writes the run folder.
-
-Imports TensorFlow: only training uses this module.
+One device uses Keras' `train_on_batch`; the distributed strategies use TensorFlow's documented
+custom loop (Keras 3's `fit` does not work with MultiWorkerMirroredStrategy), each replica taking a
+contiguous block of the global batch, so a step computes the same loss and gradient as one device.
+Only the chief writes the run folder. Imports TensorFlow; docs/training.md has the details.
 """
 
 import json

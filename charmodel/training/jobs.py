@@ -1,19 +1,11 @@
-"""One background training job per app process, trained in a child process.
+"""The app's background work, in child processes (children.py), never in the server: one training
+job per app process, atlas builds, and timings of training speeds.
 
-The app holds a single `JobManager` (through st.cache_resource), so the job survives reruns,
-page switches and browser refreshes. The training itself runs in a child Python process
-(`python -m charmodel.training.jobs`), never in the server:
-  * TensorFlow is imported only there, so its memory and threads leave with the child;
-  * the child lowers its priority (os.nice) and caps TensorFlow's thread pools, so one core of a
-    2-core machine stays free for the app;
-  * a crash, an out-of-memory kill or a `kill -9` of the child is reported on the page; the
-    server keeps working, and the run folder keeps its last finished epoch (see train.py).
-
-The protocol is three pipes. The parent writes the job as one JSON line on the child's stdin;
-any later line, or the end of stdin (the server went away), asks the child to stop after the
-current batch, with a checkpoint. The child writes one JSON line per event on its stdout. All
-else it prints (TensorFlow's logs, tracebacks) goes to a log file whose tail the page shows if
-the child dies.
+The app holds one JobManager (st.cache_resource), so a job survives reruns and page switches.
+A child reads its job as one JSON line on stdin (any later line, or stdin closing, asks a training
+child to stop after its batch, with a checkpoint) and writes one JSON line per event on stdout;
+everything else goes to a log whose tail the page shows if the child dies. A crash or kill of a
+child is reported; the server keeps working and the run keeps its last finished epoch.
 """
 
 import json

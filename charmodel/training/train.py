@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from charmodel.run import folder as runfolder
+from charmodel.run.corpus import Vocab
 from charmodel.run.handle import RunConfig, write_config
 from charmodel.run.corpus import MAX_BYTES, Scan, id_dtype, scan, sha256, split_point, tokenise
 from charmodel.engine import LN2, Engine
@@ -128,7 +129,7 @@ def corpus_ids(text_path, out, config: dict, max_bytes: int = 1 << 62) -> np.nda
     """The corpus as ids, memory-mapped from `out` (a .npy file): reused when it holds what the
     config says, otherwise tokenised afresh from `text_path`, the run's own copy."""
     corpus = config["corpus"]
-    vocab = runfolder.vocab_of(config)
+    vocab = Vocab(config["vocab"])
     out = Path(out)
     if out.is_file():
         try:
@@ -361,7 +362,7 @@ def _build(run, config, s, start, state, placement):
 def _epochs(run, model, steps, config, s, start, state, ids, listener, stop, chief=True) -> list[dict]:
     """The epoch loop: train, validate, then save in the crash-safe order (see the module docstring).
     Only the chief saves; every worker keeps the same history and state in memory."""
-    vocab = runfolder.vocab_of(config)
+    vocab = Vocab(config["vocab"])
     n_train = split_point(config["corpus"]["chars"], s["val_fraction"])
     train_ids, val_ids = ids[:n_train], ids[n_train:]  # views of the memory-mapped file: no copy
     xv, yv = streams(val_ids, s["seq_len"], s["batch_size"]) if s["carry_state"] else chunks(val_ids, s["seq_len"])

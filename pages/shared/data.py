@@ -18,6 +18,7 @@ import streamlit as st
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import paragraph_start
+from charmodel.run.handle import Run, RunConfig
 from charmodel.engine import KINDS, Engine, inspect, layer_number
 from charmodel.analysis import atlas
 from charmodel.view.render import next_guesses
@@ -32,9 +33,20 @@ def _stamp(path: Path) -> float:
         return 0
 
 
-def run_config(run: str) -> dict:
-    """The run's config.json (a small file, read each time: an import or a resumed run changes it)."""
-    return runfolder.read_config(run_path(run))
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _run(run_dir: str, stamp: float) -> Run:
+    return Run.open(run_dir)
+
+
+def open_run(run: str) -> Run:
+    """The run, opened once per version of its config.json (an import or a resumed run rewrites it)
+    and shared by every session: its typed config, and its split texts read once."""
+    path = run_path(run)
+    return _run(str(path), _stamp(path / runfolder.CONFIG))
+
+
+def run_config(run: str) -> RunConfig:
+    return open_run(run).config
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -104,7 +116,7 @@ def guesses(run: str, checkpoint: str, text: str) -> list[str]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _split_text(run_dir: str, stamp: float) -> tuple[str, str]:
-    return runfolder.split_text(run_dir)
+    return _run(run_dir, stamp).split()
 
 
 def split_text(run: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""The app as a whole: where runs live, the sidebar's defaults, and the Streamlit mode switch
-(deep links on a fresh server). Imported by every page, first."""
+"""The app as a whole: where runs live and the sidebar's defaults; it leaves Streamlit's pages/
+mode first (deeplink.py). Imported by every page, first."""
 
 import os
 from pathlib import Path
@@ -9,29 +9,13 @@ import streamlit as st
 from charmodel.run import folder as runfolder
 from charmodel.engine import set_threads
 from charmodel.engine.sampling import SEED, TEMPERATURE
+from pages.shared.deeplink import leave_pages_directory_mode
 
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
-def _leave_pages_directory_mode() -> None:
-    """Make a deep link work on a fresh server.
-
-    Streamlit treats a folder named pages/ as old-style multipage navigation until the entry script
-    has called st.navigation once. So if a new server's very first request is /visualise, it runs
-    pages/visualise.py alone, without the sidebar. Every page imports this module, so we switch
-    that mode off and rerun, which runs streamlit_app.py and lands on the same page.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without that class has no such mode to leave
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_pages_directory_mode()
+leave_pages_directory_mode()
 set_threads(1)  # one BLAS thread per process, whatever $CHARMODEL_THREADS says: sessions share the cores
 
 DEFAULT_RUN = "alice"
@@ -41,9 +25,9 @@ BUNDLED = {"Alice's Adventures in Wonderland": ROOT / "data" / "alice.txt",  # t
            "Python's standard library (3 MB of its source)": ROOT / "data" / "python.txt"}
 
 
-def corpus_title(config: dict) -> str:
-    """A run's corpus as a person names it: a bundled text's title, else the file's name."""
-    path = config["corpus"]["path"]
+def corpus_title(config) -> str:
+    """A run's corpus (a RunConfig's) as a person names it: a bundled text's title, else the file's name."""
+    path = config.corpus.path
     for title, bundled in BUNDLED.items():
         if Path(path).name == bundled.name and Path(path).parent.name in ("data", ""):
             return f"*{title}*"

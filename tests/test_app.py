@@ -15,6 +15,9 @@ from .conftest import ROOT, make_random_run
 APP = str(ROOT / "streamlit_app.py")
 
 
+pytestmark = pytest.mark.slow  # every page run by AppTest, several with real background jobs
+
+
 @pytest.fixture
 def weights(tmp_path, monkeypatch, alice_text, timed_speeds):
     root = tmp_path / "weights"

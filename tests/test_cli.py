@@ -118,6 +118,7 @@ def test_the_old_text_spelling_of_evaluate_still_works_with_a_note(random_run, t
     assert "--text-file" in old.stderr and new.stderr == ""
 
 
+@pytest.mark.slow  # times shapes and trains
 def test_train_with_minutes_alone_chooses_a_recipe_says_why_and_stops_at_the_budget(tmp_path, small_corpus):
     from charmodel.run import folder as runfolder
     from charmodel.training.recipe import SHAPES

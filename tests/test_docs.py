@@ -7,6 +7,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 SMALL = ["--units", "16", "--chars", "8000", "--epochs", "1", "--stride", "9"]  # the same shape, in seconds
@@ -19,6 +21,7 @@ def walkthrough() -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # trains the post's shape with Keras
 def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
     from .test_app import app, htmls, no_errors
 

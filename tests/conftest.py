@@ -137,9 +137,9 @@ def speeds_cache(tmp_path_factory):
 def timed_speeds(speeds_cache):
     """The recipe's shapes and the default settings, timed here once by the app's own timing
     child, so pages that need a speed find one (and start no timing of their own)."""
+    from charmodel.run.settings import DEFAULTS
     from charmodel.training import recipe
     from charmodel.training.jobs import SpeedJob
-    from charmodel.run.settings import DEFAULTS
 
     job = SpeedJob([*recipe.shape_settings({}), DEFAULTS], vocab_size=80)
     assert job.wait(300) and job.status == "finished", job.error

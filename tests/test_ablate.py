@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
 from charmodel.analysis.ablate import ablate, logprobs, sweep
-from charmodel.engine import Engine, LN2, bits_per_char
+from charmodel.engine import LN2, Engine, bits_per_char
+from charmodel.run import folder as runfolder
 
 from .test_cli import cli
 

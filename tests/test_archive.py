@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
+from charmodel.engine import Engine
 from charmodel.exchange import archive
 from charmodel.run import folder as runfolder
-from charmodel.engine import Engine
 
 from .conftest import make_random_run
 from .test_cli import cli

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.analysis import atlas
-from charmodel.analysis import explain
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
+from charmodel.analysis import atlas, explain
 from charmodel.analysis.cells import batched_activations, inside_quotation, line_position, word_start
 from charmodel.engine import Engine
+from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 
 from .conftest import make_random_run
 from .test_cli import cli

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
+from charmodel.analysis.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature,
+                                      inside_parentheses, inside_quotation, line_position, rank_cells, regex_signal,
+                                      sentence_end_coming, word_end, word_start)
 from charmodel.analysis.study import (cells_on_in_span, export_lstmvis, gate_saturation, histogram, match_passages,
-                             top_contexts)
-from charmodel.analysis.cells import (FEATURES, after_quotation, auc_columns, batched_activations, feature, inside_parentheses,
-                             inside_quotation, line_position, rank_cells, regex_signal, sentence_end_coming,
-                             word_end, word_start)
+                                      top_contexts)
 from charmodel.engine import Engine, inspect
 from charmodel.engine.sampling import generate
+from charmodel.run import folder as runfolder
 
 from .conftest import ROOT
 

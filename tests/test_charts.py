@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from charmodel.view import charts
 from charmodel.run import folder as runfolder
+from charmodel.view import charts
 
 
 def test_brush_range_turns_a_selection_into_whole_characters():

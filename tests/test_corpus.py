@@ -2,7 +2,7 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.run.corpus import Vocab, clean, decode, read_text, split
-from charmodel.training.train import prepare_corpus, DEFAULTS
+from charmodel.training.train import DEFAULTS, prepare_corpus
 
 
 def test_cleaning_normalises_line_endings_and_drops_control_characters():

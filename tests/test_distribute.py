@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
+from charmodel.engine import Engine
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import Vocab
-from charmodel.training.distribute import cudnn_blockers, is_chief
-from charmodel.engine import Engine
 from charmodel.run.settings import DEFAULTS
+from charmodel.training.distribute import cudnn_blockers, is_chief
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "1", "--units", "32", "--embedding", "8", "--seq-len", "40", "--batch-size", "16",

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
 from charmodel.engine import KINDS, Engine, bits_per_char, inspect, iter_inspect, softmax
+from charmodel.run import folder as runfolder
 
 
 def naive_lstm(weights, ids, layers):

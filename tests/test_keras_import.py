@@ -7,18 +7,16 @@ import h5py
 import numpy as np
 import pytest
 
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
 from charmodel.engine import Engine, softmax
 from charmodel.engine.scoring import evaluate
 from charmodel.exchange.keras_io import import_keras
-
-from .conftest import ROOT
-from .test_cli import cli
+from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 
 from .conftest import POST_WINDOW as W
+from .conftest import ROOT
 from .conftest import post_text as _text
-
+from .test_cli import cli
 
 pytestmark = pytest.mark.slow  # Keras round trips
 

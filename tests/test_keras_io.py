@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from charmodel.run import folder as runfolder
 from charmodel.engine import Engine, softmax
+from charmodel.run import folder as runfolder
 
 from .test_cli import cli
-
 
 pytestmark = pytest.mark.slow  # Keras round trips
 

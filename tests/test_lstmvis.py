@@ -6,8 +6,8 @@ import sys
 import h5py
 import numpy as np
 
-from charmodel.run.handle import Run
 from charmodel.analysis.study import export_lstmvis, word_name
+from charmodel.run.handle import Run
 
 from .conftest import ROOT, make_random_run
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run.handle import Run
 from charmodel.analysis.cells import word_start
-from charmodel.engine import Engine
 from charmodel.analysis.probe import probe
+from charmodel.engine import Engine
+from charmodel.run.handle import Run
 
 from .test_cli import cli
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from charmodel.view.render import (BINS, DARK_TEXT, LIGHT_TEXT, char_name, colour, coloured_text, contrast_ratio, css,
-                              display_values, next_guesses, text_colour)
+                                   display_values, next_guesses, text_colour)
 
 
 def test_contrast_ratio_matches_the_wcag_definition():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
 from charmodel.analysis import saliency
 from charmodel.engine import Engine
+from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 
 from .test_cli import cli
 

@@ -4,8 +4,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel import CharModelError
-from charmodel.run import settings
 from charmodel.cli import parser as _parser
+from charmodel.run import settings
 
 from .conftest import ROOT
 

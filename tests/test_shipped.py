@@ -5,10 +5,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from charmodel.analysis import atlas
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
 from charmodel.engine import Engine, weight_names
 from charmodel.engine.sampling import generate
+from charmodel.run import folder as runfolder
+from charmodel.run.handle import Run
 
 from .conftest import ROOT
 

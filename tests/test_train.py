@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
-from charmodel.run.corpus import Vocab
 from charmodel.engine import Engine
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import Vocab
+from charmodel.run.handle import Run
 from charmodel.training.train import TrainListener, epoch_batches, streams, train
 
 from .conftest import ROOT, TINY
-
 
 pytestmark = pytest.mark.slow  # training with real TensorFlow
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from charmodel.analysis import explain
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
 from charmodel.analysis.cells import iter_activations
 from charmodel.engine import Engine, layer_number
-from charmodel.run.corpus import sha256
 from charmodel.errors import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import sha256
+from charmodel.run.handle import Run
 
 FORMAT = 2  # 2: simulation r and composite explanations (1: AUC, one predicate)
 KINDS = ("h", "c")

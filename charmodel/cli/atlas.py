@@ -2,7 +2,8 @@
 
 import json
 
-from charmodel.cli.common import check_cell, checkpoint, drop_arg, given_text, load_engine, open_run, percent_bar, run_args
+from charmodel.cli.common import (check_cell, checkpoint, drop_arg, given_text, load_engine, open_run, percent_bar,
+                                  run_args)
 from charmodel.errors import CharModelError
 from charmodel.numbering import layer_index, layer_number
 
@@ -75,8 +76,7 @@ def _simulate(args, checkpoint: str) -> int:
     """atlas --simulate: the explanation's prediction and the cell's own values over a text."""
     import numpy as np
 
-    from charmodel.analysis import atlas
-    from charmodel.analysis import explain
+    from charmodel.analysis import atlas, explain
     from charmodel.engine import inspect
 
     missing = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell)) if v is None]

@@ -4,8 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
-from charmodel.cli.common import (checkpoint, csv_flag, drop_arg, file_text, load_engine, open_run, percent_bar, run_args,
-                                  text_of)
+from charmodel.cli.common import (checkpoint, csv_flag, drop_arg, file_text, load_engine, open_run, percent_bar,
+                                  run_args, text_of)
 from charmodel.errors import CharModelError
 from charmodel.numbering import layer_index, layer_number
 
@@ -70,8 +70,8 @@ def add_lstmvis(sub) -> None:
 def cmd_lstmvis(args) -> int:
     import numpy as np
 
-    from charmodel.analysis.study import export_lstmvis, export_size
     from charmodel.analysis.cells import batched_activations
+    from charmodel.analysis.study import export_lstmvis, export_size
 
     engine = load_engine(args)
     layers = [int(v) for v in csv_flag(args.layers, "--layers", list(range(1, engine.layers + 1)))] if args.layers \

@@ -39,8 +39,8 @@ def cmd_train(args) -> int:
 def _recipe(args, settings: dict) -> dict:
     """The settings a --minutes budget's recipe chooses (flags given win); the time spent timing
     shapes comes out of the budget."""
-    from charmodel.training.recipe import for_text, threads_for
     from charmodel.run.settings import check
+    from charmodel.training.recipe import for_text, threads_for
 
     check(settings)  # a bad flag is named before anything is timed
     t0 = time.monotonic()

@@ -10,7 +10,6 @@ import numpy as np
 from charmodel.engine.lstm import Engine, layer_number
 from charmodel.errors import CharModelError
 
-
 TEMPERATURE = 0.8  # the default everywhere: CLI, sidebar, per-epoch samples
 SEED = 7  # the default everywhere: CLI and sidebar
 

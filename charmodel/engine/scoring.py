@@ -10,11 +10,11 @@ import bz2
 import gzip
 import lzma
 
-from charmodel.run import folder as runfolder
-from charmodel.run.handle import Run
-from charmodel.run.corpus import clean, read_text
 from charmodel.engine.inspection import bits_per_char
 from charmodel.engine.lstm import Engine, check_window
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import clean, read_text
+from charmodel.run.handle import Run
 
 MIN_BASELINE_CHARS = 2000  # below this, a compressor's header and block overhead dwarf the text
 

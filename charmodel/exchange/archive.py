@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charmodel.run import folder as runfolder
 from charmodel.errors import CharModelError
+from charmodel.run import folder as runfolder
 
 MAX_MEMBERS = 1000
 MAX_BYTES = 2 * 2**30  # total uncompressed size an archive may declare and extract

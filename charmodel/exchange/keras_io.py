@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from charmodel.errors import CharModelError
+from charmodel.exchange.keras_file import (INPUTS, SUPPORTED, KerasModel, Spec, engine_weights,  # noqa: F401
+                                           read_model, sniff, sniff_bytes)
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import Vocab, clean, read_text, sha256, split
 from charmodel.run.handle import Architecture, Corpus, RunConfig, write_config
-from charmodel.errors import CharModelError
-from charmodel.exchange.keras_file import (INPUTS, SUPPORTED, KerasModel, Spec, engine_weights, read_model,  # noqa: F401
-                                          sniff, sniff_bytes)
 
 IMPORT_TOLERANCE = 1e-4  # largest difference in next-character probability the self-check accepts
 

@@ -9,8 +9,8 @@ one new entry here; `tests/test_settings.py` shows it reaching all three.
 from dataclasses import dataclass, field
 from typing import Any
 
-from charmodel.run.corpus import VAL_FRACTION
 from charmodel.errors import CharModelError
+from charmodel.run.corpus import VAL_FRACTION
 
 
 @dataclass(frozen=True)

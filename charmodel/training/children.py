@@ -11,6 +11,7 @@ from charmodel.engine import cores, set_threads
 from charmodel.errors import CharModelError
 from charmodel.training.jobs import NICE
 
+
 def _cap_threads() -> None:
     """Lower this process's priority and leave one core to the app: TensorFlow gets the others."""
     try:

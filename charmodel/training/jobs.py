@@ -351,8 +351,8 @@ def training_speed(root, settings: dict) -> tuple[float, str] | None:
     dropout that has the longest record; else a few batches timed here (speeds.json); else None."""
     from statistics import median
 
-    from charmodel.training.recipe import EFFICIENCY, known_speeds, speed_key, threads_for
     from charmodel.run.folder import list_runs, read_config, read_history
+    from charmodel.training.recipe import EFFICIENCY, known_speeds, speed_key, threads_for
 
     key = lambda layers, units, batch, rd: (layers, units, batch, bool(rd))
     wanted = key(settings["layers"], settings["units"], settings["batch_size"], settings.get("recurrent_dropout", 0.0))

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from charmodel.run import folder as runfolder
-from charmodel.run.corpus import Vocab
-from charmodel.run.handle import RunConfig, write_config
-from charmodel.run.corpus import MAX_BYTES, Scan, id_dtype, scan, sha256, split_point, tokenise
 from charmodel.engine import LN2, Engine
-from charmodel.errors import CharModelError
 from charmodel.engine.sampling import generate
+from charmodel.errors import CharModelError
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import MAX_BYTES, Scan, Vocab, id_dtype, scan, sha256, split_point, tokenise
+from charmodel.run.handle import RunConfig, write_config
 from charmodel.run.settings import ARCH, DEFAULTS, MACHINE, RESUMABLE, TRAINING
 from charmodel.run.settings import check as check_settings
 

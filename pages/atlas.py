@@ -15,7 +15,7 @@ from charmodel.analysis.explain import phrase as explain_phrase
 from charmodel.view.render import coloured_text, display_values, legend, show_char
 from pages.shared.mode import run_path
 from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values,
-    load_atlas, similarity, split_text)
+    load_atlas, replaced, replacement, similarity, split_text)
 from pages.shared.background import atlas_job, start_atlas_job
 from pages.shared.widgets import selected_run, style, user_message
 
@@ -67,6 +67,22 @@ c4.metric("by the current character alone", f"{cov['by_group']['current']:,}", h
 st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explained']} of {d['cells']}"
                                                            for part, d in cov["by_layer_kind"].items()) +
            ". By the group of the first term: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
+
+# ---------------------------------------------------------------- what the explanations carry
+if replaced(name, checkpoint) or st.button("Replace every explained cell by its explanation", key="atlas_replace",
+                                           help="runs the model with every explained cell held at its mean, then "
+                                                f"with each replaced by what its explanation predicts, over "
+                                                f"{ABLATION_CHARS:,} validation characters (about half a minute for "
+                                                "the shipped 2×512 model)"):
+    r = replacement(name, checkpoint)
+    if r["recovered"] is None:
+        st.caption(f"Holding the {r['cells']:,} explained cells at their means costs nothing on this text: "
+                   "there is nothing for their explanations to recover.")
+    else:
+        st.info(f"Replaced by their explanations, the {r['cells']:,} explained cells keep **{r['recovered']:.0%}** of "
+                f"what they give the model: {r['bpc']:.3f} bits per character as it is, {r['bpc_means']:.3f} with them "
+                f"held at their means, {r['bpc_explained']:.3f} with each replaced by what its explanation predicts "
+                f"({ABLATION_CHARS:,} validation characters).", icon=":material/swap_horiz:")
 
 # ---------------------------------------------------------------- the table
 f1, f2, f3, f4, f5 = st.columns([1, 1, 2, 1.2, 2])

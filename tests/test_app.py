@@ -479,6 +479,10 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     table = at.dataframe[0].value
     assert "auc" not in table.columns  # a composite explanation has none: the column showed "None" for most rows
     assert list(table.columns) == ["layer", "kind", "cell", "explanation", "simulation_r", "group", "spread"]
+    at.button(key="atlas_replace").click().run()  # the model-wide replacement, at the top
+    no_errors(at)
+    said = [i.value for i in at.info] + [c.value for c in at.caption]
+    assert any("keep **" in v and "held at their means" in v or "costs nothing on this text" in v for v in said)
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     no_errors(at)

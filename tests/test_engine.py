@@ -243,3 +243,42 @@ def test_a_windowed_engine_gives_each_characters_own_zero_state_window(random_ru
     carry = windowed.zero_carry(2)  # step(), as generation uses it
     steps = np.stack([windowed.step(ids[:, t], carry) for t in range(ids.shape[1])], axis=1)
     assert np.abs(steps - logits).max() < 1e-5
+
+
+def test_a_clamp_that_changes_with_the_step_is_a_replacement(random_run):
+    """Values (rows, T, k): at step t each row's cells are held at values[:, t]. The same as T
+    one-character passes, each holding that step's values, the carry passed on; stateful and
+    windowed; a per-step clamp with the same value at every step is the constant clamp."""
+    engine = Engine.load(random_run, "best")
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, len(engine.vocab), size=(2, 30))
+    cells = np.array([[3, 7], [5, 7]])  # each row its own cells
+    values = rng.normal(0, 0.5, size=(2, 30, 2)).astype(np.float32)
+    for eng in (engine, engine.with_window(6)):
+        for kind in ("h", "c"):
+            logits, records, _ = eng.forward(ids, record=("h", "c"), clamp=(1, kind, cells, values))
+            carry = None
+            for t in range(ids.shape[1]):
+                one, rec, carry = eng.forward(ids[:, t : t + 1], carry, record=("h", "c"),
+                                              clamp=(1, kind, cells, values[:, t]))
+                assert np.allclose(one[:, 0], logits[:, t], atol=1e-5)
+                assert np.allclose(rec[(1, kind)][:, 0], records[(1, kind)][:, t], atol=1e-6)
+            held = records[(1, kind)][np.arange(2)[:, None, None], np.arange(30)[None, :, None], cells[:, None, :]]
+            assert np.allclose(held, values)  # the recorded cells are what was held
+        constant = np.broadcast_to(values[:, :1], values.shape)
+        assert np.allclose(eng.forward(ids, record=(), clamp=(0, "c", cells, constant))[0],
+                           eng.forward(ids, record=(), clamp=(0, "c", cells, values[:, 0]))[0], atol=1e-6)
+    with pytest.raises(ValueError):
+        engine.forward(ids, record=(), clamp=(1, "c", cells, values[:, :10]))  # values for 10 steps, not 30
+
+
+def test_several_layers_and_kinds_are_held_at_once(random_run):
+    engine = Engine.load(random_run, "best")
+    ids = np.random.default_rng(4).integers(0, len(engine.vocab), size=(1, 40))
+    per_step = np.linspace(-0.5, 0.5, 40, dtype=np.float32)[None, :, None]
+    for eng in (engine, engine.with_window(5)):
+        both = [(0, "c", [[2]], [[0.3]]), (1, "h", [[4]], per_step)]
+        _, records, _ = eng.forward(ids, record=("h", "c"), clamp=both)
+        assert np.allclose(records[(0, "c")][0, :, 2], 0.3) and np.allclose(records[(1, "h")][0, :, 4], per_step[0, :, 0])
+        one = eng.forward(ids, record=(), clamp=both[:1])[0]
+        assert not np.allclose(one, eng.forward(ids, record=(), clamp=both)[0])  # the second clamp did something

@@ -7,10 +7,11 @@ dependency order:
     explain    explanations chosen from the candidates and scored by simulation
     atlas      every cell of a run explained, with a dossier per cell, in one file
     ablate     what the model loses without a cell
+    replace    explained cells replaced by their explanations: what the model keeps
     probe      sparse probes: how many cells carry a concept
     saliency   which earlier characters drive a value
     study      select-and-match (LSTMVis), one cell in depth, gate views, LSTMVis export
     compare    two checkpoints side by side
 """
 
-from charmodel.analysis import cells, predicates, candidates, explain, atlas, ablate, probe, saliency, study, compare  # noqa: F401
+from charmodel.analysis import cells, predicates, candidates, explain, atlas, ablate, replace, probe, saliency, study, compare  # noqa: F401

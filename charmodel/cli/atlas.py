@@ -16,8 +16,16 @@ def add_atlas(sub) -> None:
                    "simulation r is at least this")
     p.add_argument("--simulate", action="store_true", help="what one cell's explanation predicts over a text, "
                    "beside the cell's own values (with --layer, --kind, --cell and --text or --text-file)")
-    p.add_argument("--layer", type=int, default=None, help="with --simulate: layer, counted from 1")
-    p.add_argument("--kind", choices=["h", "c"], default=None, help="with --simulate: h output or c cell state")
+    p.add_argument("--replace", action="store_true", help="every explained cell (of --layer and --kind, else of "
+                   "every layer and kind) held at its mean, and replaced by what its explanation predicts: how much "
+                   "of what the cells give the model their explanations carry")
+    p.add_argument("--min-r", type=float, default=None, help="with --replace: the simulation r from which a cell "
+                   "counts as explained (default 0.5)")
+    p.add_argument("--chars", type=int, default=None, help="with --replace: validation characters scored "
+                   "(default 2000)")
+    p.add_argument("--layer", type=int, default=None, help="with --simulate or --replace: layer, counted from 1")
+    p.add_argument("--kind", choices=["h", "c"], default=None, help="with --simulate or --replace: h output or c "
+                   "cell state")
     p.add_argument("--cell", type=int, default=None, help="with --simulate: the cell")
     p.add_argument("--text", default=None, help="with --simulate: the text itself")
     p.add_argument("--text-file", default=None, help="with --simulate: a UTF-8 file holding the text")
@@ -38,6 +46,11 @@ def cmd_atlas(args) -> int:
                                  ("--text", args.text), ("--text-file", args.text_file)) if v is not None]
     if args.simulate:
         return _simulate(args, chosen)
+    if args.replace:
+        return _replace(args, chosen)
+    stray = [f for f, v in (("--min-r", args.min_r), ("--chars", args.chars)) if v is not None]
+    if stray:
+        raise CharModelError(f"{stray[0]} goes with --replace; add --replace, or leave it out.")
     if cell_flags:
         raise CharModelError(f"{cell_flags[0]} goes with --simulate; add --simulate, or leave it out.")
     if args.list:
@@ -69,6 +82,46 @@ def cmd_atlas(args) -> int:
         print("  by the group of their best explanation: " +
               ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
         print(f"wrote {path} ({summary['bytes'] / 2**20:.1f} MB) in {summary['seconds']:.0f} s")
+    return 0
+
+
+def _replace(args, checkpoint: str) -> int:
+    """atlas --replace: explained cells held at their means, and replaced by their explanations."""
+    from charmodel.analysis import atlas, explain
+    from charmodel.analysis.replace import REPLACE_CHARS, replace
+
+    others = [f for f, v in (("--cell", args.cell), ("--text", args.text), ("--text-file", args.text_file),
+                             ("--list", args.list or None)) if v is not None]
+    if others:
+        raise CharModelError(f"{others[0]} does not go with --replace; it scores every explained cell of a layer "
+                             "and kind, or of the model, on the validation text.")
+    if (args.layer is None) != (args.kind is None):
+        raise CharModelError("--replace takes --layer and --kind together (one layer and kind), or neither (the model).")
+    chars = REPLACE_CHARS if args.chars is None else args.chars
+    if chars < 2:
+        raise CharModelError(f"--chars must be at least 2, not {chars}.")
+    found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
+    engine = load_engine(args)
+    parts = None
+    if args.layer is not None:
+        check_cell(args, engine)
+        parts = [(layer_index(args.layer), args.kind)]
+    text = open_run(args).split()[1][:chars]
+    min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
+    with percent_bar("replace", args.quiet) as progress:
+        result = replace(engine, found, text, parts, min_r, progress=progress)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    what = f"layer {args.layer} {args.kind}" if parts else "every layer and kind"
+    print(f"{result['cells']} explained cells of {what} (simulation r >= {min_r:g}), over {len(text)} validation "
+          f"characters:")
+    print(f"  unablated {result['bpc']:.4f} bpc; held at their means {result['bpc_means']:.4f}; replaced by their "
+          f"explanations {result['bpc_explained']:.4f}")
+    if result["recovered"] is None:
+        print("  holding them at their means costs nothing here: no share to recover.")
+    else:
+        print(f"  replaced by their explanations, the model keeps {result['recovered']:.0%} of what these cells give it")
     return 0
 
 

@@ -8,12 +8,12 @@
 """
 
 from charmodel.engine.threads import THREADS_ENV, blas_threads, cores, parse_threads, pin_blas, set_threads
-from charmodel.engine.lstm import (BLOCK, GATE_ORDER, KINDS, Carry, Clamp, Engine, check_window, gate_columns,
+from charmodel.engine.lstm import (BLOCK, GATE_ORDER, KINDS, Carry, Clamp, Engine, check_window, clamps, gate_columns,
                                    layer_index, layer_number, lstm_step, weight_names)
 from charmodel.engine.inspection import LN2, Inspection, bits_per_char, inspect, iter_inspect, log_softmax, softmax
 from charmodel.engine.sampling import SEED, TEMPERATURE, generate
 
 __all__ = ["THREADS_ENV", "blas_threads", "cores", "parse_threads", "pin_blas", "set_threads", "BLOCK", "GATE_ORDER",
-           "KINDS", "Carry", "Clamp", "Engine", "check_window", "gate_columns", "layer_index", "layer_number",
+           "KINDS", "Carry", "Clamp", "Engine", "clamps", "check_window", "gate_columns", "layer_index", "layer_number",
            "lstm_step", "weight_names", "LN2", "Inspection", "bits_per_char", "inspect", "iter_inspect", "log_softmax",
            "softmax", "SEED", "TEMPERATURE", "generate"]

@@ -78,18 +78,36 @@ def gate_columns(kind: str, units: int) -> slice:
 
 class Clamp:
     """An intervention, parsed once: (layer, kind, cells, values) with kind "h" or "c"; row b's
-    cells[b] are held at values[b] at every step (arrays (B, k), or (1, k) for every row alike).
+    cells[b] are held at values[b]. cells: (B, k), or (1, k) for every row alike. values: the same
+    shape, held at every step; or (B or 1, T, k), one value per step and cell (a replacement, such
+    as what an explanation predicts at each character), read at the step `at` last set.
     `repeat`: rows per row of text (a windowed pass's W windows all hold their row's cells)."""
 
-    def __init__(self, clamp, rows: int, repeat: int = 1):
+    def __init__(self, clamp, rows: int, repeat: int = 1, steps: int | None = None):
         self.layer, self.kind, cells, values = clamp
         cells = np.atleast_2d(np.asarray(cells))  # (1 or B, k)
         if len(cells) not in (1, rows):
             raise ValueError(f"clamp has {len(cells)} rows of cells for {rows} rows of text")
-        values = np.asarray(values, np.float32).reshape(len(cells), -1)
+        values = np.asarray(values, np.float32)
+        self.per_step = values.ndim == 3
+        if self.per_step:
+            if values.shape[0] != len(cells) or values.shape[2] != cells.shape[1] or steps is not None and \
+                    values.shape[1] != steps:
+                raise ValueError(f"per-step clamp values {values.shape} do not fit {cells.shape} cells over {steps} steps")
+            values = np.ascontiguousarray(values.transpose(1, 0, 2))  # (T, 1 or B, k): one step's rows together
+            self.steps = np.repeat(np.broadcast_to(values, (len(values), rows, cells.shape[1])), repeat, axis=1)
+            values = self.steps[0]
+        else:
+            values = values.reshape(len(cells), -1)
         per_row = lambda a: np.repeat(np.broadcast_to(a, (rows, a.shape[1])), repeat, axis=0)
-        self.cells, self.values = per_row(cells), per_row(values)
+        self.cells = per_row(cells)
+        self.values = values if self.per_step else per_row(values)
         self.rows = np.arange(rows * repeat)[:, None]
+
+    def at(self, t: int) -> None:
+        """Hold step t's values from now on (a per-step clamp; nothing for a constant one)."""
+        if self.per_step:
+            self.values = self.steps[t]
 
     def hold(self, layer: int, kind: str, x: np.ndarray) -> None:
         if layer == self.layer and kind == self.kind:
@@ -98,10 +116,20 @@ class Clamp:
             flat[self.rows, self.cells] = self.values
 
 
-def lstm_step(z: np.ndarray, c: np.ndarray, h: np.ndarray, layer: int = 0, clamp: Clamp | None = None) -> np.ndarray:
+def clamps(clamp, rows: int, repeat: int = 1, steps: int | None = None) -> tuple[Clamp, ...] | None:
+    """engine.forward's `clamp`, parsed once: None, one (layer, kind, cells, values), or a list of
+    them (several layers and kinds held at once)."""
+    if clamp is None:
+        return None
+    many = isinstance(clamp, list)
+    return tuple(Clamp(c, rows, repeat, steps) for c in (clamp if many else [clamp]))
+
+
+def lstm_step(z: np.ndarray, c: np.ndarray, h: np.ndarray, layer: int = 0, clamp=None) -> np.ndarray:
     """One LSTM step, in place. z: the pre-activations x @ K + h @ R + b, (..., 4U), columns i, f, o,
     g with the sigmoid gates pre-scaled by 1/2; it is overwritten by the gates' values and returned.
-    c (..., U) is updated, h (..., U) receives the output; `clamp` holds its cells of this layer."""
+    c (..., U) is updated, h (..., U) receives the output; `clamp` (a tuple of Clamp, see clamps())
+    holds its cells of this layer."""
     U = c.shape[-1]
     a = np.tanh(z, out=z)  # i, f, o as tanh(x/2); g as tanh(x)
     ifo = a[..., : 3 * U]
@@ -110,11 +138,13 @@ def lstm_step(z: np.ndarray, c: np.ndarray, h: np.ndarray, layer: int = 0, clamp
     c *= a[..., U : 2 * U]
     c += a[..., :U] * a[..., 3 * U :]
     if clamp is not None:
-        clamp.hold(layer, "c", c)
+        for held in clamp:
+            held.hold(layer, "c", c)
     np.tanh(c, out=h)
     h *= a[..., 2 * U : 3 * U]
     if clamp is not None:
-        clamp.hold(layer, "h", h)
+        for held in clamp:
+            held.hold(layer, "h", h)
     return a
 
 
@@ -204,7 +234,7 @@ class Engine:
             logits, _, moved = self.forward(np.asarray(ids)[:, None], carry, record=(), clamp=held)
             carry.h, carry.c, carry.t = moved.h, moved.c, moved.t
             return logits[:, 0]
-        held = Clamp(held, len(ids)) if held is not None else None
+        held = clamps(held, len(ids))
         x = None
         for l in range(self.layers):
             z = carry.h[l] @ self.R[l]
@@ -227,7 +257,8 @@ class Engine:
         progress: optional callable, given the fraction of the pass done after each block.
         clamp: optional (layer, kind, cells, values), kind "h" or "c": at every step, row b's cells
           cells[b] are held at values[b] (arrays of shape (B, k), or (1, k) for every row alike),
-          an ablation. Each row may hold different cells: one batch runs many ablations.
+          an ablation; or values (B or 1, T, k), one per step: a replacement. Each row may hold
+          different cells: one batch runs many ablations. A list of such tuples holds them all.
         inputs: optional (first layer, x): start at that layer, x (T, 1 or B, units) being the
           output of the layer below for these steps (rows that share it are computed once); for
           the first layer, x is the input embeddings (T, B, embedding) instead of ids' rows.
@@ -246,7 +277,7 @@ class Engine:
         layers = range(self.layers) if layers is None else layers
         records = {}
         first, x = inputs if inputs is not None else (0, None)  # x: (T, B, U), time-major: each step
-        held = Clamp(clamp, B) if clamp is not None else None
+        held = clamps(clamp, B, steps=T)
         columns = {k: gate_columns(k, U) for k in GATE_ORDER}
         top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
         for l in range(first, top + 1):
@@ -260,6 +291,9 @@ class Engine:
                 # (steps, B, 4U): this block's input projection, a row lookup for layer 0
                 zin = self.table0[ids.T[t0 : t0 + BLOCK]] if x is None else x[t0 : t0 + BLOCK] @ self.K[l] + self.b[l]
                 for t in range(t0, t0 + len(zin)):
+                    if held is not None:
+                        for one in held:
+                            one.at(t)
                     np.dot(h, R, out=z)
                     z += zin[t - t0]
                     a = lstm_step(z, c, H[t], l, held)
@@ -301,7 +335,7 @@ class Engine:
         want = {l: list(record) for l in layers if l <= top}
         records = {(l, k): np.empty((B, T, U), dtype) for l, ks in want.items() for k in ks}
         top_h = np.empty((B, T, U), np.float32) if logits else None
-        held = Clamp(clamp, B, repeat=W) if clamp is not None else None  # every window of row b holds row b's cells
+        held = clamps(clamp, B, repeat=W, steps=T)  # row b's windows hold its cells
         columns = {k: gate_columns(k, U) for k in GATE_ORDER}
         h = [carry.h[l].reshape(B, W, U) for l in range(self.layers)]
         c = [carry.c[l].reshape(B, W, U) for l in range(self.layers)]
@@ -310,6 +344,9 @@ class Engine:
         for step in range(T):
             t = carry.t + step
             start, read = t % W, (0 if t < W - 1 else (t + 1) % W)  # the slot that starts; the slot read
+            if held is not None:
+                for one in held:
+                    one.at(step)  # every window holds the value of the character it reads now
             x = None
             for l in range(top + 1):
                 hl, cl = h[l], c[l]

@@ -402,6 +402,35 @@ def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
     return _sweep_store().known((*_key(run, checkpoint), layer, kind))
 
 
+@st.cache_resource
+def _replacement_store() -> SharedLRU:
+    return SharedLRU(size=8)
+
+
+def _replacement_key(run: str, checkpoint: str) -> tuple:
+    return (*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)))
+
+
+def replacement(run: str, checkpoint: str) -> dict:
+    """Every explained cell held at its mean, and replaced by its explanation, over ABLATION_CHARS
+    validation characters (charmodel.analysis.replace), shared by every session, with a progress bar."""
+    from charmodel.analysis.replace import replace
+
+    def compute():
+        bar = st.progress(0.0)
+        val = split_text(run)[1][:ABLATION_CHARS]
+        result = replace(load_engine(run, checkpoint), load_atlas(run, checkpoint), val, progress=lambda f: bar.progress(
+            min(f, 1.0), text=f"Replacing every explained cell by its explanation over {len(val):,} characters: {f:.0%}"))
+        bar.empty()
+        return result
+
+    return _replacement_store().get(_replacement_key(run, checkpoint), compute)
+
+
+def replaced(run: str, checkpoint: str) -> bool:
+    return _replacement_store().known(_replacement_key(run, checkpoint))
+
+
 @st.cache_data(max_entries=32, show_spinner="Attributing…")
 def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, position: int, target: tuple, method: str,
                  window: int) -> dict:

@@ -1,0 +1,71 @@
+"""Explained cells replaced by their explanations (atlas --replace): the per-step clamp carries
+exactly what it is given, the mean ablation is `ablate`'s, and the CLI says it in one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from charmodel.analysis import atlas
+from charmodel.analysis import replace as rp
+from charmodel.analysis.ablate import ablate
+from charmodel.engine import Engine, bits_per_char
+from charmodel.run.handle import Run
+
+from .conftest import make_random_run
+from .test_cli import cli
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, alice_text):
+    run = make_random_run(tmp_path_factory.mktemp("replace") / "r", alice_text[:8000], layers=2, units=12)
+    atlas.build_for_run(run, "best")
+    return run, atlas.load(run, "best"), Engine.load(run, "best")
+
+
+def test_predictions_for_many_cells_are_each_cells_own(built):
+    run, found, _ = built
+    text = "Alice said `no, never' to the Queen.\n"
+    cells = np.array([0, 3, 7])
+    many = rp.predictions(found, 1, "c", cells, text)
+    for n, cell in enumerate(cells):
+        assert np.allclose(many[:, n], found.simulate(1, "c", int(cell), text), atol=1e-5)
+
+
+def test_held_at_means_is_ablate_and_a_perfect_explanation_recovers_everything(built, monkeypatch):
+    run, found, engine = built
+    text = Run.open(run).split()[1]
+    cells = rp.explained_cells(found, 1, "h", min_r=-1.0)  # every cell with an explanation
+    assert len(cells) == 12
+    result = rp.replace(engine, found, text, [(1, "h")], min_r=-1.0)
+    ablated = ablate(engine, text, 1, "h", cells)
+    assert result["bpc"] == pytest.approx(ablated["bpc"], abs=1e-4)
+    assert result["bpc"] == pytest.approx(bits_per_char(engine, text), abs=1e-4)
+    assert result["bpc_means"] == pytest.approx(ablated["bpc_ablated"], abs=1e-4)
+    assert result["cells"] == 12
+    # an explanation that predicts the cell exactly: the model keeps all of it
+    _, records, _ = engine.forward(engine.vocab.encode(text, "t")[None], record=("h",), layers=[1])
+    monkeypatch.setattr(rp, "predictions", lambda a, layer, kind, cells, text: records[(layer, kind)][0][:, cells])
+    exact = rp.replace(engine, found, text, [(1, "h")], min_r=-1.0)
+    assert exact["bpc_explained"] == pytest.approx(exact["bpc"], abs=1e-4)
+    lost = exact["bpc_means"] - exact["bpc"]
+    assert exact["recovered"] == (pytest.approx(1, abs=1e-3) if lost > 0 else None)
+    if result["recovered"] is not None:
+        assert result["recovered"] == pytest.approx((result["bpc_means"] - result["bpc_explained"]) / (
+            result["bpc_means"] - result["bpc"]), abs=1e-3)
+
+
+def test_replace_cli_prints_the_scores_and_refuses_stray_flags(built):
+    run, _, _ = built
+    done = cli("atlas", "--run", str(run), "--replace", "--min-r", "-1", "--chars", "800", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert set(out) == {"bpc", "bpc_means", "bpc_explained", "recovered", "cells"} and out["cells"] == 48
+    one = json.loads(cli("atlas", "--run", str(run), "--replace", "--layer", "2", "--kind", "c", "--min-r", "-1",
+                         "--chars", "800", "--json", "--quiet").stdout)
+    assert one["cells"] == 12 and one["bpc"] == out["bpc"]
+    for flags, said in ((["--min-r", "0.5"], "--min-r goes with --replace"),
+                        (["--replace", "--layer", "2"], "--layer and --kind together"),
+                        (["--replace", "--cell", "3"], "--cell does not go with --replace")):
+        done = cli("atlas", "--run", str(run), *flags)
+        assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -15,7 +15,7 @@ from charmodel.analysis.explain import phrase as explain_phrase
 from charmodel.view.render import coloured_text, display_values, legend, show_char
 from pages.shared.mode import run_path
 from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values,
-    load_atlas, replaced, replacement, similarity, split_text)
+    cell_replacement, load_atlas, replaced, replacement, similarity, split_text)
 from pages.shared.background import atlas_job, start_atlas_job
 from pages.shared.widgets import selected_run, style, user_message
 
@@ -162,6 +162,14 @@ with left:
                     f"(**{a['delta']:+.4f}**), held at {a['values'][0]:+.3f}.")
         fmt = lambda rows: ", ".join(f"{show_char(r['char'])} ({r['change']:+.2f} nats)" for r in rows) or "none"
         st.caption(f"Next characters that lose most: {fmt(a['drops'])}. That gain most: {fmt(a['gains'])}.")
+        if d["terms"]:
+            r = cell_replacement(name, checkpoint, layer_index(layer), kind, cell)
+            if r["recovered"] is None:
+                st.markdown("Held at its mean it costs the model under 0.002 bits per character: the model barely "
+                            "uses it, so there is nothing for its explanation to recover.")
+            else:
+                st.markdown(f"Replaced by its explanation, the model keeps **{r['recovered']:.0%}** of what this cell "
+                            f"gives it ({r['bpc_explained']:.4f} bpc replaced, {r['bpc_means']:.4f} held at its mean).")
 with right:
     st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
     st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")

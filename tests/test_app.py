@@ -491,6 +491,8 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     at.button(key="atlas_ablate").click().run()
     no_errors(at)
     assert any(m.value.startswith("bpc without this cell") for m in at.markdown)
+    assert any("Replaced by its explanation, the model keeps" in m.value or "the model barely uses it" in m.value
+               for m in at.markdown)  # what its explanation carries of what the cell gives the model
     w = runfolder.load_weights_npz(weights / "alice" / "best.npz")
     runfolder.save_weights_npz(weights / "alice" / "latest.npz", {k: v * 0.9 for k, v in w.items()})
     at.run()  # the page now offers the new checkpoint

@@ -66,6 +66,22 @@ def test_replace_cli_prints_the_scores_and_refuses_stray_flags(built):
     assert one["cells"] == 12 and one["bpc"] == out["bpc"]
     for flags, said in ((["--min-r", "0.5"], "--min-r goes with --replace"),
                         (["--replace", "--layer", "2"], "--layer and --kind together"),
-                        (["--replace", "--cell", "3"], "--cell does not go with --replace")):
+                        (["--replace", "--cell", "3"], "--layer and --kind together"),
+                        (["--replace", "--text", "abc"], "--text does not go with --replace")):
         done = cli("atlas", "--run", str(run), *flags)
         assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_one_cell_replaced_reports_what_holding_it_costs(built):
+    run, found, engine = built
+    text = Run.open(run).split()[1]
+    cell = int(rp.explained_cells(found, 0, "c", min_r=-1.0)[0])
+    one = rp.replace_cell(engine, found, text, 0, "c", cell)
+    assert one["ablation_bits"] == pytest.approx(one["bpc_means"] - one["bpc"], abs=1e-4)
+    assert one["bpc_means"] == pytest.approx(ablate(engine, text, 0, "c", cell)["bpc_ablated"], abs=1e-4)
+    if one["ablation_bits"] < rp.MIN_ABLATION_BITS:
+        assert one["recovered"] is None
+    done = cli("atlas", "--run", str(run), "--replace", "--layer", "1", "--kind", "c", "--cell", str(cell), "--json",
+               "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ablation_bits"] == pytest.approx(one["ablation_bits"], abs=1e-4)

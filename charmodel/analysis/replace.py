@@ -18,6 +18,7 @@ from charmodel.errors import CharModelError
 
 REPLACE_CHARS = 2000  # validation characters scored by default
 CHUNK = 500  # steps per forward call; the carry continues from one to the next
+MIN_ABLATION_BITS = 0.002  # a cell whose mean ablation costs less: "the model barely uses it", no share to recover
 
 
 def explained_cells(atlas, layer: int, kind: str, min_r: float = explain.EXPLAINED_R) -> np.ndarray:
@@ -68,11 +69,27 @@ def replace(engine: Engine, atlas, text: str, parts=None, min_r: float = explain
     "bpc_explained", "recovered", "cells"}. recovered is None when holding the cells at their means
     costs nothing."""
     parts = parts or [(l, k) for l in range(engine.layers) for k in ("h", "c")]
+    chosen = [(l, k, explained_cells(atlas, l, k, min_r)) for l, k in parts]
+    return replace_cells(engine, atlas, text, [(l, k, cells) for l, k, cells in chosen if len(cells)], progress)
+
+
+def replace_cell(engine: Engine, atlas, text: str, layer: int, kind: str, cell: int) -> dict:
+    """One cell (layer from 0) held at its mean, and replaced by its explanation: replace_cells'
+    figures, with ablation_bits (what holding it at its mean costs, bits per character) and
+    recovered None when that is under MIN_ABLATION_BITS (the model barely uses it)."""
+    out = replace_cells(engine, atlas, text, [(layer, kind, np.array([cell]))])
+    out["ablation_bits"] = round(out["bpc_means"] - out["bpc"], 5)
+    if out["ablation_bits"] < MIN_ABLATION_BITS:
+        out["recovered"] = None
+    return out
+
+
+def replace_cells(engine: Engine, atlas, text: str, chosen: list, progress=None) -> dict:
+    """The cells of `chosen` [(layer from 0, kind, cells)], all held at their means, then all
+    replaced by their explanations; see replace()."""
     ids = engine.vocab.encode(text, "the text")
     if len(ids) < 2:
         raise CharModelError("the text needs at least 2 characters: one to read and one to predict.")
-    chosen = [(l, k, explained_cells(atlas, l, k, min_r)) for l, k in parts]
-    chosen = [(l, k, cells) for l, k, cells in chosen if len(cells)]
     n = sum(len(cells) for _, _, cells in chosen)
     step = lambda done, f: None if progress is None else progress((done + f) / 4)
     base = _bpc(engine, ids, progress=lambda f: step(0, f))

@@ -88,15 +88,16 @@ def cmd_atlas(args) -> int:
 def _replace(args, checkpoint: str) -> int:
     """atlas --replace: explained cells held at their means, and replaced by their explanations."""
     from charmodel.analysis import atlas, explain
-    from charmodel.analysis.replace import REPLACE_CHARS, replace
+    from charmodel.analysis.replace import MIN_ABLATION_BITS, REPLACE_CHARS, replace, replace_cell
 
-    others = [f for f, v in (("--cell", args.cell), ("--text", args.text), ("--text-file", args.text_file),
-                             ("--list", args.list or None)) if v is not None]
+    others = [f for f, v in (("--text", args.text), ("--text-file", args.text_file), ("--list", args.list or None))
+              if v is not None]
     if others:
-        raise CharModelError(f"{others[0]} does not go with --replace; it scores every explained cell of a layer "
-                             "and kind, or of the model, on the validation text.")
-    if (args.layer is None) != (args.kind is None):
-        raise CharModelError("--replace takes --layer and --kind together (one layer and kind), or neither (the model).")
+        raise CharModelError(f"{others[0]} does not go with --replace; it scores explained cells on the validation "
+                             "text.")
+    if (args.layer is None) != (args.kind is None) or args.cell is not None and args.layer is None:
+        raise CharModelError("--replace takes --layer and --kind together (one layer and kind, or with --cell one "
+                             "cell), or neither (the model).")
     chars = REPLACE_CHARS if args.chars is None else args.chars
     if chars < 2:
         raise CharModelError(f"--chars must be at least 2, not {chars}.")
@@ -108,6 +109,21 @@ def _replace(args, checkpoint: str) -> int:
         parts = [(layer_index(args.layer), args.kind)]
     text = open_run(args).split()[1][:chars]
     min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
+    if args.cell is not None:
+        if not found.terms(found.index(layer_index(args.layer), args.kind, args.cell)):
+            raise CharModelError(f"layer {args.layer} {args.kind} cell {args.cell} has no explanation to replace it by.")
+        result = replace_cell(engine, found, text, layer_index(args.layer), args.kind, args.cell)
+        if args.json:
+            print(json.dumps(result))
+        elif result["recovered"] is None:
+            print(f"layer {args.layer} {args.kind} cell {args.cell}: holding it at its mean costs "
+                  f"{result['ablation_bits']:+.4f} bits per character (under {MIN_ABLATION_BITS}): the model barely "
+                  "uses it.")
+        else:
+            print(f"layer {args.layer} {args.kind} cell {args.cell}: held at its mean the model loses "
+                  f"{result['ablation_bits']:.4f} bits per character; replaced by its explanation, it keeps "
+                  f"{result['recovered']:.0%} of what this cell gives it.")
+        return 0
     with percent_bar("replace", args.quiet) as progress:
         result = replace(engine, found, text, parts, min_r, progress=progress)
     if args.json:

@@ -427,6 +427,21 @@ def replacement(run: str, checkpoint: str) -> dict:
     return _replacement_store().get(_replacement_key(run, checkpoint), compute)
 
 
+@st.cache_data(max_entries=64, show_spinner="Running the model with this cell replaced by its explanation…")
+def _cell_replacement(run_dir: str, checkpoint: str, stamp: float, atlas_stamp: float, layer: int, kind: str,
+                      cell: int) -> dict:
+    from charmodel.analysis.replace import replace_cell
+
+    val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1]
+    return replace_cell(_engine(run_dir, checkpoint, stamp), _atlas(run_dir, checkpoint, stamp, atlas_stamp),
+                        val[:ABLATION_CHARS], layer, kind, cell)
+
+
+def cell_replacement(run: str, checkpoint: str, layer: int, kind: str, cell: int) -> dict:
+    """One cell (layer from 0) held at its mean and replaced by its explanation (replace_cell)."""
+    return _cell_replacement(*_replacement_key(run, checkpoint), layer, kind, cell)
+
+
 def replaced(run: str, checkpoint: str) -> bool:
     return _replacement_store().known(_replacement_key(run, checkpoint))
 

@@ -2,6 +2,9 @@
 
     render     coloured text as HTML, one value per character
     charts     Altair charts and the small pieces of logic behind their selections
+
+`charts` imports Altair and pandas (most of a second), so it is imported where a chart is drawn,
+not here.
 """
 
-from charmodel.view import render, charts  # noqa: F401
+from charmodel.view import render  # noqa: F401

@@ -72,7 +72,7 @@ st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explaine
 if replaced(name, checkpoint) or st.button("Replace every explained cell by its explanation", key="atlas_replace",
                                            help="runs the model with every explained cell held at its mean, then "
                                                 f"with each replaced by what its explanation predicts, over "
-                                                f"{ABLATION_CHARS:,} validation characters (about half a minute for "
+                                                f"{ABLATION_CHARS:,} validation characters (a few seconds for "
                                                 "the shipped 2×512 model)"):
     r = replacement(name, checkpoint)
     if r["recovered"] is None:

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from charmodel.run import folder as runfolder
-from pages.shared.mode import DEFAULT_RUN, SIDEBAR, run_names, weights_root
 from pages.shared.data import return_free_memory
+from pages.shared.mode import DEFAULT_RUN, SIDEBAR, run_names, weights_root
 from pages.shared.widgets import training_in_sidebar
 
 st.set_page_config(page_title="charmodel: see what an LSTM's cells learned", page_icon=":material/search:", layout="wide")

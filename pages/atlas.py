@@ -5,18 +5,18 @@ import numpy as np
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.view import charts
-from charmodel.run import folder as runfolder
 from charmodel.analysis.atlas import CONTEXT, build_command
 from charmodel.analysis.compare import CKA_CHARS, changed_cells
-from charmodel.engine import layer_index, layer_number
 from charmodel.analysis.explain import EXPLAINED_R, GROUPS, MAX_TERMS
 from charmodel.analysis.explain import phrase as explain_phrase
+from charmodel.engine import layer_index, layer_number
+from charmodel.run import folder as runfolder
+from charmodel.view import charts
 from charmodel.view.render import coloured_text, display_values, legend, show_char
-from pages.shared.mode import run_path
-from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values,
-    cell_replacement, load_atlas, replaced, replacement, similarity, split_text)
 from pages.shared.background import atlas_job, start_atlas_job
+from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, cell_replacement, context_values, headline,
+                               layer_values, load_atlas, replaced, replacement, similarity, split_text)
+from pages.shared.mode import run_path
 from pages.shared.widgets import selected_run, style, user_message
 
 SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates

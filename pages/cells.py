@@ -13,17 +13,18 @@ import pandas as pd
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.view import charts
 from charmodel.analysis import study
-from charmodel.run import folder as runfolder
-from charmodel.analysis.cells import FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature, signal_for
-from charmodel.engine import layer_index, layer_number
+from charmodel.analysis.cells import (FEATURES, SCALAR, compare_texts, first_difference, first_varying_feature,
+                                      signal_for)
 from charmodel.analysis.probe import NEAR_BEST
-from charmodel.view.render import coloured_text, display_values, legend
+from charmodel.engine import layer_index, layer_number
 from charmodel.engine.sampling import generate
-from pages.shared.mode import run_path, sidebar
+from charmodel.run import folder as runfolder
+from charmodel.view import charts
+from charmodel.view.render import coloured_text, display_values, legend
 from pages.shared.data import (ABLATION_CHARS, APP_FIT_CHARS, ablation_sweep, cell_activations, checkpoint_values,
-    headline, layer_values, load_engine, probe_curve, probed, ranking, split_text, swept)
+                               headline, layer_values, load_engine, probe_curve, probed, ranking, split_text, swept)
+from pages.shared.mode import run_path, sidebar
 from pages.shared.widgets import selected_run, style, user_message
 
 name, checkpoint = selected_run()

@@ -5,12 +5,12 @@ import time
 import numpy as np
 import streamlit as st
 
-from charmodel.view.render import coloured_text, legend
 from charmodel import CharModelError
-from pages.shared.mode import sidebar
+from charmodel.view.render import coloured_text, legend
 from pages.shared.data import attribution, generated, load_engine
+from pages.shared.mode import sidebar
 from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
-    user_message)
+                                  user_message)
 
 SURPRISAL_MAX = 8.0  # bits at which the colour is darkest; a guess among 256 characters
 

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.run.corpus import opening
 from charmodel.engine import layer_number
 from charmodel.exchange.keras_io import imported_line
+from charmodel.run.corpus import opening
 from charmodel.view.render import coloured_text, display_values, legend
 from pages.shared.background import atlas_job, start_atlas_job
-from pages.shared.mode import corpus_title, sidebar
 from pages.shared.data import (atlas_headline, generated, headline_passage, layer_values, load_atlas, load_engine,
-    prefetch_cell_activations, run_config, split_text)
+                               prefetch_cell_activations, run_config, split_text)
+from pages.shared.mode import corpus_title, sidebar
 from pages.shared.widgets import selected_run, style, user_message
 
 PASSAGE = 700  # characters of the coloured passage

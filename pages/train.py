@@ -7,19 +7,18 @@ import pandas as pd
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.run import folder as runfolder
 from charmodel.exchange.archive import export_run, import_run
-from charmodel.view.charts import batch_frame, epoch_frame, loss_chart
-from charmodel.run.corpus import decode
 from charmodel.exchange.keras_io import import_uploads, sniff_bytes
-from charmodel.training.jobs import corpus_facts_of, training_estimate, training_policy
-from charmodel.training import recipe as recipes
+from charmodel.run import folder as runfolder
+from charmodel.run.corpus import decode
 from charmodel.run.settings import SETTINGS, Setting
+from charmodel.training import recipe as recipes
+from charmodel.training.jobs import corpus_facts_of, training_estimate, training_policy
 from charmodel.training.train import plan_run
-from pages.shared.mode import BUNDLED, weights_root
+from charmodel.view.charts import batch_frame, epoch_frame, loss_chart
 from pages.shared.background import job_manager
+from pages.shared.mode import BUNDLED, weights_root
 from pages.shared.widgets import atlas_after_training, keep_widget_values, open_links, user_message
-
 
 UPLOAD_MB = 10  # largest upload the page accepts
 BUDGETS = {"5 minutes": 5, "10 minutes": 10, "30 minutes": 30, "1 hour": 60, "Until the epochs are done": 0}

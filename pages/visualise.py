@@ -4,14 +4,14 @@ import numpy as np
 import streamlit as st
 
 from charmodel import CharModelError
-from charmodel.view import charts
 from charmodel.analysis import study
 from charmodel.engine import KINDS, layer_index, layer_number
+from charmodel.view import charts
 from charmodel.view.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from pages.shared.mode import sidebar
 from pages.shared.data import attribution, generated, guesses, headline, layer_values, load_engine, split_text
+from pages.shared.mode import sidebar
 from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
-    user_message)
+                                  user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)

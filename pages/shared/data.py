@@ -16,11 +16,11 @@ import numpy as np
 import streamlit as st
 
 from charmodel import CharModelError
+from charmodel.analysis import atlas
+from charmodel.engine import KINDS, Engine, inspect, layer_number
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import paragraph_start
 from charmodel.run.handle import Run, RunConfig
-from charmodel.engine import KINDS, Engine, inspect, layer_number
-from charmodel.analysis import atlas
 from charmodel.view.render import next_guesses
 from pages.shared.mode import run_path
 

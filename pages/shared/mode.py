@@ -6,11 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from charmodel.run import folder as runfolder
 from charmodel.engine import set_threads
 from charmodel.engine.sampling import SEED, TEMPERATURE
+from charmodel.run import folder as runfolder
 from pages.shared.deeplink import leave_pages_directory_mode
-
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 

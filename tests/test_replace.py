@@ -8,7 +8,7 @@ import pytest
 
 from charmodel.analysis import atlas
 from charmodel.analysis import replace as rp
-from charmodel.analysis.ablate import ablate
+from charmodel.analysis.ablate import ablate, sweep
 from charmodel.engine import Engine, bits_per_char
 from charmodel.run.handle import Run
 
@@ -85,3 +85,21 @@ def test_one_cell_replaced_reports_what_holding_it_costs(built):
                "--quiet")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ablation_bits"] == pytest.approx(one["ablation_bits"], abs=1e-4)
+
+
+def test_weighted_coverage_sums_what_single_cells_carry(built):
+    run, found, engine = built
+    text = Run.open(run).split()[1][:600]
+    result = rp.weighted_coverage(engine, found, text, min_r=0.5)
+    swept = [d for layer in (0, 1) for kind in ("h", "c") for d in sweep(engine, text, layer, kind)]
+    assert result["cells"] == 48 == len(swept)
+    assert result["ablation_bits"] == pytest.approx(sum(max(d["delta"], 0) for d in swept), abs=1e-4)
+    assert result["explained"] == sum(len(rp.explained_cells(found, l, k, 0.5)) for l in (0, 1) for k in ("h", "c"))
+    assert result["share"] is None or 0 <= result["share"] <= 1
+    everything = rp.weighted_coverage(engine, found, text, min_r=-1.0)  # every cell with an explanation
+    assert everything["share"] in (None, pytest.approx(1.0))
+    done = cli("atlas", "--run", str(run), "--replace", "--weighted", "--chars", "600", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == result
+    done = cli("atlas", "--run", str(run), "--weighted")
+    assert done.returncode == 2 and "--weighted goes with --replace" in done.stderr

@@ -19,6 +19,9 @@ def add_atlas(sub) -> None:
     p.add_argument("--replace", action="store_true", help="every explained cell (of --layer and --kind, else of "
                    "every layer and kind) held at its mean, and replaced by what its explanation predicts: how much "
                    "of what the cells give the model their explanations carry")
+    p.add_argument("--weighted", action="store_true", help="with --replace: instead, every cell held at its mean "
+                   "alone, and the share of what single cells carry that sits in explained cells (minutes for a "
+                   "2x512 model)")
     p.add_argument("--min-r", type=float, default=None, help="with --replace: the simulation r from which a cell "
                    "counts as explained (default 0.5)")
     p.add_argument("--chars", type=int, default=None, help="with --replace: validation characters scored "
@@ -48,7 +51,8 @@ def cmd_atlas(args) -> int:
         return _simulate(args, chosen)
     if args.replace:
         return _replace(args, chosen)
-    stray = [f for f, v in (("--min-r", args.min_r), ("--chars", args.chars)) if v is not None]
+    stray = [f for f, v in (("--min-r", args.min_r), ("--chars", args.chars), ("--weighted", args.weighted or None))
+             if v is not None]
     if stray:
         raise CharModelError(f"{stray[0]} goes with --replace; add --replace, or leave it out.")
     if cell_flags:
@@ -88,7 +92,7 @@ def cmd_atlas(args) -> int:
 def _replace(args, checkpoint: str) -> int:
     """atlas --replace: explained cells held at their means, and replaced by their explanations."""
     from charmodel.analysis import atlas, explain
-    from charmodel.analysis.replace import MIN_ABLATION_BITS, REPLACE_CHARS, replace, replace_cell
+    from charmodel.analysis.replace import MIN_ABLATION_BITS, REPLACE_CHARS, replace, replace_cell, weighted_coverage
 
     others = [f for f, v in (("--text", args.text), ("--text-file", args.text_file), ("--list", args.list or None))
               if v is not None]
@@ -109,6 +113,23 @@ def _replace(args, checkpoint: str) -> int:
         parts = [(layer_index(args.layer), args.kind)]
     text = open_run(args).split()[1][:chars]
     min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
+    if args.weighted:
+        if parts:
+            raise CharModelError("--weighted weighs every cell of the model; leave out --layer, --kind and --cell.")
+        from charmodel.engine import blas_threads, cores
+
+        threads = blas_threads() if args.threads is not None else cores()  # sweeps alone: every core, as ablate's
+        with percent_bar("weighted coverage", args.quiet) as progress:
+            result = weighted_coverage(engine, found, text, min_r, progress, blas_threads=threads)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            share = "-" if result["share"] is None else f"{result['share']:.0%}"
+            print(f"explains {result['explained']:,} of {result['cells']:,} cells (simulation r >= {min_r:g}), holding "
+                  f"{share} of what single cells carry ({result['ablation_bits_explained']:.4f} of "
+                  f"{result['ablation_bits']:.4f} bits per character, each cell held at its mean alone over "
+                  f"{len(text):,} validation characters)")
+        return 0
     if args.cell is not None:
         if not found.terms(found.index(layer_index(args.layer), args.kind, args.cell)):
             raise CharModelError(f"layer {args.layer} {args.kind} cell {args.cell} has no explanation to replace it by.")

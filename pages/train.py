@@ -271,6 +271,37 @@ if manager.job is not None and not alive and manager.job.snapshot().rows:
     atlas_after_training(manager.job.snapshot().run)
 
 # ---------------------------------------------------------------- runs between machines
+IMPORTED = "train_import_outcome"  # (upload's file id, "success", run, what the Keras check said) or (id, "error", line)
+
+
+def import_upload(kind, upload, new_name: str, keras_files) -> None:
+    """Import the upload, and keep the outcome in the session before anything more is drawn: a rerun
+    that lands while a long import runs (a fragment's timer, another widget) stops the page at its
+    next element, and a message drawn only in this run would be lost though the run was imported."""
+    record = lambda *outcome: st.session_state.__setitem__(IMPORTED, (upload.file_id, *outcome))
+    try:
+        if kind in ("keras", "h5"):
+            run_name = new_name.strip()
+            if not run_name:
+                raise CharModelError("a Keras file has no run name in it; type one in the name box.")
+            if (keras_files["chars"] is None) == (keras_files["text"] is None):
+                raise CharModelError("give the model's characters: a .json list, or the training text, one of the two.")
+            held = lambda f: None if f is None else (f.name, f.getvalue())
+            with st.spinner("Reading the Keras file and checking it against Keras…"):
+                try:
+                    said = import_uploads(weights_root(), run_name, held(upload), held(keras_files["chars"]),
+                                          held(keras_files["text"]), held(keras_files["corpus"]),
+                                          keras_files["window"], keras_files["lowercase"])
+                except CharModelError as e:
+                    record("error", user_message(e))
+                    return
+                record("success", run_name, said)
+        else:
+            record("success", import_run(upload, weights_root(), new_name.strip() or None).name, None)
+    except CharModelError as e:
+        record("error", user_message(e))
+
+
 with st.expander("Move runs between machines: download a run, or import one trained elsewhere", key="train_move"):
     st.caption("A run archive is one zip of a run folder (`python -m charmodel export` writes the same). Train on a "
                "rented GPU, download the archive, import it here. Imports are checked before anything is kept: "
@@ -301,23 +332,12 @@ with st.expander("Move runs between machines: download a run, or import one trai
                                  placeholder="the archive's name" if kind == "archive" else "a name for the run")
         keras_files = keras_inputs() if kind in ("keras", "h5") else None
         if upload is not None and st.button("Import", key="train_archive_import", type="primary"):
-            try:
-                if kind in ("keras", "h5"):
-                    run_name = new_name.strip()
-                    if not run_name:
-                        raise CharModelError("a Keras file has no run name in it; type one in the name box.")
-                    if (keras_files["chars"] is None) == (keras_files["text"] is None):
-                        raise CharModelError("give the model's characters: a .json list, or the training text, one "
-                                             "of the two.")
-                    held = lambda f: None if f is None else (f.name, f.getvalue())
-                    with st.spinner("Reading the Keras file and checking it against Keras…"):
-                        said = import_uploads(weights_root(), run_name, held(upload), held(keras_files["chars"]),
-                                              held(keras_files["text"]), held(keras_files["corpus"]),
-                                              keras_files["window"], keras_files["lowercase"])
-                    st.caption(said)
-                else:
-                    run_name = import_run(upload, weights_root(), new_name.strip() or None).name
-            except CharModelError as e:
-                st.error(user_message(e), icon=":material/warning:")
+            import_upload(kind, upload, new_name, keras_files)
+        done = st.session_state.get(IMPORTED)
+        if upload is not None and done and done[0] == upload.file_id:  # this upload's import, drawn on every run
+            if done[1] == "error":
+                st.error(done[2], icon=":material/warning:")
             else:
-                st.success(f"Imported **{run_name}**: it is in the sidebar's run list.")
+                if done[3]:
+                    st.caption(done[3])
+                st.success(f"Imported **{done[2]}**: it is in the sidebar's run list.")

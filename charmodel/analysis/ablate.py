@@ -54,8 +54,9 @@ def layer_pass(engine: Engine, ids: np.ndarray, layer: int, kind: str):
 def logprobs(engine: Engine, ids: np.ndarray, clamp=None, rows: int = 1, below=None, first: int = 0,
              progress=None) -> np.ndarray:
     """(rows, T - 1): the log-probability (nats) of each next character ids[t + 1], stateful over
-    ids, with `clamp` (engine.forward's) at every step. below: the output of layer first - 1 over
-    the whole text, (T, 1, units), so the pass starts at layer `first`."""
+    ids, with `clamp` (engine.forward's) at every step, or a callable (a, b) giving the clamp of
+    steps a..b (a per-step replacement). below: the output of layer first - 1 over the whole text,
+    (T, 1, units), so the pass starts at layer `first`."""
     T = len(ids)
     carry = engine.zero_carry(rows)
     out = np.empty((rows, T - 1))
@@ -63,7 +64,8 @@ def logprobs(engine: Engine, ids: np.ndarray, clamp=None, rows: int = 1, below=N
         b = min(a + CHUNK, T - 1)
         piece = np.broadcast_to(ids[a:b], (rows, b - a))
         inputs = None if below is None else (first, below[a:b])
-        logits, _, carry = engine.forward(piece, carry, record=(), clamp=clamp, inputs=inputs)
+        held = clamp(a, b) if callable(clamp) else clamp
+        logits, _, carry = engine.forward(piece, carry, record=(), clamp=held, inputs=inputs)
         lp = log_softmax(logits)  # (rows, steps, V)
         out[:, a:b] = np.take_along_axis(lp, np.broadcast_to(ids[a + 1 : b + 1], (rows, b - a))[..., None], 2)[..., 0]
         if progress is not None:

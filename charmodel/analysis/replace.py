@@ -13,11 +13,11 @@ cheap because the engine is ours: the replacement is a clamp with one value per 
 import numpy as np
 
 from charmodel.analysis import explain
-from charmodel.engine import LN2, Engine, log_softmax
+from charmodel.analysis.ablate import logprobs, sweep
+from charmodel.engine import LN2, Engine
 from charmodel.errors import CharModelError
 
 REPLACE_CHARS = 2000  # validation characters scored by default
-CHUNK = 500  # steps per forward call; the carry continues from one to the next
 MIN_ABLATION_BITS = 0.002  # a cell whose mean ablation costs less: "the model barely uses it", no share to recover
 
 
@@ -50,17 +50,7 @@ def predictions(atlas, layer: int, kind: str, cells: np.ndarray, text: str) -> n
 def _bpc(engine: Engine, ids: np.ndarray, clamp_for=None, progress=None) -> float:
     """Bits per character of ids[1:] read from ids[:-1], stateful (or windowed) over the whole text;
     clamp_for(a, b) gives the clamp of steps a..b (None: no clamp)."""
-    T = len(ids)
-    carry, total = engine.zero_carry(1), 0.0
-    for a in range(0, T - 1, CHUNK):
-        b = min(a + CHUNK, T - 1)
-        logits, _, carry = engine.forward(ids[None, a:b], carry, record=(),
-                                          clamp=None if clamp_for is None else clamp_for(a, b))
-        lp = log_softmax(logits[0].astype(np.float64))
-        total -= lp[np.arange(b - a), ids[a + 1 : b + 1]].sum()
-        if progress is not None:
-            progress(b / (T - 1))
-    return total / (T - 1) / LN2
+    return float(-logprobs(engine, ids, clamp=clamp_for, progress=progress)[0].mean() / LN2)
 
 
 def replace(engine: Engine, atlas, text: str, parts=None, min_r: float = explain.EXPLAINED_R, progress=None) -> dict:
@@ -116,8 +106,6 @@ def weighted_coverage(engine: Engine, atlas, text: str, min_r: float = explain.E
     """How much of what single cells carry sits in explained cells: every cell of every layer's h
     and c held at its mean alone (ablate.sweep), its ablation_bits (negative ones, where holding
     the cell helps, count as 0), and the share of their sum in cells whose simulation r reaches min_r."""
-    from charmodel.analysis.ablate import sweep
-
     parts = [(l, k) for l in range(engine.layers) for k in ("h", "c")]
     total = held = 0.0
     cells = explained = 0

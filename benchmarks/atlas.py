@@ -1,5 +1,6 @@
-"""The atlas (issues 13 and 20): build time against the first edition, peak memory, simulation r,
-how explanations carry over to a book the model never read, the code cells, the page.
+"""The atlas (issues 13, 20 and 29): build time against the first edition and against `evaluate`,
+peak memory, simulation r, how explanations carry over to a book the model never read, the code
+cells, the page.
 
     python benchmarks/atlas.py [--repeats 3] [--baseline DIR] [--code-run weights/python]
                                [--skip-big] [--skip-app | --only-app]
@@ -8,6 +9,8 @@ how explanations carry over to a book the model never read, the code cells, the 
    process on a scratch copy of the run: this checkout's, and, with --baseline DIR (a checkout of
    the first edition: `git worktree add DIR 28050d3`), the baseline's, alternating, so both see
    the same machine. Median wall time and median peak RSS (the child's own ru_maxrss from wait4).
+   After each of this checkout's builds, one `charmodel evaluate` child on the validation text:
+   the build's median against evaluate's (issue 29's budget: at most 40x).
 2. Growth: a corpus of about --big-mb MB of Alice's own lines in a shuffled order: one cold build.
 3. Simulation r on Alice: the median over all cells, the cells at r >= 0.5, and the best cell
    having each of the post's three ideas as a term.
@@ -75,6 +78,15 @@ def cold_build(run: Path, checkout: Path = ROOT) -> tuple[float, float, dict]:
     if status != 0 or summary is None:
         raise RuntimeError(f"the atlas build failed with status {status}")
     return wall, usage.ru_maxrss / 1024, {**summary, "stages": stages}
+
+
+def evaluate_seconds(run: Path) -> float:
+    """Wall seconds of one `python -m charmodel evaluate` child on the run's validation text (the
+    yardstick of issue 29's budget: a build within 40 of them)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "charmodel", "evaluate", "--run", str(run), "--json", "--quiet"], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return time.perf_counter() - t0
 
 
 def shuffled_lines(text: str, target_chars: int, seed: int = 0) -> str:
@@ -260,6 +272,7 @@ def main():
         return
     with tempfile.TemporaryDirectory(prefix="atlas-bench-") as tmp:
         walls = {"this": [], "baseline": []}
+        evaluations = []
         peaks = {"this": [], "baseline": []}
         checkouts = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
         for r in range(0 if args.skip_builds else args.repeats):
@@ -268,6 +281,8 @@ def main():
                 wall, peak, summary = cold_build(run, checkout)
                 walls[which].append(wall)
                 peaks[which].append(peak)
+                if which == "this":
+                    evaluations.append(evaluate_seconds(run))
                 print(f"alice build {r + 1} ({which}): {wall:.1f} s, peak RSS {peak:.0f} MB, file "
                       f"{summary['bytes'] / 2**20:.2f} MB, {summary['explained']} of {summary['cells']} explained; "
                       f"stages (s): {summary['stages']}", flush=True)
@@ -275,6 +290,10 @@ def main():
             alice_s = statistics.median(walls["this"])
             print(f"ALICE: median {alice_s:.1f} s ({', '.join(f'{w:.1f}' for w in walls['this'])}), median peak RSS "
                   f"{statistics.median(peaks['this']):.0f} MB (target <= 2048)", flush=True)
+            yardstick = statistics.median(evaluations)
+            print(f"AGAINST EVALUATE: `charmodel evaluate` on the validation text, each after a build: median "
+                  f"{yardstick:.1f} s ({', '.join(f'{w:.1f}' for w in evaluations)}); the build is "
+                  f"{alice_s / yardstick:.1f}x (target <= 40x)", flush=True)
         if walls["baseline"]:
             base = statistics.median(walls["baseline"])
             print(f"AGAINST THE FIRST EDITION: {alice_s:.1f} s against {base:.1f} s "

@@ -9,13 +9,14 @@ from charmodel.analysis.atlas import CONTEXT, build_command
 from charmodel.analysis.compare import CKA_CHARS, changed_cells
 from charmodel.analysis.explain import EXPLAINED_R, GROUPS, MAX_TERMS
 from charmodel.analysis.explain import phrase as explain_phrase
+from charmodel.analysis.replace import cell_sentence
 from charmodel.engine import layer_index, layer_number
 from charmodel.run import folder as runfolder
 from charmodel.view import charts
 from charmodel.view.render import coloured_text, display_values, legend, show_char
 from pages.shared.background import atlas_job, start_atlas_job
-from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, cell_replacement, context_values, headline,
-                               layer_values, load_atlas, replaced, replacement, similarity, split_text)
+from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values, load_atlas,
+                               similarity, split_text)
 from pages.shared.mode import run_path
 from pages.shared.widgets import selected_run, style, user_message
 
@@ -39,7 +40,8 @@ except CharModelError as e:
             st.error(f"The atlas build failed: {job.error}", icon=":material/error:")
         st.button("Build the atlas in the background", key="atlas_build", type="primary",
                   on_click=start_atlas_job, args=(name, checkpoint),
-                  help="about a minute for the shipped 2×512 model on 2 cores; the app stays usable")
+                  help="about five minutes for the shipped 2×512 model on 2 cores, most of it holding each cell at its "
+                       "mean to see what the model loses; the app stays usable")
         st.caption("Or from a terminal:")
         st.code(build_command(f"weights/{name}", checkpoint), language="bash")
     else:
@@ -69,20 +71,23 @@ st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explaine
            ". By the group of the first term: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
 
 # ---------------------------------------------------------------- what the explanations carry
-if replaced(name, checkpoint) or st.button("Replace every explained cell by its explanation", key="atlas_replace",
-                                           help="runs the model with every explained cell held at its mean, then "
-                                                f"with each replaced by what its explanation predicts, over "
-                                                f"{ABLATION_CHARS:,} validation characters (a few seconds for "
-                                                "the shipped 2×512 model)"):
-    r = replacement(name, checkpoint)
-    if r["recovered"] is None:
-        st.caption(f"Holding the {r['cells']:,} explained cells at their means costs nothing on this text: "
-                   "there is nothing for their explanations to recover.")
-    else:
-        st.info(f"Replaced by their explanations, the {r['cells']:,} explained cells keep **{r['recovered']:.0%}** of "
-                f"what they give the model: {r['bpc']:.3f} bits per character as it is, {r['bpc_means']:.3f} with them "
-                f"held at their means, {r['bpc_explained']:.3f} with each replaced by what its explanation predicts "
-                f"({ABLATION_CHARS:,} validation characters).", icon=":material/swap_horiz:")
+chars = found.meta["ablation_chars"]
+if cov["weighted_coverage"] is not None:
+    st.markdown(f"Explains **{cov['explained']:,} of {cov['cells']:,}** cells, holding **{cov['weighted_coverage']:.0%}** "
+                "of what single cells carry", help="each cell held at its mean alone over the first "
+                f"{chars:,} validation characters: the share of the bits per character those ablations cost that "
+                "falls on explained cells")
+r = (cov["replacement"] or {}).get("model")
+if r and r["recovered"] is not None:
+    median = "" if cov["median_recovered"] is None else (
+        f" Cell by cell, among those the model uses, the median explanation keeps {cov['median_recovered']:.0%}.")
+    st.info(f"Replaced by their explanations all at once, the {r['cells']:,} explained cells keep **{r['recovered']:.0%}** "
+            f"of what they give the model: {r['bpc']:.3f} bits per character as it is, {r['bpc_means']:.3f} with them "
+            f"held at their means, {r['bpc_explained']:.3f} with each replaced by what its explanation predicts "
+            f"({chars:,} validation characters).{median}", icon=":material/swap_horiz:")
+elif r:
+    st.caption(f"Holding the {r['cells']:,} explained cells at their means costs the model nothing on the first "
+               f"{chars:,} validation characters: there is nothing for their explanations to win back.")
 
 # ---------------------------------------------------------------- the table
 f1, f2, f3, f4, f5 = st.columns([1, 1, 2, 1.2, 2])
@@ -107,12 +112,17 @@ if search:
 shown = shown.sort_values("simulation_r", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
 picked = st.dataframe(
-    shown[["layer", "kind", "cell", "explanation", "simulation_r", "group", "spread"]],  # AUC: in the dossier, where it applies
+    shown[["layer", "kind", "cell", "explanation", "simulation_r", "recovered", "ablation_bits", "group", "spread"]],
     key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320,
     column_config={"simulation_r": st.column_config.NumberColumn("simulation r", format="%.3f",
                                                                  help="held-out r of the explanation's prediction"),
                    "explanation": st.column_config.TextColumn("explanation", help="each term with the sign of its "
                                                               "weight: (+) the cell is higher where it holds"),
+                   "recovered": st.column_config.NumberColumn("kept", format="percent", help="replaced by its "
+                                                              "explanation, the share of what the cell gives the model "
+                                                              "that the model keeps (blank: unexplained, or barely used)"),
+                   "ablation_bits": st.column_config.NumberColumn("bits without it", format="%.4f", help="what "
+                                                                  "holding it at its mean costs, in bits per character"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
 st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
                 key="atlas_r_histogram")  # below the table: a chart above it made the browser draw it first
@@ -151,9 +161,11 @@ with left:
         st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
                     f"suppresses {fmt(d['effect']['suppresses'])}.")
     st.markdown("**What the model loses without it**")
+    said = cell_sentence(d["ablation_bits"], d["recovered"], d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R)
+    st.markdown(said[0].upper() + said[1:] + f" (over the first {chars:,} validation characters)")
     asked = st.session_state.setdefault("atlas_ablated", [])
     if [layer, kind, cell] not in asked:
-        if st.button(f"Hold it at its mean over {ABLATION_CHARS:,} validation characters", key="atlas_ablate",
+        if st.button("Which next characters it costs", key="atlas_ablate",
                      help="a stateful pass with the cell held at one value, against the same pass without"):
             asked.append([layer, kind, cell])
     if [layer, kind, cell] in asked:
@@ -162,14 +174,6 @@ with left:
                     f"(**{a['delta']:+.4f}**), held at {a['values'][0]:+.3f}.")
         fmt = lambda rows: ", ".join(f"{show_char(r['char'])} ({r['change']:+.2f} nats)" for r in rows) or "none"
         st.caption(f"Next characters that lose most: {fmt(a['drops'])}. That gain most: {fmt(a['gains'])}.")
-        if d["terms"]:
-            r = cell_replacement(name, checkpoint, layer_index(layer), kind, cell)
-            if r["recovered"] is None:
-                st.markdown("Held at its mean it costs the model under 0.002 bits per character: the model barely "
-                            "uses it, so there is nothing for its explanation to recover.")
-            else:
-                st.markdown(f"Replaced by its explanation, the model keeps **{r['recovered']:.0%}** of what this cell "
-                            f"gives it ({r['bpc_explained']:.4f} bpc replaced, {r['bpc_means']:.4f} held at its mean).")
 with right:
     st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
     st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")

@@ -478,21 +478,22 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     assert at.metric[0].value.endswith("of 96")  # 2 layers x h, c x 24 cells
     table = at.dataframe[0].value
     assert "auc" not in table.columns  # a composite explanation has none: the column showed "None" for most rows
-    assert list(table.columns) == ["layer", "kind", "cell", "explanation", "simulation_r", "group", "spread"]
-    at.button(key="atlas_replace").click().run()  # the model-wide replacement, at the top
-    no_errors(at)
-    said = [i.value for i in at.info] + [c.value for c in at.caption]
-    assert any("keep **" in v and "held at their means" in v or "costs nothing on this text" in v for v in said)
+    assert list(table.columns) == ["layer", "kind", "cell", "explanation", "simulation_r", "recovered", "ablation_bits",
+                                   "group", "spread"]
+    assert table["ablation_bits"].notna().all()  # every cell held at its mean, stored in the atlas
+    said = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
+    assert any("of what single cells carry" in v for v in said)
+    assert any("keep **" in v and "held at their means" in v or "costs the model nothing" in v
+               for v in said)  # the model-wide replacement, at the top
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     no_errors(at)
     assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
     assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
+    assert any(m.value.startswith("Held at its mean it costs the model") for m in at.markdown)  # from the atlas
     at.button(key="atlas_ablate").click().run()
     no_errors(at)
     assert any(m.value.startswith("bpc without this cell") for m in at.markdown)
-    assert any("Replaced by its explanation, the model keeps" in m.value or "the model barely uses it" in m.value
-               for m in at.markdown)  # what its explanation carries of what the cell gives the model
     w = runfolder.load_weights_npz(weights / "alice" / "best.npz")
     runfolder.save_weights_npz(weights / "alice" / "latest.npz", {k: v * 0.9 for k, v in w.items()})
     at.run()  # the page now offers the new checkpoint

@@ -376,7 +376,7 @@ def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
     with rewritten(path) as arrays:
         meta = json.loads(str(arrays["meta"]))
         np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
-        with pytest.raises(CharModelError, match=r"format 1, not 2.*rebuild it with `python -m charmodel atlas"):
+        with pytest.raises(CharModelError, match=r"format 1, not 3.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
 
 

@@ -87,19 +87,46 @@ def test_one_cell_replaced_reports_what_holding_it_costs(built):
     assert json.loads(done.stdout)["ablation_bits"] == pytest.approx(one["ablation_bits"], abs=1e-4)
 
 
-def test_weighted_coverage_sums_what_single_cells_carry(built):
+def test_the_atlas_stores_what_each_cell_costs_and_what_its_explanation_wins_back(built):
     run, found, engine = built
-    text = Run.open(run).split()[1][:600]
-    result = rp.weighted_coverage(engine, found, text, min_r=0.5)
-    swept = [d for layer in (0, 1) for kind in ("h", "c") for d in sweep(engine, text, layer, kind)]
-    assert result["cells"] == 48 == len(swept)
-    assert result["ablation_bits"] == pytest.approx(sum(max(d["delta"], 0) for d in swept), abs=1e-4)
-    assert result["explained"] == sum(len(rp.explained_cells(found, l, k, 0.5)) for l in (0, 1) for k in ("h", "c"))
-    assert result["share"] is None or 0 <= result["share"] <= 1
-    everything = rp.weighted_coverage(engine, found, text, min_r=-1.0)  # every cell with an explanation
-    assert everything["share"] in (None, pytest.approx(1.0))
-    done = cli("atlas", "--run", str(run), "--replace", "--weighted", "--chars", "600", "--json", "--quiet")
+    text = Run.open(run).split()[1][: rp.REPLACE_CHARS]
+    assert found.meta["ablation_chars"] == len(text) > 100
+    bits, recovered, r = (found.arrays[k] for k in ("ablation_bits", "recovered", "simulation_r"))
+    for layer, kind in ((0, "c"), (1, "h")):  # each cell held at its mean alone: ablate.sweep's figure
+        swept = {d["cell"]: d["delta"] for d in sweep(engine, text, layer, kind)}
+        assert np.allclose([bits[found.index(layer, kind, c)] for c in range(12)], [swept[c] for c in range(12)],
+                           atol=2e-5)
+    measured = np.flatnonzero(np.isfinite(recovered))
+    assert len(measured) > 0
+    used = np.isfinite(r) & (r >= 0.5) & (bits >= rp.MIN_ABLATION_BITS)
+    assert np.array_equal(np.isfinite(recovered), used)  # only cells explained and used get a share
+    for i in measured[:3]:  # each one's own replacement, as `atlas --replace --cell` measures it
+        layer, rest = divmod(int(i), 24)
+        one = rp.replace_cell(engine, found, text, layer, ("h", "c")[rest // 12], rest % 12)
+        assert recovered[i] == pytest.approx(one["recovered"], abs=2e-3)
+        assert bits[i] == pytest.approx(one["ablation_bits"], abs=1e-4)
+    rows = found.cells()
+    assert [row["recovered"] is not None for row in rows] == list(used)
+    cov = found.coverage()
+    positive = np.maximum(bits, 0)
+    assert cov["weighted_coverage"] == pytest.approx(positive[np.isfinite(r) & (r >= 0.5)].sum() / positive.sum(), abs=1e-3)
+    assert cov["replacement"]["model"]["cells"] == int((np.isfinite(r) & (r >= 0.5)).sum())
+    listed = json.loads(cli("atlas", "--run", str(run), "--list", "--json").stdout)
+    assert [row["recovered"] for row in listed] == [row["recovered"] for row in rows]
+    assert [row["ablation_bits"] for row in listed] == [row["ablation_bits"] for row in rows]
+    done = cli("atlas", "--run", str(run), "--list")
+    assert done.returncode == 0 and f"holding {cov['weighted_coverage']:.0%} of what single cells carry" in done.stdout
+    done = cli("atlas", "--run", str(run), "--replace", "--weighted", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == result
-    done = cli("atlas", "--run", str(run), "--weighted")
-    assert done.returncode == 2 and "--weighted goes with --replace" in done.stderr
+    assert json.loads(done.stdout)["weighted_coverage"] == cov["weighted_coverage"]
+    for flags, said in ((["--weighted"], "--weighted goes with --replace"),
+                        (["--replace", "--weighted", "--chars", "600"], "leave out --chars")):
+        done = cli("atlas", "--run", str(run), *flags)
+        assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_sentence_about_one_cell_says_what_the_figures_say():
+    assert "barely uses it" in rp.cell_sentence(0.001, None, True)
+    assert "keeps 74% of what this cell gives it" in rp.cell_sentence(0.05, 0.74, True)
+    assert "too weak to stand in for it" in rp.cell_sentence(0.05, None, False)
+    assert "does worse still (-7%)" in rp.cell_sentence(0.05, -0.07, True)

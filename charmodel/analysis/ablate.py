@@ -10,6 +10,8 @@ A layer-wide sweep ablates every cell of a layer, one per batch row (engine.forw
 layers below computed once for all rows (its `inputs`). No TensorFlow.
 """
 
+import contextlib
+
 import numpy as np
 
 from charmodel.engine import LN2, Engine, log_softmax
@@ -120,24 +122,40 @@ def sweep(engine: Engine, text: str, layer: int, kind: str, value="mean", progre
     (benchmarks/ablation.py: 78.7 s against 52.1 s for layer 1 of Alice on 2 cores). The engine
     otherwise keeps the process at one (see engine.pin_blas); a command line that owns the process
     may raise it for the sweep, an app server shared by sessions should not."""
-    if blas_threads > 1:
-        from threadpoolctl import ThreadpoolController
-
-        with ThreadpoolController().limit(limits=blas_threads, user_api="blas"):
-            return sweep(engine, text, layer, kind, value, progress)
     _check(engine, layer, kind, [])
     ids = _ids(engine, text)
-    means, below = layer_pass(engine, ids, layer, kind)
-    bpc = -logprobs(engine, ids)[0].mean() / LN2
-    out = []
-    U = engine.units
-    for g in range(0, U, GROUP):
-        cells = np.arange(g, min(g + GROUP, U))
-        done = (lambda f, g=g: progress((g + f * len(cells)) / U)) if progress else None
-        lp = logprobs(engine, ids, clamp=(layer, kind, cells[:, None], value_of(value, means, cells)[:, None]),
-                      rows=len(cells), below=below, first=layer if below is not None else 0, progress=done)
-        for cell, row in zip(cells, lp):
-            held = -row.mean() / LN2
-            out.append({"cell": int(cell), "bpc_ablated": round(float(held), 5), "delta": round(float(held - bpc), 5)})
+    with blas(blas_threads):
+        means, below = layer_pass(engine, ids, layer, kind)
+        bpc = -logprobs(engine, ids)[0].mean() / LN2
+        cells = np.arange(engine.units)
+        held = rows_bpc(engine, ids, layer, kind, cells, lambda c, a, b: value_of(value, means, c)[:, None], below,
+                        progress)
+    out = [{"cell": int(c), "bpc_ablated": round(float(h), 5), "delta": round(float(h - bpc), 5)}
+           for c, h in zip(cells, held)]
     out.sort(key=lambda d: -d["delta"])
+    return out
+
+
+def blas(threads: int):
+    """A context in which BLAS uses `threads` threads (nothing changes for 1, the engine's default)."""
+    if threads <= 1:
+        return contextlib.nullcontext()
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().limit(limits=threads, user_api="blas")
+
+
+def rows_bpc(engine: Engine, ids: np.ndarray, layer: int, kind: str, cells: np.ndarray, values, below=None,
+             progress=None) -> np.ndarray:
+    """(len(cells),) bits per character of a stateful pass over ids with one cell of (layer from 0,
+    kind) held per row, GROUP rows per batch: values(cells, a, b) gives the held values of steps
+    a..b, (rows, 1) for a constant or (rows, b - a, 1) per step. below: layer_pass's, shared by every row."""
+    out = np.empty(len(cells))
+    first = layer if below is not None else 0
+    for g in range(0, len(cells), GROUP):
+        group = np.asarray(cells[g : g + GROUP])
+        done = (lambda f, g=g, n=len(group): progress((g + f * n) / len(cells))) if progress else None
+        clamp = lambda a, b, group=group: (layer, kind, group[:, None], values(group, a, b))
+        lp = logprobs(engine, ids, clamp=clamp, rows=len(group), below=below, first=first, progress=done)
+        out[g : g + len(group)] = -lp.mean(axis=1) / LN2
     return out

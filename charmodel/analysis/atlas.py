@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charmodel.analysis import explain
+from charmodel.analysis import explain, replace
 from charmodel.analysis.cells import iter_activations
 from charmodel.engine import Engine, layer_number
 from charmodel.errors import CharModelError
@@ -24,7 +24,7 @@ from charmodel.run import folder as runfolder
 from charmodel.run.corpus import sha256
 from charmodel.run.handle import Run
 
-FORMAT = 2  # 2: simulation r and composite explanations (1: AUC, one predicate)
+FORMAT = 3  # 3: what the model loses without each cell, and what its explanation wins back (2: simulation r)
 KINDS = ("h", "c")
 FRAGMENT = 80  # characters per fragment for top and bottom contexts
 TOP = 20  # top and bottom contexts per cell
@@ -39,7 +39,7 @@ SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
 _ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
            "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
-           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights")
+           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights", "ablation_bits", "recovered")
 
 
 def atlas_path(run, checkpoint: str) -> Path:
@@ -193,6 +193,26 @@ def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, laye
             "median_simulation_r": round(float(np.median(finite)), 4) if len(finite) else None}
 
 
+def weighted_coverage(ablation_bits: np.ndarray, simulation_r: np.ndarray, min_r: float = explain.EXPLAINED_R) -> dict:
+    """How much of what single cells carry sits in explained cells: the share of the summed
+    ablation_bits (a negative one, where holding the cell helps, counts as 0) in cells whose
+    simulation r reaches min_r. None where no cell costs anything (or none was measured)."""
+    bits = np.maximum(np.nan_to_num(ablation_bits, nan=0.0), 0.0)
+    ok = np.isfinite(simulation_r) & (simulation_r >= min_r)
+    total = float(bits.sum())
+    return {"ablation_bits": round(total, 5), "ablation_bits_explained": round(float(bits[ok].sum()), 5),
+            "weighted_coverage": round(float(bits[ok].sum()) / total, 4) if total > 0 else None}
+
+
+def _number(x, digits: int):
+    return None if not np.isfinite(x) else round(float(x), digits)
+
+
+def _median(x: np.ndarray):
+    finite = x[np.isfinite(x)]
+    return round(float(np.median(finite)), 4) if len(finite) else None
+
+
 def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=explain.GRAMMARS) -> dict:
     """{grammar: coverage} on the same samples and thresholds: what a richer grammar adds (the
     model card and benchmarks/atlas.py report it)."""
@@ -205,18 +225,25 @@ def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=expla
     return out
 
 
-def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> dict:
+def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED, blas_threads: int = 1) -> dict:
     """Everything the atlas file holds, as arrays over cells (see the module docstring) plus `meta`.
     text: the whole corpus; its first train_chars characters are the training part. progress:
-    optional callable given (fraction done, stage)."""
+    optional callable given (fraction done, stage). blas_threads: for the ablations' batches."""
     t0 = time.perf_counter()
     say = progress or (lambda f, stage: None)
     U, N = engine.units, engine.units * len(cell_keys(engine.layers))
-    samples = stream(engine, text, train_chars, lambda f: say(0.8 * f, "activations"), seed)
+    samples = stream(engine, text, train_chars, lambda f: say(0.3 * f, "activations"), seed)
     fit, held, spread = samples.fit, samples.held, samples.spread
-    say(0.8, "explanations")
+    stages = {"activations": time.perf_counter() - t0}
+    say(0.3, "explanations")
     candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
-    say(0.95, "distributions")
+    stages["explanations"] = time.perf_counter() - t0 - sum(stages.values())
+    say(0.36, "what the model uses")
+    scored = text[train_chars : train_chars + replace.REPLACE_CHARS]
+    used, replaced = _what_the_model_uses(engine, candidates, chosen, scored, lambda f: say(0.36 + 0.6 * f, "what "
+                                          "the model uses"), blas_threads)
+    stages["what the model uses"] = time.perf_counter() - t0 - sum(stages.values())
+    say(0.97, "distributions")
     mean = samples.sum / samples.count
     std = np.sqrt(np.maximum(samples.sumsq / samples.count - mean**2, 0))
     hist = np.empty((N, HISTOGRAM_BINS), np.int32)
@@ -239,8 +266,11 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
             "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
             "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
-                           "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE},
-            "seconds": round(time.perf_counter() - t0, 1)}
+                           "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE,
+                           "min_ablation_bits": replace.MIN_ABLATION_BITS},
+            "ablation_chars": len(scored), "replacement": replaced,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "stage_seconds": {k: round(v, 1) for k, v in stages.items()}}
     say(1.0, "done")
     return {"meta": meta, "mean": mean.astype(np.float32), "std": std.astype(np.float32), "min": samples.min,
             "max": samples.max, "histogram": hist,
@@ -248,18 +278,33 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "bottom_position": bottom_position.T.astype(np.int32), "bottom_value": -bottom_value.T,
             "quantile_position": q_pos.astype(np.int32), "quantile_value": q_val, "quantile_edges": q_edges,
             "char_mean": (samples.char_sum / np.maximum(samples.char_count, 1)[:, None]).T.astype(np.float32),
-            **chosen,
+            **chosen, **used,
             "effect_chars": effect_chars.astype(np.int16),
             "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
 
 
-def build_for_run(run, checkpoint: str | None = None, progress=None) -> Path:
+def _what_the_model_uses(engine: Engine, candidates, chosen: dict, scored: str, progress, blas_threads: int):
+    """(replace.per_cell's arrays, replace.summary's dict) on the scored text, from the explanations
+    chosen before the file exists; ({}, None) without two characters to score."""
+    if len(scored) < 2:
+        return {"ablation_bits": np.full(len(chosen["terms"]), np.nan, np.float32),
+                "recovered": np.full(len(chosen["terms"]), np.nan, np.float32)}, None
+    draft = Atlas({"units": engine.units, "layers": engine.layers, "vocab": engine.vocab.chars,
+                   "candidates": explain.candidate_dicts(candidates)}, chosen, None)
+    used = replace.per_cell(engine, draft, scored, progress=lambda f: progress(0.9 * f), blas_threads=blas_threads)
+    with replace.blas(blas_threads):
+        replaced = replace.summary(engine, draft, scored)
+    progress(1.0)
+    return used, replaced
+
+
+def build_for_run(run, checkpoint: str | None = None, progress=None, blas_threads: int = 1) -> Path:
     """Build the atlas of one checkpoint of a run (a Run or its folder) and write it into the run folder."""
     run = Run.of(run)  # read once: the engine, the texts and the paths below all come from it
     checkpoint = checkpoint or run.default_checkpoint()
     engine = Engine.load(run, checkpoint)
     train, val = run.split()
-    data = build(engine, train + val, len(train), progress)
+    data = build(engine, train + val, len(train), progress, blas_threads=blas_threads)
     data["meta"].update(run=run.name, checkpoint=checkpoint, weights_sha256=sha256(run.checkpoint(checkpoint)))
     path = atlas_path(run.path, checkpoint)
     with runfolder.atomic_path(path, suffix=".tmp.npz") as tmp:
@@ -305,7 +350,8 @@ class Atlas:
         phrase; None where no candidate was eligible, on a tiny text), terms, simulation_r
         (held-out; None without one), auc (held-out, for a one-term yes/no explanation; else
         None), direction (+1/-1: the first term's sign), group (the first term's), explained,
-        spread (std)."""
+        spread (std), ablation_bits (what holding it at its mean costs, bits per character) and
+        recovered (the share of that its explanation wins back; None where it is not measured)."""
         U, out = self.meta["units"], []
         a = self.arrays
         for i in range(len(a["terms"])):
@@ -317,7 +363,8 @@ class Atlas:
                         "simulation_r": None if not np.isfinite(sim) else round(float(sim), 4),
                         "auc": None if not np.isfinite(auc) else round(float(auc), 4),
                         "direction": terms[0]["sign"] if terms else 1, "group": terms[0]["group"] if terms else None,
-                        "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4)})
+                        "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4),
+                        "ablation_bits": _number(a["ablation_bits"][i], 5), "recovered": _number(a["recovered"][i], 4)})
         return out
 
     def headline(self, chosen: tuple | None = None) -> dict | None:
@@ -337,9 +384,12 @@ class Atlas:
         return None
 
     def coverage(self) -> dict:
-        """Explained cells per (layer, kind) and per group of their first term."""
-        return coverage(self.arrays["terms"][:, 0], self.arrays["simulation_r"], self.candidates,
-                        self.meta["layers"], self.meta["units"])
+        """Explained cells per (layer, kind) and per group of their first term; the share of what
+        single cells carry that sits in explained cells (weighted_coverage); the median recovered."""
+        a = self.arrays
+        out = coverage(a["terms"][:, 0], a["simulation_r"], self.candidates, self.meta["layers"], self.meta["units"])
+        return {**out, **weighted_coverage(a["ablation_bits"], a["simulation_r"]),
+                "median_recovered": _median(a["recovered"]), "replacement": self.meta.get("replacement")}
 
     def simulate(self, layer: int, kind: str, cell: int, text: str) -> np.ndarray:
         """What this cell's explanation predicts at every character of `text` (layer from 0)."""
@@ -365,7 +415,8 @@ class Atlas:
                "terms": self.terms(i), "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
                float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
                "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
-               "effect": None}
+               "effect": None, "ablation_bits": _number(a["ablation_bits"][i], 5),
+               "recovered": _number(a["recovered"][i], 4)}
         if layer == self.meta["layers"] - 1 and kind == "h":
             chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
             out["effect"] = {"boosts": [(vocab[c], float(x)) for c, x in zip(chars[:EFFECT], w[:EFFECT])],
@@ -391,8 +442,8 @@ def load(run, checkpoint: str) -> Atlas:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
         raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
     if arrays is None:
-        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations are now "
-                             f"scored by simulation); {rebuild}.")
+        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (cells now carry what "
+                             f"the model loses without them); {rebuild}.")
     weights = runfolder.checkpoint_path(run, checkpoint)
     if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
         raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")

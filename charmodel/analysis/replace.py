@@ -13,8 +13,8 @@ cheap because the engine is ours: the replacement is a clamp with one value per 
 import numpy as np
 
 from charmodel.analysis import explain
-from charmodel.analysis.ablate import logprobs, sweep
-from charmodel.engine import LN2, Engine
+from charmodel.analysis.ablate import blas, layer_pass, logprobs, rows_bpc, sweep
+from charmodel.engine import LN2, Engine, layer_number
 from charmodel.errors import CharModelError
 
 REPLACE_CHARS = 2000  # validation characters scored by default
@@ -121,3 +121,61 @@ def weighted_coverage(engine: Engine, atlas, text: str, min_r: float = explain.E
                 explained += 1
     return {"cells": cells, "explained": explained, "ablation_bits": round(total, 5),
             "ablation_bits_explained": round(held, 5), "share": round(held / total, 4) if total > 0 else None}
+
+
+def per_cell(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_R, progress=None,
+             blas_threads: int = 1) -> dict:
+    """Every cell alone, in atlas order (layer by layer, h then c): ablation_bits (N,), what holding
+    it at its mean over `text` costs in bits per character; and recovered (N,), the share of that
+    loss its explanation wins back when it replaces the cell, for explained cells (simulation r
+    reaching min_r) whose ablation_bits reach MIN_ABLATION_BITS, NaN for the others. A layer's
+    rows are batched as ablate.sweep batches them."""
+    ids = engine.vocab.encode(text, "the text")
+    if len(ids) < 2:
+        raise CharModelError("the text needs at least 2 characters: one to read and one to predict.")
+    U, parts = engine.units, [(l, k) for l in range(engine.layers) for k in ("h", "c")]
+    bits = np.empty(U * len(parts), np.float32)
+    recovered = np.full(U * len(parts), np.nan, np.float32)
+    every = np.arange(U)
+    say = (lambda n, f: progress((n + f) / (2 * len(parts)))) if progress else (lambda n, f: None)
+    with blas(blas_threads):
+        base = _bpc(engine, ids)
+        for n, (layer, kind) in enumerate(parts):
+            means, below = layer_pass(engine, ids, layer, kind)
+            held = rows_bpc(engine, ids, layer, kind, every, lambda c, a, b: means[c][:, None], below,
+                            lambda f: say(2 * n, f))
+            bits[n * U : (n + 1) * U] = held - base
+            used = every[held - base >= MIN_ABLATION_BITS]
+            cells = np.intersect1d(used, explained_cells(atlas, layer, kind, min_r))
+            if len(cells):
+                predicted = predictions(atlas, layer, kind, cells, text).T  # (cells, T)
+                column = {int(c): i for i, c in enumerate(cells)}
+                rows = lambda c, a, b: predicted[[column[int(x)] for x in c], a:b, None]
+                replaced = rows_bpc(engine, ids, layer, kind, cells, rows, below, lambda f: say(2 * n + 1, f))
+                recovered[n * U + cells] = (held[cells] - replaced) / (held[cells] - base)
+    return {"ablation_bits": bits, "recovered": recovered}
+
+
+def summary(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_R) -> dict:
+    """replace() for the whole model ("model") and for each layer and kind ("layer 1 h", ...)."""
+    out = {"model": replace(engine, atlas, text, min_r=min_r)}
+    for layer in range(engine.layers):
+        for kind in ("h", "c"):
+            out[f"layer {layer_number(layer)} {kind}"] = replace(engine, atlas, text, [(layer, kind)], min_r)
+    return out
+
+
+def cell_sentence(ablation_bits, recovered, explained: bool) -> str:
+    """What holding one cell at its mean costs, and what its explanation wins back, in words."""
+    if ablation_bits is None:
+        return "what the model loses without it was not measured."
+    if ablation_bits < MIN_ABLATION_BITS:
+        return (f"held at its mean it costs the model {max(ablation_bits, 0):.4f} bits per character (under "
+                f"{MIN_ABLATION_BITS}): the model barely uses it, so there is nothing for an explanation to win back.")
+    cost = f"held at its mean it costs the model {ablation_bits:.4f} bits per character"
+    if not explained or recovered is None:
+        return f"{cost}; its explanation is too weak to stand in for it (simulation r under {explain.EXPLAINED_R})."
+    if recovered < 0:
+        return (f"{cost}; replaced by its explanation, the model does worse still ({recovered:.0%}): the explanation "
+                "correlates with the cell but misses what the model uses it for.")
+    return f"{cost}; replaced by its explanation, the model keeps {recovered:.0%} of what this cell gives it."

@@ -19,9 +19,8 @@ def add_atlas(sub) -> None:
     p.add_argument("--replace", action="store_true", help="every explained cell (of --layer and --kind, else of "
                    "every layer and kind) held at its mean, and replaced by what its explanation predicts: how much "
                    "of what the cells give the model their explanations carry")
-    p.add_argument("--weighted", action="store_true", help="with --replace: instead, every cell held at its mean "
-                   "alone, and the share of what single cells carry that sits in explained cells (minutes for a "
-                   "2x512 model)")
+    p.add_argument("--weighted", action="store_true", help="with --replace: instead, the share of what single cells "
+                   "carry (each held at its mean alone, as the atlas stores it) that sits in explained cells")
     p.add_argument("--min-r", type=float, default=None, help="with --replace: the simulation r from which a cell "
                    "counts as explained (default 0.5)")
     p.add_argument("--chars", type=int, default=None, help="with --replace: validation characters scored "
@@ -58,21 +57,31 @@ def cmd_atlas(args) -> int:
     if cell_flags:
         raise CharModelError(f"{cell_flags[0]} goes with --simulate; add --simulate, or leave it out.")
     if args.list:
-        rows = atlas.load(run.path, chosen).cells()
+        found = atlas.load(run.path, chosen)
+        rows = found.cells()
         if args.min_score is not None:
             rows = [r for r in rows if r["simulation_r"] is not None and r["simulation_r"] >= args.min_score]
         if args.json:
             print(json.dumps([{"layer": layer_number(r["layer"]), **{k: r[k] for k in
-                              ("kind", "cell", "explanation", "simulation_r", "auc", "terms", "direction", "group")}}
+                              ("kind", "cell", "explanation", "simulation_r", "auc", "terms", "direction", "group",
+                               "ablation_bits", "recovered")}}
                               for r in rows]))
             return 0
         for r in rows:
             score = "  -  " if r["simulation_r"] is None else f"{r['simulation_r']:+.3f}"
-            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  r {score}  {r['explanation']}")
+            bits = "   -   " if r["ablation_bits"] is None else f"{r['ablation_bits']:+.4f}"
+            kept = "  - " if r["recovered"] is None else f"{r['recovered']:4.0%}"
+            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  r {score}  ablation {bits}  "
+                  f"kept {kept}  {r['explanation']}")
+        print("In all: " + "; ".join(line for line in (weighted_line(found, explain.EXPLAINED_R), replacement_line(found))
+                                     if line) + ".")
         return 0
     run.checkpoint(chosen)  # a bad checkpoint name fails before the slow part
+    from charmodel.engine import blas_threads, cores
+
+    threads = blas_threads() if args.threads is not None else cores()  # the ablations' batches: every core, as ablate's
     with percent_bar("atlas", args.quiet) as progress:
-        path = atlas.build_for_run(run, chosen, progress=lambda fraction, stage: progress(fraction))
+        path = atlas.build_for_run(run, chosen, progress=lambda fraction, stage: progress(fraction), blas_threads=threads)
     built = atlas.load(run.path, chosen)
     summary = {**built.coverage(), "seconds": built.meta["seconds"], "bytes": path.stat().st_size, "file": str(path)}
     if args.json:
@@ -85,14 +94,42 @@ def cmd_atlas(args) -> int:
             print(f"  {part}: {d['explained']} of {d['cells']}")
         print("  by the group of their best explanation: " +
               ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
+        for line in (weighted_line(built, explain.EXPLAINED_R), replacement_line(built)):
+            if line:
+                print(f"  {line}")
         print(f"wrote {path} ({summary['bytes'] / 2**20:.1f} MB) in {summary['seconds']:.0f} s")
     return 0
+
+
+def weighted_line(found, min_r: float) -> str:
+    """'explains N of M cells ..., holding X% of what single cells carry (...)', from the atlas file."""
+    import numpy as np
+
+    from charmodel.analysis.atlas import weighted_coverage
+
+    r = found.arrays["simulation_r"]
+    w = weighted_coverage(found.arrays["ablation_bits"], r, min_r)
+    share = "-" if w["weighted_coverage"] is None else f"{w['weighted_coverage']:.0%}"
+    return (f"explains {int((np.isfinite(r) & (r >= min_r)).sum()):,} of {len(r):,} cells (simulation r >= {min_r:g}), "
+            f"holding {share} of what single cells carry ({w['ablation_bits_explained']:.4f} of "
+            f"{w['ablation_bits']:.4f} bits per character, each cell held at its mean alone over "
+            f"{found.meta['ablation_chars']:,} validation characters)")
+
+
+def replacement_line(found) -> str | None:
+    """'replaced by their explanations, the explained cells keep X% ...', from the atlas file."""
+    r = (found.meta.get("replacement") or {}).get("model")
+    if not r or r["recovered"] is None:
+        return None
+    return (f"replaced by their explanations all at once, the {r['cells']:,} explained cells keep {r['recovered']:.0%} "
+            f"of what they give the model ({r['bpc']:.4f} bpc as it is, {r['bpc_means']:.4f} held at their means, "
+            f"{r['bpc_explained']:.4f} replaced)")
 
 
 def _replace(args, checkpoint: str) -> int:
     """atlas --replace: explained cells held at their means, and replaced by their explanations."""
     from charmodel.analysis import atlas, explain
-    from charmodel.analysis.replace import MIN_ABLATION_BITS, REPLACE_CHARS, replace, replace_cell, weighted_coverage
+    from charmodel.analysis.replace import REPLACE_CHARS, cell_sentence, replace, replace_cell
 
     others = [f for f, v in (("--text", args.text), ("--text-file", args.text_file), ("--list", args.list or None))
               if v is not None]
@@ -106,44 +143,29 @@ def _replace(args, checkpoint: str) -> int:
     if chars < 2:
         raise CharModelError(f"--chars must be at least 2, not {chars}.")
     found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
+    min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
+    if args.weighted:
+        if args.layer is not None or args.chars is not None:
+            flag = "--chars" if args.chars is not None else "--layer, --kind and --cell"
+            raise CharModelError(f"--weighted reads every cell's ablation from the atlas; leave out {flag}.")
+        result = atlas.weighted_coverage(found.arrays["ablation_bits"], found.arrays["simulation_r"], min_r)
+        print(json.dumps(result) if args.json else weighted_line(found, min_r))
+        return 0
     engine = load_engine(args)
     parts = None
     if args.layer is not None:
         check_cell(args, engine)
         parts = [(layer_index(args.layer), args.kind)]
     text = open_run(args).split()[1][:chars]
-    min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
-    if args.weighted:
-        if parts:
-            raise CharModelError("--weighted weighs every cell of the model; leave out --layer, --kind and --cell.")
-        from charmodel.engine import blas_threads, cores
-
-        threads = blas_threads() if args.threads is not None else cores()  # sweeps alone: every core, as ablate's
-        with percent_bar("weighted coverage", args.quiet) as progress:
-            result = weighted_coverage(engine, found, text, min_r, progress, blas_threads=threads)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            share = "-" if result["share"] is None else f"{result['share']:.0%}"
-            print(f"explains {result['explained']:,} of {result['cells']:,} cells (simulation r >= {min_r:g}), holding "
-                  f"{share} of what single cells carry ({result['ablation_bits_explained']:.4f} of "
-                  f"{result['ablation_bits']:.4f} bits per character, each cell held at its mean alone over "
-                  f"{len(text):,} validation characters)")
-        return 0
     if args.cell is not None:
         if not found.terms(found.index(layer_index(args.layer), args.kind, args.cell)):
             raise CharModelError(f"layer {args.layer} {args.kind} cell {args.cell} has no explanation to replace it by.")
         result = replace_cell(engine, found, text, layer_index(args.layer), args.kind, args.cell)
         if args.json:
             print(json.dumps(result))
-        elif result["recovered"] is None:
-            print(f"layer {args.layer} {args.kind} cell {args.cell}: holding it at its mean costs "
-                  f"{result['ablation_bits']:+.4f} bits per character (under {MIN_ABLATION_BITS}): the model barely "
-                  "uses it.")
         else:
-            print(f"layer {args.layer} {args.kind} cell {args.cell}: held at its mean the model loses "
-                  f"{result['ablation_bits']:.4f} bits per character; replaced by its explanation, it keeps "
-                  f"{result['recovered']:.0%} of what this cell gives it.")
+            print(f"layer {args.layer} {args.kind} cell {args.cell}: " + cell_sentence(result["ablation_bits"],
+                                                                                  result["recovered"], True))
         return 0
     with percent_bar("replace", args.quiet) as progress:
         result = replace(engine, found, text, parts, min_r, progress=progress)
@@ -175,6 +197,14 @@ def _simulate(args, checkpoint: str) -> int:
     if (args.text is None) == (args.text_file is None):
         raise CharModelError("--simulate needs the text: give --text or --text-file (one of them).")
     found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
+    min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
+    if args.weighted:
+        if args.layer is not None or args.chars is not None:
+            flag = "--chars" if args.chars is not None else "--layer, --kind and --cell"
+            raise CharModelError(f"--weighted reads every cell's ablation from the atlas; leave out {flag}.")
+        result = atlas.weighted_coverage(found.arrays["ablation_bits"], found.arrays["simulation_r"], min_r)
+        print(json.dumps(result) if args.json else weighted_line(found, min_r))
+        return 0
     engine = load_engine(args)
     check_cell(args, engine)
     text = given_text(args, engine)

@@ -105,7 +105,7 @@ def atlas_main(run: str, checkpoint: str) -> int:
     set_threads(1)
     try:
         path = atlas.build_for_run(run, checkpoint, progress=lambda fraction, stage: send(
-            event="progress", fraction=round(fraction, 4), stage=stage))
+            event="progress", fraction=round(fraction, 4), stage=stage), blas_threads=cores())  # niced: the app comes first
         built = atlas.load(run, checkpoint)
         send(event="done", **built.coverage(), seconds=built.meta["seconds"], bytes=path.stat().st_size, file=str(path))
     except CharModelError as e:

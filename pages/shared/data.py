@@ -341,7 +341,7 @@ def _atlas_table(run_dir: str, checkpoint: str, stamp: float, file_stamp: float)
 
     rows = _atlas(run_dir, checkpoint, stamp, file_stamp).cells()
     frame = pd.DataFrame([{**r, "layer": layer_number(r["layer"])} for r in rows])
-    return frame.astype({"simulation_r": float, "auc": float})  # None as NaN: a blank cell, not "None"
+    return frame.astype({"simulation_r": float, "auc": float, "ablation_bits": float, "recovered": float})  # None as NaN: a blank cell
 
 
 def atlas_table(run: str, checkpoint: str):
@@ -400,50 +400,6 @@ def ablation_sweep(run: str, checkpoint: str, layer: int, kind: str) -> list[dic
 
 def swept(run: str, checkpoint: str, layer: int, kind: str) -> bool:
     return _sweep_store().known((*_key(run, checkpoint), layer, kind))
-
-
-@st.cache_resource
-def _replacement_store() -> SharedLRU:
-    return SharedLRU(size=8)
-
-
-def _replacement_key(run: str, checkpoint: str) -> tuple:
-    return (*_key(run, checkpoint), _stamp(atlas.atlas_path(run_path(run), checkpoint)))
-
-
-def replacement(run: str, checkpoint: str) -> dict:
-    """Every explained cell held at its mean, and replaced by its explanation, over ABLATION_CHARS
-    validation characters (charmodel.analysis.replace), shared by every session, with a progress bar."""
-    from charmodel.analysis.replace import replace
-
-    def compute():
-        bar = st.progress(0.0)
-        val = split_text(run)[1][:ABLATION_CHARS]
-        result = replace(load_engine(run, checkpoint), load_atlas(run, checkpoint), val, progress=lambda f: bar.progress(
-            min(f, 1.0), text=f"Replacing every explained cell by its explanation over {len(val):,} characters: {f:.0%}"))
-        bar.empty()
-        return result
-
-    return _replacement_store().get(_replacement_key(run, checkpoint), compute)
-
-
-@st.cache_data(max_entries=64, show_spinner="Running the model with this cell replaced by its explanation…")
-def _cell_replacement(run_dir: str, checkpoint: str, stamp: float, atlas_stamp: float, layer: int, kind: str,
-                      cell: int) -> dict:
-    from charmodel.analysis.replace import replace_cell
-
-    val = _split_text(run_dir, _stamp(Path(run_dir) / runfolder.CONFIG))[1]
-    return replace_cell(_engine(run_dir, checkpoint, stamp), _atlas(run_dir, checkpoint, stamp, atlas_stamp),
-                        val[:ABLATION_CHARS], layer, kind, cell)
-
-
-def cell_replacement(run: str, checkpoint: str, layer: int, kind: str, cell: int) -> dict:
-    """One cell (layer from 0) held at its mean and replaced by its explanation (replace_cell)."""
-    return _cell_replacement(*_replacement_key(run, checkpoint), layer, kind, cell)
-
-
-def replaced(run: str, checkpoint: str) -> bool:
-    return _replacement_store().known(_replacement_key(run, checkpoint))
 
 
 @st.cache_data(max_entries=32, show_spinner="Attributing…")

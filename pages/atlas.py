@@ -77,6 +77,10 @@ if cov["weighted_coverage"] is not None:
                 "of what single cells carry", help="each cell held at its mean alone over the first "
                 f"{chars:,} validation characters: the share of the bits per character those ablations cost that "
                 "falls on explained cells")
+elif not chars:
+    st.caption("What the model loses without each cell is not measured in a windowed model's atlas: every character "
+               "has its own window pass, so it would take the window's length times as long. The Cells page's "
+               "ablation sweep measures one layer.")
 r = (cov["replacement"] or {}).get("model")
 if r and r["recovered"] is not None:
     median = "" if cov["median_recovered"] is None else (

@@ -130,3 +130,20 @@ def test_the_sentence_about_one_cell_says_what_the_figures_say():
     assert "keeps 74% of what this cell gives it" in rp.cell_sentence(0.05, 0.74, True)
     assert "too weak to stand in for it" in rp.cell_sentence(0.05, None, False)
     assert "does worse still (-7%)" in rp.cell_sentence(0.05, -0.07, True)
+
+
+def test_a_windowed_atlas_leaves_the_ablations_to_the_commands_and_says_so(tmp_path, alice_text):
+    run = make_random_run(tmp_path / "w", alice_text[:3000], layers=1, units=6)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "window": 8}))
+    atlas.build_for_run(run, "best")
+    found = atlas.load(run, "best")
+    assert found.meta["ablation_chars"] == 0 and found.meta["replacement"] is None
+    assert np.isnan(found.arrays["ablation_bits"]).all() and np.isnan(found.arrays["recovered"]).all()
+    cov = found.coverage()
+    assert cov["weighted_coverage"] is None and cov["median_recovered"] is None
+    assert all(row["ablation_bits"] is None and row["recovered"] is None for row in found.cells())
+    assert rp.cell_sentence(None, None, True) == "what the model loses without it was not measured."
+    done = cli("atlas", "--run", str(run), "--list")
+    assert done.returncode == 0, done.stderr
+    assert "what single cells carry is not measured in a windowed model's atlas" in done.stdout

@@ -132,3 +132,14 @@ def test_the_shipped_atlas_finds_the_posts_three_cells_unprompted():
                  lambda n: n == "named:word_start"):
         hits = [r for r in rows if r["explained"] and any(idea(t["name"]) for t in r["terms"])]
         assert hits and max(r["simulation_r"] for r in hits) >= 0.6
+
+
+@pytest.mark.parametrize("name", ["alice", "shakespeare", "python"])
+def test_each_model_card_reports_what_its_shipped_atlas_measured(name):
+    """The card's paragraph on what the model uses is the atlas file's own figures (tools/model_card.py)."""
+    from tools.model_card import what_the_model_uses
+
+    found = atlas.load(WEIGHTS / name, "best")
+    cov = found.coverage()
+    assert cov["weighted_coverage"] is not None and cov["replacement"]["model"]["recovered"] is not None
+    assert what_the_model_uses(found, cov) in (WEIGHTS / name / "MODEL_CARD.md").read_text(encoding="utf-8")

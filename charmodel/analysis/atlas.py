@@ -239,7 +239,9 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
     stages["explanations"] = time.perf_counter() - t0 - sum(stages.values())
     say(0.36, "what the model uses")
-    scored = text[train_chars : train_chars + replace.REPLACE_CHARS]
+    # a windowed model reads each character in its own window: its ablations would cost W times a
+    # stateful model's, so the build leaves them to `atlas --replace` and `ablate` (docs/atlas.md)
+    scored = "" if engine.window else text[train_chars : train_chars + replace.REPLACE_CHARS]
     used, replaced = _what_the_model_uses(engine, candidates, chosen, scored, lambda f: say(0.36 + 0.6 * f, "what "
                                           "the model uses"), blas_threads)
     stages["what the model uses"] = time.perf_counter() - t0 - sum(stages.values())
@@ -285,7 +287,7 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
 
 def _what_the_model_uses(engine: Engine, candidates, chosen: dict, scored: str, progress, blas_threads: int):
     """(replace.per_cell's arrays, replace.summary's dict) on the scored text, from the explanations
-    chosen before the file exists; ({}, None) without two characters to score."""
+    chosen before the file exists; (arrays of NaN, None) without two characters to score."""
     if len(scored) < 2:
         return {"ablation_bits": np.full(len(chosen["terms"]), np.nan, np.float32),
                 "recovered": np.full(len(chosen["terms"]), np.nan, np.float32)}, None

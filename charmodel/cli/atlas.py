@@ -109,9 +109,12 @@ def weighted_line(found, min_r: float) -> str:
 
     r = found.arrays["simulation_r"]
     w = weighted_coverage(found.arrays["ablation_bits"], r, min_r)
+    explains = f"explains {int((np.isfinite(r) & (r >= min_r)).sum()):,} of {len(r):,} cells (simulation r >= {min_r:g})"
+    if not found.meta["ablation_chars"]:
+        return (f"{explains}; what single cells carry is not measured in a windowed model's atlas (each character "
+                "has its own window pass; `ablate --sweep` measures one layer)")
     share = "-" if w["weighted_coverage"] is None else f"{w['weighted_coverage']:.0%}"
-    return (f"explains {int((np.isfinite(r) & (r >= min_r)).sum()):,} of {len(r):,} cells (simulation r >= {min_r:g}), "
-            f"holding {share} of what single cells carry ({w['ablation_bits_explained']:.4f} of "
+    return (f"{explains}, holding {share} of what single cells carry ({w['ablation_bits_explained']:.4f} of "
             f"{w['ablation_bits']:.4f} bits per character, each cell held at its mean alone over "
             f"{found.meta['ablation_chars']:,} validation characters)")
 

@@ -158,14 +158,17 @@ with left:
     st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
                "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
     s = d["summary"]
-    st.caption(f"Over all {found.meta['chars']:,} characters: mean {s['mean']:+.3f}, std {s['std']:.3f}, "
+    n = found.meta.get("summary_positions", found.meta["chars"])
+    over = f"all {n:,} characters" if n >= found.meta["chars"] else f"{n:,} sampled characters (each from its window)"
+    st.caption(f"Over {over}: mean {s['mean']:+.3f}, std {s['std']:.3f}, "
                f"min {s['min']:+.3f}, max {s['max']:+.3f}.")
     if d["effect"]:
         fmt = lambda pairs: ", ".join(f"{show_char(c)} ({w:+.2f})" for c, w in pairs)
         st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
                     f"suppresses {fmt(d['effect']['suppresses'])}.")
     st.markdown("**What the model loses without it**")
-    said = cell_sentence(d["ablation_bits"], d["recovered"], d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R)
+    explained = d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R
+    said = cell_sentence(d["ablation_bits"], d["recovered"], explained)
     st.markdown(said[0].upper() + said[1:] + f" (over the first {chars:,} validation characters)")
     asked = st.session_state.setdefault("atlas_ablated", [])
     if [layer, kind, cell] not in asked:

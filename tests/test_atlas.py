@@ -391,3 +391,28 @@ def test_the_string_lexer_knows_escapes_blocks_and_the_other_mark():
     lines = "".join(f"s = 'a' + \"b\"  # it's '{i}'\n" for i in range(40)) + '"""doc"""\n' * 40
     assert explain.string_marks(lines) == "'\""  # the apostrophe of it's and the tripled marks set aside
     assert explain.string_marks("it's `quoted' here\n" * 40) == ""  # Alice's quotation marks are not strings
+
+
+def test_a_windowed_atlas_reads_only_its_sampled_positions_each_from_its_window(tmp_path, alice_text):
+    text = alice_text[:4000]
+    run = make_random_run(tmp_path / "w", text, layers=2, units=6)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "window": 8}))
+    engine = Engine.load(run, "best")
+    ids = engine.vocab.encode(text, "t")
+    positions = np.array([0, 3, 6, 7, 8, 100, 1234, len(text) - 1])
+    _, rec, _ = engine.forward(ids[None], record=("h", "c"))  # the ring of windows over the whole text
+    whole = np.concatenate([rec[key][0] for key in atlas.cell_keys(2)], axis=1)
+    assert np.allclose(atlas.window_values(engine, ids, positions), whole[positions], atol=1e-5)
+    atlas.build_for_run(run, "best")
+    found = atlas.load(run, "best")
+    meta = found.meta
+    read = meta["fit_positions"] + meta["held_positions"]
+    assert meta["summary_positions"] == read <= atlas.WINDOWED_SHARE * len(text) + 1
+    fit, held, _ = atlas.sample_positions(meta["train_chars"], len(text), share=atlas.WINDOWED_SHARE)
+    sample = whole[np.concatenate([fit, held])]
+    assert np.allclose(found.arrays["mean"], sample.mean(axis=0), atol=1e-5)  # the summary is the sample's
+    assert np.allclose(found.arrays["max"], sample.max(axis=0)) and np.allclose(found.arrays["min"], sample.min(axis=0))
+    top = found.arrays["top_position"][:, 0]  # each cell's largest sampled value, at its position
+    assert np.allclose(whole[top, np.arange(whole.shape[1])], sample.max(axis=0), atol=1e-6)
+    assert np.isfinite(found.arrays["simulation_r"]).any()

@@ -34,6 +34,8 @@ PER_QUANTILE = 3  # ...and positions sampled from each
 HISTOGRAM_BINS = 50
 FIT_POSITIONS = 40_000  # training-text positions where explanations are chosen
 HELD_POSITIONS = 40_000  # at most this many validation positions where they are scored
+WINDOWED_SHARE = 0.25  # a windowed model's atlas reads at most this share of the text's positions (see stream)
+WINDOW_ROWS = 256  # windows per batch when reading sampled positions
 EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppresses
 SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
@@ -50,13 +52,20 @@ def build_command(run, checkpoint: str) -> str:
     return f"python -m charmodel atlas --run {run} --checkpoint {checkpoint}"
 
 
-def sample_positions(train_chars: int, total_chars: int, seed: int = SEED):
+def sample_positions(train_chars: int, total_chars: int, seed: int = SEED, share: float | None = None):
     """(fit, held, spread): sorted positions in the training text, the validation text, and the
-    validation positions that, with fit, make a uniform sample of the whole text."""
+    validation positions that, with fit, make a uniform sample of the whole text. share: at most
+    this share of the text's positions in all (a windowed model's atlas reads only these), the
+    held-out part taking up to half."""
     rng = np.random.default_rng(seed)
     val_chars = total_chars - train_chars
-    fit = np.sort(rng.choice(train_chars, min(FIT_POSITIONS, train_chars), replace=False))
-    held = train_chars + np.sort(rng.choice(val_chars, min(HELD_POSITIONS, val_chars), replace=False))
+    fit_n, held_n = min(FIT_POSITIONS, train_chars), min(HELD_POSITIONS, val_chars)
+    if share is not None:
+        budget = max(int(share * total_chars), 2)
+        held_n = min(held_n, budget // 2)
+        fit_n = min(fit_n, budget - held_n)
+    fit = np.sort(rng.choice(train_chars, fit_n, replace=False))
+    held = train_chars + np.sort(rng.choice(val_chars, held_n, replace=False))
     rate = len(fit) / max(train_chars, 1)
     spread = np.sort(rng.choice(len(held), min(len(held), round(rate * val_chars)), replace=False))
     return fit, held, spread
@@ -150,6 +159,8 @@ def stream(engine: Engine, text: str, train_chars: int, progress=None, seed: int
     progress: optional callable given the fraction of the pass done."""
     U, keys = engine.units, cell_keys(engine.layers)
     ids = engine.vocab.encode(text, "the corpus")
+    if engine.window:
+        return _sampled(engine, ids, train_chars, progress, seed)
     fit, held, spread = sample_positions(train_chars, len(text), seed)
     out = _Stream(U * len(keys), len(engine.vocab), fit, held)
     out.spread = spread
@@ -166,6 +177,55 @@ def stream(engine: Engine, text: str, train_chars: int, progress=None, seed: int
         pending = {key: v[whole:].copy() for key, v in block.items()} if whole < n else None
         pending_start = start + whole
         del stretch, block
+    return out
+
+
+def window_values(engine: Engine, ids: np.ndarray, positions: np.ndarray, progress=None) -> np.ndarray:
+    """(len(positions), cells) float32, cells in atlas order: a windowed engine's value of every
+    cell at each position, each from a zero state over the window ending there (over the text's
+    start before the first full window), WINDOW_ROWS windows per batch. Each value is the one the
+    ring of windows gives at that position, without the positions between."""
+    W, plain, keys = engine.window, engine.stateful(), cell_keys(engine.layers)
+    out = np.empty((len(positions), engine.units * len(keys)), np.float32)
+    early = np.flatnonzero(positions < W - 1)  # their windows start at the text's start: one pass serves them
+    if len(early):
+        _, rec, _ = plain.forward(ids[None, : W - 1], record=KINDS, logits=False)
+        out[early] = np.concatenate([rec[key][0][positions[early]] for key in keys], axis=1)
+    late = np.flatnonzero(positions >= W - 1)
+    for g in range(0, len(late), WINDOW_ROWS):
+        rows = late[g : g + WINDOW_ROWS]
+        windows = ids[(positions[rows] - W + 1)[:, None] + np.arange(W)]
+        _, _, carry = plain.forward(windows, record=(), logits=False)  # each window's last state is its carry
+        out[rows] = np.concatenate([(carry.h if kind == "h" else carry.c)[layer] for layer, kind in keys], axis=1)
+        if progress is not None:
+            progress((g + len(rows)) / len(late))
+    return out
+
+
+def _sampled(engine: Engine, ids: np.ndarray, train_chars: int, progress, seed: int) -> _Stream:
+    """stream() for a windowed engine: only the sampled positions (at most WINDOWED_SHARE of the
+    text), each value from its own window, so the summary, the character profile and the top and
+    bottom contexts are those of the sample (`meta.summary_positions` says how many)."""
+    fit, held, spread = sample_positions(train_chars, len(ids), seed, WINDOWED_SHARE)
+    positions = np.concatenate([fit, held])
+    values = window_values(engine, ids, positions, progress)
+    out = _Stream(0, len(engine.vocab), fit, held)
+    out.spread, out.count = spread, len(positions)
+    out.fit_x, out.held_x = values[: len(fit)], values[len(fit) :]
+    out.sum, out.sumsq = values.sum(axis=0, dtype=np.float64), np.einsum("ij,ij->j", values, values, dtype=np.float64)
+    out.min, out.max = values.min(axis=0), values.max(axis=0)
+    out.char_count = np.bincount(ids[positions], minlength=len(engine.vocab)).astype(np.float64)
+    onehot = np.zeros((len(positions), len(engine.vocab)), np.float32)
+    onehot[np.arange(len(positions)), ids[positions]] = 1
+    out.char_sum = (onehot.T @ values).astype(np.float64)
+    for name, sign in (("top", 1), ("bottom", -1)):
+        k = min(TOP, len(positions))
+        best = np.argpartition(-sign * values, k - 1, axis=0)[:k]  # (k, cells): the k largest, unordered
+        v = np.take_along_axis(sign * values, best, axis=0)
+        order = np.argsort(-v, axis=0, kind="stable")
+        pad = lambda a, fill: np.concatenate([a, np.full((TOP - k, a.shape[1]), fill, a.dtype)]) if k < TOP else a
+        setattr(out, name, [pad(np.take_along_axis(v, order, axis=0), -np.inf),
+                            pad(positions[np.take_along_axis(best, order, axis=0)], np.iinfo(np.int64).max)])
     return out
 
 
@@ -232,18 +292,19 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     t0 = time.perf_counter()
     say = progress or (lambda f, stage: None)
     U, N = engine.units, engine.units * len(cell_keys(engine.layers))
-    samples = stream(engine, text, train_chars, lambda f: say(0.3 * f, "activations"), seed)
+    first = 0.9 if engine.window else 0.3  # the share of the bar the activations take (no ablations when windowed)
+    samples = stream(engine, text, train_chars, lambda f: say(first * f, "activations"), seed)
     fit, held, spread = samples.fit, samples.held, samples.spread
     stages = {"activations": time.perf_counter() - t0}
-    say(0.3, "explanations")
+    say(first, "explanations")
     candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
     stages["explanations"] = time.perf_counter() - t0 - sum(stages.values())
-    say(0.36, "what the model uses")
+    say(first + 0.06, "what the model uses")
     # a windowed model reads each character in its own window: its ablations would cost W times a
     # stateful model's, so the build leaves them to `atlas --replace` and `ablate` (docs/atlas.md)
     scored = "" if engine.window else text[train_chars : train_chars + replace.REPLACE_CHARS]
-    used, replaced = _what_the_model_uses(engine, candidates, chosen, scored, lambda f: say(0.36 + 0.6 * f, "what "
-                                          "the model uses"), blas_threads)
+    using = lambda f: say(first + 0.06 + (0.9 - first) * f, "what the model uses")
+    used, replaced = _what_the_model_uses(engine, candidates, chosen, scored, using, blas_threads)
     stages["what the model uses"] = time.perf_counter() - t0 - sum(stages.values())
     say(0.97, "distributions")
     mean = samples.sum / samples.count
@@ -266,6 +327,7 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     meta = {"format": FORMAT, "kinds": list(KINDS), "layers": engine.layers, "units": U,
             "vocab": engine.vocab.chars, "chars": len(text), "train_chars": train_chars,
             "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
+            "summary_positions": int(samples.count),
             "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
             "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
                            "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE,

@@ -13,7 +13,7 @@ cheap because the engine is ours: the replacement is a clamp with one value per 
 import numpy as np
 
 from charmodel.analysis import explain
-from charmodel.analysis.ablate import blas, layer_pass, logprobs, rows_bpc, sweep
+from charmodel.analysis.ablate import blas, layer_pass, logprobs, rows_bpc
 from charmodel.engine import LN2, Engine, layer_number
 from charmodel.errors import CharModelError
 
@@ -99,28 +99,6 @@ def replace_cells(engine: Engine, atlas, text: str, chosen: list, progress=None)
     recovered = (bpc_means - bpc_explained) / lost if lost > 0 else None
     return {"bpc": round(base, 5), "bpc_means": round(bpc_means, 5), "bpc_explained": round(bpc_explained, 5),
             "recovered": None if recovered is None else round(recovered, 4), "cells": n}
-
-
-def weighted_coverage(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_R, progress=None,
-                      blas_threads: int = 1) -> dict:
-    """How much of what single cells carry sits in explained cells: every cell of every layer's h
-    and c held at its mean alone (ablate.sweep), its ablation_bits (negative ones, where holding
-    the cell helps, count as 0), and the share of their sum in cells whose simulation r reaches min_r."""
-    parts = [(l, k) for l in range(engine.layers) for k in ("h", "c")]
-    total = held = 0.0
-    cells = explained = 0
-    for n, (layer, kind) in enumerate(parts):
-        chosen = set(explained_cells(atlas, layer, kind, min_r).tolist())
-        done = None if progress is None else (lambda f, n=n: progress((n + f) / len(parts)))
-        for d in sweep(engine, text, layer, kind, "mean", progress=done, blas_threads=blas_threads):
-            bits = max(d["delta"], 0.0)
-            total += bits
-            cells += 1
-            if d["cell"] in chosen:
-                held += bits
-                explained += 1
-    return {"cells": cells, "explained": explained, "ablation_bits": round(total, 5),
-            "ablation_bits_explained": round(held, 5), "share": round(held / total, 4) if total > 0 else None}
 
 
 def per_cell(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_R, progress=None,

@@ -200,14 +200,6 @@ def _simulate(args, checkpoint: str) -> int:
     if (args.text is None) == (args.text_file is None):
         raise CharModelError("--simulate needs the text: give --text or --text-file (one of them).")
     found = atlas.load(args.run, checkpoint)  # a missing or stale atlas fails before the engine loads
-    min_r = explain.EXPLAINED_R if args.min_r is None else args.min_r
-    if args.weighted:
-        if args.layer is not None or args.chars is not None:
-            flag = "--chars" if args.chars is not None else "--layer, --kind and --cell"
-            raise CharModelError(f"--weighted reads every cell's ablation from the atlas; leave out {flag}.")
-        result = atlas.weighted_coverage(found.arrays["ablation_bits"], found.arrays["simulation_r"], min_r)
-        print(json.dumps(result) if args.json else weighted_line(found, min_r))
-        return 0
     engine = load_engine(args)
     check_cell(args, engine)
     text = given_text(args, engine)

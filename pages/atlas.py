@@ -117,14 +117,15 @@ shown = shown.sort_values("simulation_r", ascending=False, na_position="last", k
 st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
 picked = st.dataframe(
     shown[["layer", "kind", "cell", "explanation", "simulation_r", "recovered", "ablation_bits", "group", "spread"]],
-    key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320,
+    key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320, placeholder="–",
     column_config={"simulation_r": st.column_config.NumberColumn("simulation r", format="%.3f",
                                                                  help="held-out r of the explanation's prediction"),
                    "explanation": st.column_config.TextColumn("explanation", help="each term with the sign of its "
                                                               "weight: (+) the cell is higher where it holds"),
-                   "recovered": st.column_config.NumberColumn("kept", format="percent", help="replaced by its "
-                                                              "explanation, the share of what the cell gives the model "
-                                                              "that the model keeps (blank: unexplained, or barely used)"),
+                   "recovered": st.column_config.NumberColumn("kept", format="percent", width="medium", help=(
+                       "replaced by its explanation, the share of what the cell gives the model that the model keeps "
+                       "(–: unexplained, or barely used; below 0% the replacement does worse than the cell's mean, "
+                       "over 100% better than the cell itself, which happens where a cell costs little)")),
                    "ablation_bits": st.column_config.NumberColumn("bits without it", format="%.4f", help="what "
                                                                   "holding it at its mean costs, in bits per character"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
@@ -169,7 +170,7 @@ with left:
     st.markdown("**What the model loses without it**")
     explained = d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R
     said = cell_sentence(d["ablation_bits"], d["recovered"], explained)
-    st.markdown(said[0].upper() + said[1:] + f" (over the first {chars:,} validation characters)")
+    st.markdown(f"Over the first {chars:,} validation characters, {said}" if chars else said[0].upper() + said[1:])
     asked = st.session_state.setdefault("atlas_ablated", [])
     if [layer, kind, cell] not in asked:
         if st.button("Which next characters it costs", key="atlas_ablate",

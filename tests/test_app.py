@@ -490,7 +490,8 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     no_errors(at)
     assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
     assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
-    assert any(m.value.startswith("Held at its mean it costs the model") for m in at.markdown)  # from the atlas
+    assert any(m.value.startswith("Over the first ") and "held at its mean it costs the model" in m.value
+               for m in at.markdown)  # from the atlas
     at.button(key="atlas_ablate").click().run()
     no_errors(at)
     assert any(m.value.startswith("bpc without this cell") for m in at.markdown)

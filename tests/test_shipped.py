@@ -111,14 +111,18 @@ def test_atlas_page_renders_the_shipped_atlas_and_opens_a_dossier(monkeypatch):
     monkeypatch.delenv("CHARMODEL_WEIGHTS", raising=False)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     at.switch_page("pages/atlas.py").run()
-    assert not at.exception and not at.error and not at.info
+    assert not at.exception and not at.error
+    cov = atlas.load(WEIGHTS / "alice", "best").coverage()  # the page reports the shipped file's own figures
+    assert [i.value for i in at.info] == [i.value for i in at.info if "Replaced by their explanations" in i.value]
+    assert f"keep **{cov['replacement']['model']['recovered']:.0%}**" in at.info[0].value
+    assert any(f"holding **{cov['weighted_coverage']:.0%}** of what single cells carry" in m.value for m in at.markdown)
     assert at.metric[0].value.endswith("of 2,048")
     assert at.subheader[0].value == "Layer 2 c cell 492"  # the headline cell, until a row is picked
     at.text_input(key="atlas_search").input("after a quotation closes").run()
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
-    assert "after a quotation closes" in at.markdown[0].value
+    assert any(m.value.startswith("Explanation: **") and "after a quotation closes" in m.value for m in at.markdown)
     cell = at.subheader[0].value.split()  # Layer L kind cell K
     link = at.get("page_link")[0].proto
     assert link.page == "visualise"

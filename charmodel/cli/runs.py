@@ -65,13 +65,14 @@ def add_import(sub) -> None:
 
 def cmd_import(args) -> int:
     from charmodel.exchange.archive import import_run
-    from charmodel.exchange.keras_io import import_keras, sniff
+    from charmodel.exchange.keras_io import import_keras, refuse_foreign, sniff
 
     if not Path(args.archive).is_file():
         raise CharModelError(f"{args.archive} does not exist.")
     kind = sniff(args.archive)
     given = ["--" + k.replace("_", "-") for k in KERAS_FLAGS if getattr(args, k) not in (None, False)]
     if kind in ("keras", "h5"):
+        refuse_foreign(args.archive)  # before asking for --name and the rest
         if not args.name:
             raise CharModelError("a Keras file has no run name in it; pass --name NAME.")
         run = import_keras(args.archive, args.into, args.name, args.chars, args.vocab_from, args.corpus, args.input,

@@ -2,7 +2,8 @@
 
     archive    a run folder as one zip, checked before anything is kept
     keras_file a Keras char-LSTM file read as data (JSON and arrays), its layers checked
+    textgenrnn textgenrnn's model files recognised, and refused in one line (its head is not in the engine)
     keras_io   Keras files both ways: a Keras char-LSTM opened as a run, a run saved as Keras
 """
 
-from charmodel.exchange import archive, keras_file, keras_io  # noqa: F401
+from charmodel.exchange import archive, keras_file, textgenrnn, keras_io  # noqa: F401

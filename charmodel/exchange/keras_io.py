@@ -101,6 +101,15 @@ def _fixed_length(spec: Spec) -> int | None:
     return int(shape[1]) if shape and len(shape) >= 2 and isinstance(shape[1], int) and shape[1] > 1 else None
 
 
+def refuse_foreign(model_path) -> None:
+    """A model of another package that looks like a Keras char-RNN but does not import, refused in
+    its own words before anything else is asked or read: textgenrnn's (exchange/textgenrnn.py)."""
+    from charmodel.exchange import textgenrnn
+
+    if sniff(model_path) == "h5" and textgenrnn.is_textgenrnn(model_path):
+        raise CharModelError(textgenrnn.refusal(model_path))
+
+
 def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, corpus=None,
                  input_kind: str | None = None, window=None, config_path=None, check: bool = True,
                  report=print, lowercase: bool = False) -> Path:
@@ -109,6 +118,7 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
     lowercased as they are read."""
     from charmodel.engine import Engine, check_window
 
+    refuse_foreign(model_path)
     if input_kind is not None and input_kind not in INPUTS:
         raise CharModelError(f"--input must be one of {', '.join(INPUTS)}, not {input_kind!r}.")
     window = check_window(window)

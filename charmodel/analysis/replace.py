@@ -53,14 +53,15 @@ def _bpc(engine: Engine, ids: np.ndarray, clamp_for=None, progress=None) -> floa
     return float(-logprobs(engine, ids, clamp=clamp_for, progress=progress)[0].mean() / LN2)
 
 
-def replace(engine: Engine, atlas, text: str, parts=None, min_r: float = explain.EXPLAINED_R, progress=None) -> dict:
+def replace(engine: Engine, atlas, text: str, parts=None, min_r: float = explain.EXPLAINED_R, progress=None,
+            base: float | None = None) -> dict:
     """Every explained cell of `parts` ((layer from 0, kind) pairs; default: every layer's h and c)
     held at its mean, and replaced by its explanation, all at once: {"bpc", "bpc_means",
     "bpc_explained", "recovered", "cells"}. recovered is None when holding the cells at their means
     costs nothing."""
     parts = parts or [(l, k) for l in range(engine.layers) for k in ("h", "c")]
     chosen = [(l, k, explained_cells(atlas, l, k, min_r)) for l, k in parts]
-    return replace_cells(engine, atlas, text, [(l, k, cells) for l, k, cells in chosen if len(cells)], progress)
+    return replace_cells(engine, atlas, text, [(l, k, cells) for l, k, cells in chosen if len(cells)], progress, base)
 
 
 def replace_cell(engine: Engine, atlas, text: str, layer: int, kind: str, cell: int) -> dict:
@@ -74,7 +75,7 @@ def replace_cell(engine: Engine, atlas, text: str, layer: int, kind: str, cell: 
     return out
 
 
-def replace_cells(engine: Engine, atlas, text: str, chosen: list, progress=None) -> dict:
+def replace_cells(engine: Engine, atlas, text: str, chosen: list, progress=None, base: float | None = None) -> dict:
     """The cells of `chosen` [(layer from 0, kind, cells)], all held at their means, then all
     replaced by their explanations; see replace()."""
     ids = engine.vocab.encode(text, "the text")
@@ -82,7 +83,7 @@ def replace_cells(engine: Engine, atlas, text: str, chosen: list, progress=None)
         raise CharModelError("the text needs at least 2 characters: one to read and one to predict.")
     n = sum(len(cells) for _, _, cells in chosen)
     step = lambda done, f: None if progress is None else progress((done + f) / 4)
-    base = _bpc(engine, ids, progress=lambda f: step(0, f))
+    base = _bpc(engine, ids, progress=lambda f: step(0, f)) if base is None else base  # given: the unablated pass, once
     if not n:
         return {"bpc": round(base, 5), "bpc_means": round(base, 5), "bpc_explained": round(base, 5),
                 "recovered": None, "cells": 0}
@@ -136,10 +137,11 @@ def per_cell(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_
 
 def summary(engine: Engine, atlas, text: str, min_r: float = explain.EXPLAINED_R) -> dict:
     """replace() for the whole model ("model") and for each layer and kind ("layer 1 h", ...)."""
-    out = {"model": replace(engine, atlas, text, min_r=min_r)}
+    base = _bpc(engine, engine.vocab.encode(text, "the text"))  # the unablated pass, shared by all five
+    out = {"model": replace(engine, atlas, text, min_r=min_r, base=base)}
     for layer in range(engine.layers):
         for kind in ("h", "c"):
-            out[f"layer {layer_number(layer)} {kind}"] = replace(engine, atlas, text, [(layer, kind)], min_r)
+            out[f"layer {layer_number(layer)} {kind}"] = replace(engine, atlas, text, [(layer, kind)], min_r, base=base)
     return out
 
 

@@ -8,10 +8,11 @@ from charmodel.analysis import study
 from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.view import charts
 from charmodel.view.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
-from pages.shared.data import attribution, generated, guesses, headline, layer_values, load_engine, split_text
+from pages.shared.data import (attention, attribution, generated, guesses, headline, layer_values, load_engine,
+                               split_text)
 from pages.shared.mode import sidebar
-from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
-                                  user_message)
+from pages.shared.widgets import (attention_strip, attribution_controls, attribution_strip, selected_run, style,
+                                  text_or_drop, user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)
@@ -160,6 +161,18 @@ if kind in ("h", "c") and st.toggle("Which earlier characters drive this cell? (
         st.caption(f"{label} = {result['target']:+.3f} at character #{position} ({shown[position]!r}). Red characters "
                    "raised it, blue ones lowered it" + (f"; completeness error {result['completeness']:+.4f}"
                                                         if "completeness" in result else "") + ".")
+
+# ---------------------------------------------------------------- what an attention head read
+if engine.attention is not None and st.toggle("Which earlier characters did the attention head read?",
+                                              key="show_attention"):
+    position = int(st.number_input("Position", 0, len(shown) - 1, len(shown) - 1, key="attention_position",
+                                   help="the character after which the model predicts the next one"))
+    read = attention(name, checkpoint, text, shown_from + position)
+    st.html(attention_strip(read, f"attention weight, predicting the character after #{position}"))
+    st.caption(f"The head averages [embedding, every layer's h] over the window of {read['steps']} steps ending at "
+               f"#{position} ({shown[position]!r}), each step weighted as coloured; the Dense reads that average."
+               + (f" {read['padding']:.1%} of the weight is on the padding before the text." if read["padding"] >= 0.001
+                  else ""))
 
 # ---------------------------------------------------------------- the whole layer
 if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):

@@ -1,89 +1,263 @@
-"""textgenrnn's files: recognised by their layers and refused in one line, with nothing written.
+"""textgenrnn's models: its pretrained one and others trained with other settings import, are
+checked against Keras, generate, score and build an atlas; word-level and bidirectional ones are
+refused in one line with nothing written.
 
-The weights files are written here with h5py in the layout Keras 2's `save_weights` gives them
-(root attributes `layer_names`, one group per layer with `weight_names`), as textgenrnn writes
-them; the shapes are textgenrnn's, made small."""
+Files of other settings are written here as textgenrnn writes them: the weights with h5py in Keras 2's
+weights-only layout (root `layer_names`, a group per layer with `weight_names`, textgenrnn's layer
+names), NAME_vocab.json and NAME_config.json. Their weights are those of a Keras model of textgenrnn's
+architecture built here (the attention as standard layers), and what that Keras model predicts on
+textgenrnn's own padded windows is what the imported run must give."""
 
 import json
+import shutil
 
 import h5py
 import numpy as np
 import pytest
 
 from charmodel import CharModelError
+from charmodel.engine import Engine, generate, softmax
+from charmodel.engine.inspection import attention_weights
 from charmodel.exchange import keras_io, textgenrnn
+from charmodel.run.corpus import Vocab
 
+from .conftest import ROOT
 from .test_cli import cli
 
+PRETRAINED = ROOT / "tests" / "data" / "textgenrnn"
+CHARS = "abcdefghij .,'"
 
-def write_weights(path, layers):
-    """A Keras 2 weights-only HDF5 file: layers = [(name, {weight name: shape})]."""
+
+def write_weights(path, layers, version=b"2.1.5"):
+    """A Keras 2 weights-only HDF5 file: layers = [(name, {weight name: array or shape})]."""
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [name.encode() for name, _ in layers]
-        f.attrs["keras_version"] = b"2.1.5"
+        f.attrs["keras_version"] = version
         f.attrs["backend"] = b"tensorflow"
         for name, weights in layers:
             group = f.create_group(name)
             group.attrs["weight_names"] = [f"{name}/{w}".encode() for w in weights]
-            for w, shape in weights.items():
-                group.create_dataset(f"{name}/{w}", data=np.zeros(shape, np.float32))
+            for w, value in weights.items():
+                data = np.zeros(value, np.float32) if isinstance(value, tuple) else value
+                group.create_dataset(f"{name}/{w}", data=data)
     return path
 
 
-def textgenrnn_files(folder, name="tiny", config=None, vocab="abc \n", units=8, dim=6, layers=2):
+def random_weights(vocab_size, dim, units, layers, seed=0) -> dict:
+    """textgenrnn-shaped weights in Keras' LSTM layout, large enough that the cells and the attention vary."""
+    rng = np.random.default_rng(seed)
+    n = lambda *shape, s=0.4: (rng.normal(size=shape) * s).astype(np.float32)
+    out = {"embedding": n(vocab_size, dim, s=1.0)}
+    for l in range(layers):
+        out |= {f"lstm{l}_kernel": n(dim if l == 0 else units, 4 * units),
+                f"lstm{l}_recurrent": n(units, 4 * units), f"lstm{l}_bias": n(4 * units, s=0.1)}
+    width = dim + layers * units
+    return out | {"attention_W": n(width, s=0.3), "dense_kernel": n(width, vocab_size), "dense_bias": n(vocab_size)}
+
+
+def to_cudnn(kernel, recurrent, bias):
+    """Keras' LSTM weights as Keras 2's CuDNNLSTM stored them (what keras_file.cudnn_to_lstm undoes)."""
+    gates = lambda k, f: np.hstack([f(b) for b in np.hsplit(k, 4)])
+    kernel = gates(kernel, lambda b: b.reshape((b.shape[1], b.shape[0]), order="F").T)
+    recurrent = gates(recurrent, lambda b: b.T)
+    return kernel, recurrent, np.concatenate([bias * 0.25, bias * 0.75])
+
+
+def textgenrnn_files(folder, weights, name="tiny", config=None, chars=CHARS, cudnn=False):
     """NAME_weights.hdf5, NAME_vocab.json and (with config) NAME_config.json as textgenrnn writes them."""
-    classes = len(vocab) + 2  # index 0 is padding, the last the meta token <s>
-    spec = [("input", {}), ("embedding", {"embeddings:0": (classes, dim)})]
-    n_in = dim
-    for i in range(1, layers + 1):
-        spec.append((f"rnn_{i}", {"kernel:0": (n_in, 4 * units), "recurrent_kernel:0": (units, 4 * units),
-                                  "bias:0": (4 * units,)}))
-        n_in = units
-    concat = dim + layers * units
-    spec += [("rnn_concat", {}), ("attention", {"attention_W:0": (concat, 1)}),
-             ("output", {"kernel:0": (concat, classes), "bias:0": (classes,)})]
-    weights = write_weights(folder / f"{name}_weights.hdf5", spec)
-    (folder / f"{name}_vocab.json").write_text(json.dumps({c: i + 1 for i, c in enumerate(vocab)} | {"<s>": classes - 1}))
+    layers = sum(1 for k in weights if k.endswith("_recurrent"))
+    spec = [("input", {}), ("embedding", {"embeddings:0": weights["embedding"]})]
+    for l in range(layers):
+        w = [weights[f"lstm{l}_kernel"], weights[f"lstm{l}_recurrent"], weights[f"lstm{l}_bias"]]
+        w = to_cudnn(*w) if cudnn else w
+        spec.append((f"rnn_{l + 1}", dict(zip(("kernel:0", "recurrent_kernel:0", "bias:0"), w))))
+    spec += [("rnn_concat", {}), ("attention", {"attention_W:0": weights["attention_W"][:, None]}),
+             ("output", {"kernel:0": weights["dense_kernel"], "bias:0": weights["dense_bias"]})]
+    path = write_weights(folder / f"{name}_weights.hdf5", spec)
+    vocab = {c: i + 1 for i, c in enumerate(chars)} | {"<s>": len(chars) + 1}
+    (folder / f"{name}_vocab.json").write_text(json.dumps(vocab))
     if config is not None:
         (folder / f"{name}_config.json").write_text(json.dumps(config))
-    return weights
+    return path
 
 
-DEFAULTS = {"rnn_layers": 2, "rnn_size": 8, "rnn_bidirectional": False, "max_length": 40, "dim_embeddings": 6,
-            "word_level": False}
+def settings(**changes):
+    return {"rnn_layers": 2, "rnn_size": 8, "rnn_bidirectional": False, "max_length": 12, "dim_embeddings": 6,
+            "word_level": False, "single_text": False, "max_words": 10000} | changes
 
+
+def corpus(tmp_path, text="abc def, ghij.\n'cab' bad fig.\nhe hid a jig.\n" * 40):
+    path = tmp_path / "corpus.txt"
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- the engine's attention head
+
+def small_engine(window=5, units=6, layers=2, dim=4, seed=0):
+    vocab = Vocab("\x00" + CHARS + "\n")
+    return Engine(random_weights(len(vocab), dim, units, layers, seed), vocab, window, padding=0,
+                  start=len(vocab) - 1), vocab
+
+
+def test_the_ring_of_padded_windows_gives_what_each_window_gives_alone():
+    engine, vocab = small_engine()
+    W = engine.window
+    ids = vocab.encode("abc def, ghij.\nhe hid")[None]
+    logits, rec, _ = engine.forward(ids, record=("h", "c"))
+    plain = engine.stateful()
+    padded = np.concatenate([np.zeros(W - 1, int), ids[0]])
+    for t in range(ids.shape[1]):
+        window = padded[t : t + W][None]  # textgenrnn's window: left-padded with id 0 near the start
+        theirs, r, _ = plain.forward(window, plain.blank_carry(1), record=("h", "c"))
+        assert np.abs(theirs[0, -1] - logits[0, t]).max() < 1e-5
+        assert np.abs(r[(1, "c")][0, -1] - rec[(1, "c")][0, t]).max() < 1e-5
+
+
+def test_the_head_is_the_attention_weighted_average_written_out():
+    engine, vocab = small_engine(seed=3)
+    W, text = engine.window, "hid a jig, he bad"
+    logits, _, _ = engine.forward(vocab.encode(text)[None], record=())
+    plain = engine.stateful()
+    for position in (1, 9, len(text) - 1):
+        window = np.concatenate([np.zeros(W - 1, int), vocab.encode(text)])[position : position + W]
+        _, rec, _ = plain.forward(window[None], plain.blank_carry(1), record=("h",))
+        x = np.concatenate([engine.emb[window]] + [rec[(l, "h")][0] for l in range(engine.layers)], axis=1)
+        e = x.astype(np.float64) @ engine.attention.w  # textgenrnn's AttentionWeightedAverage, written out
+        a = np.exp(e - e.max())
+        a /= a.sum() + 1e-7
+        assert np.abs((a[:, None] * x).sum(axis=0) @ engine.Wd + engine.bd - logits[0, position]).max() < 1e-4
+        read = attention_weights(engine, text, position)  # what Visualise shows
+        pads = W - len(read["weights"])
+        assert read["chars"] == text[read["start"] : position + 1] and len(read["chars"]) == len(read["weights"])
+        assert np.allclose(read["weights"], a[pads:]) and np.isclose(read["padding"], a[:pads].sum())
+
+
+def test_generation_starts_after_the_start_token_and_never_samples_the_padding():
+    engine, vocab = small_engine()
+    engine.bd[0] = 30.0  # the padding would be almost every choice if it could be chosen
+    texts = generate(engine, "he", length=200, temperature=1.0, seed=1, samples=3)
+    assert all(len(t) == 200 and "\x00" not in t for t in texts)
+    assert generate(engine, "he", length=50, seed=2) == generate(engine, "\nhe", length=50, seed=2)  # <s> put first
+    assert generate(engine, "", length=50, seed=2) == generate(engine, "\n", length=50, seed=2)
+
+
+# ---------------------------------------------------------------- refused, in one line
 
 @pytest.mark.parametrize("config, said", [
-    ({**DEFAULTS, "word_level": True}, "is a word-level textgenrnn model (tiny_config.json); only character models import."),
-    ({**DEFAULTS, "rnn_bidirectional": True}, "is a bidirectional textgenrnn model (tiny_config.json)"),
-    (DEFAULTS, "is a textgenrnn model: its head, an attention-weighted average over the window"),
-    (None, "is a textgenrnn model: its head, an attention-weighted average over the window"),  # no config, as shipped
+    (settings(word_level=True), "is a word-level textgenrnn model (tiny_config.json); only character models import."),
+    (settings(rnn_bidirectional=True), "is a bidirectional textgenrnn model (tiny_config.json)"),
 ])
-def test_a_textgenrnn_model_is_refused_in_one_line_and_nothing_is_written(tmp_path, config, said):
-    weights = textgenrnn_files(tmp_path, config=config)
+def test_word_level_and_bidirectional_models_are_refused_in_one_line_and_nothing_is_written(tmp_path, config, said):
+    weights = textgenrnn_files(tmp_path, random_weights(len(CHARS) + 2, 6, 8, 2), config=config)
     into = tmp_path / "runs"
-    for flags in ([], ["--name", "t", "--corpus", str(weights)]):  # before --name is asked for, and with it
+    for flags in ([], ["--name", "t", "--corpus", str(corpus(tmp_path))]):  # before --name is asked for, and with it
         done = cli("import", weights, "--into", into, *flags)
         assert done.returncode == 2, done.stderr
         assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not into.exists()
 
 
-def test_the_pretrained_file_name_and_the_apps_path_are_refused_the_same_way(tmp_path):
-    weights = textgenrnn_files(tmp_path, name="textgenrnn", layers=2)
-    assert weights.name == "textgenrnn_weights.hdf5"
-    assert textgenrnn.companions(weights) == (tmp_path / "textgenrnn_vocab.json", tmp_path / "textgenrnn_config.json")
-    with pytest.raises(CharModelError, match="textgenrnn_weights.hdf5 is a textgenrnn model"):
-        keras_io.import_keras(weights, tmp_path / "runs", "t", corpus=weights)  # what the Train page's upload calls
-    assert not (tmp_path / "runs").exists()
+@pytest.mark.parametrize("change, said", [
+    (lambda folder: (folder / "tiny_vocab.json").unlink(), "needs its vocabulary: tiny_vocab.json is not beside it"),
+    (lambda folder: (folder / "tiny_config.json").write_text(json.dumps(settings(rnn_layers=3))),
+     "has 2 LSTM layers but tiny_config.json says 3"),
+    (lambda folder: (folder / "tiny_config.json").write_text("{not json"), "tiny_config.json is not a textgenrnn config"),
+    (lambda folder: (folder / "tiny_vocab.json").write_text(json.dumps({"a": 1, "b": 3, "<s>": 4})),
+     "indices must be the whole numbers 1 to 3"),
+    (lambda folder: (folder / "tiny_vocab.json").write_text(json.dumps({"a": 1, "the": 2, "<s>": 3})),
+     "a word-level vocabulary; only character models import"),
+    (lambda folder: (folder / "corpus.txt").write_text("abc XYZ\n" * 50), "has 3 character(s) the model does not know"),
+])
+def test_bad_companions_and_corpora_get_one_line_and_nothing_is_written(tmp_path, change, said):
+    weights = textgenrnn_files(tmp_path, random_weights(len(CHARS) + 2, 6, 8, 2), config=settings())
+    text = corpus(tmp_path)
+    change(tmp_path)
+    done = cli("import", weights, "--name", "t", "--corpus", text, "--into", tmp_path / "runs")
+    assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "runs" / "t").exists()
 
 
-def test_other_keras_files_are_not_taken_for_textgenrnn_and_a_bad_config_is_one_line(tmp_path):
-    post = write_weights(tmp_path / "post.h5", [("lstm_1", {"kernel:0": (1, 8)}), ("dense_1", {"kernel:0": (2, 3)})])
-    assert not textgenrnn.is_textgenrnn(post)
-    assert not textgenrnn.is_textgenrnn(tmp_path / "missing.h5")
-    weights = textgenrnn_files(tmp_path)
-    (tmp_path / "tiny_config.json").write_text("{not json")
-    done = cli("import", weights, "--into", tmp_path / "runs")
-    assert done.returncode == 2 and "tiny_config.json is not a textgenrnn config (JSONDecodeError)" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+def test_keras_flags_are_refused_for_a_textgenrnn_model_and_textgenrnn_flags_for_others(tmp_path):
+    weights = textgenrnn_files(tmp_path, random_weights(len(CHARS) + 2, 6, 8, 2), config=settings())
+    done = cli("import", weights, "--name", "t", "--corpus", corpus(tmp_path), "--window", "40", "--into", tmp_path)
+    assert done.returncode == 2 and "--window is for a Keras char-LSTM" in done.stderr, done.stderr
+    other = write_weights(tmp_path / "plain.h5", [("lstm", {"kernel:0": (3, 8), "recurrent_kernel:0": (2, 8),
+                                                            "bias:0": (8,)})])
+    done = cli("import", other, "--name", "p", "--textgenrnn-vocab", tmp_path / "tiny_vocab.json", "--into", tmp_path)
+    assert done.returncode == 2 and "--textgenrnn-vocab is for a textgenrnn model" in done.stderr, done.stderr
+
+
+# ---------------------------------------------------------------- imported, and checked against Keras
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layers, units, window, dim, cudnn", [(3, 16, 20, 10, False), (2, 12, 9, 6, True)])
+def test_a_model_of_other_settings_imports_and_predicts_as_keras_does(tmp_path, layers, units, window, dim, cudnn):
+    import keras
+
+    V = len(CHARS) + 2
+    weights = random_weights(V, dim, units, layers, seed=layers)
+    path = textgenrnn_files(tmp_path, weights, config=settings(rnn_layers=layers, rnn_size=units, max_length=window,
+                                                               dim_embeddings=dim), cudnn=cudnn)
+    said = []
+    run = keras_io.import_keras(path, tmp_path / "runs", "t", corpus=corpus(tmp_path), report=said.append)
+    assert "checked against Keras" in said[0], said
+    engine = Engine.load(run)
+    assert (engine.layers, engine.units, engine.window) == (layers, units, window)
+    # what the Keras model of textgenrnn's architecture gives on textgenrnn's windows (left-padded with 0)
+    model = textgenrnn.rebuilt(keras, weights, window)
+    text = "he hid a jig, 'cab' bad fig.\nabc def"
+    ids = engine.vocab.encode(text)
+    padded = np.concatenate([np.zeros(window - 1, int), ids])
+    theirs = np.asarray(model(np.stack([padded[t : t + window] for t in range(len(ids))])), np.float64)
+    logits, _, _ = engine.forward(ids[None], record=())
+    assert np.abs(softmax(logits[0].astype(np.float64)) - theirs).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_the_pretrained_model_imports_generates_scores_and_builds_an_atlas(tmp_path):
+    files = tmp_path / "textgenrnn"
+    shutil.copytree(PRETRAINED, files)  # as a user has it: the two files side by side, no config
+    text = corpus(tmp_path, (ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:30000])
+    into = tmp_path / "runs"
+    done = cli("import", files / "textgenrnn_weights.hdf5", "--name", "tg", "--corpus", text, "--into", into)
+    assert done.returncode == 0, done.stderr
+    assert "checked against Keras" in done.stdout and "(textgenrnn, 2x128, windows of 40 characters" in done.stdout
+    config = json.loads((into / "tg" / "config.json").read_text())
+    assert config["architecture"]["head"] == "attention" and config["vocab"][0] == "\x00"
+    assert config["vocab"][-1] == "\n" and len(config["vocab"]) == 465  # <s> is the line break
+
+    done = cli("generate", "--run", into / "tg", "--length", "200", "--seed", "3", "--temperature", "0.5")
+    assert done.returncode == 0, done.stderr
+    sample = done.stdout
+    assert len(sample.strip()) > 100 and "\x00" not in sample
+    words = [w for w in sample.split() if w.isalpha()]
+    assert len(words) >= 15 and np.mean([len(w) for w in words]) < 9  # words, as its reddit titles have
+
+    done = cli("evaluate", "--run", into / "tg", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["padded"] and 1.5 < result["bpc"] < 5.0  # it never read Alice: worse than its own text, not noise
+
+    done = cli("atlas", "--run", into / "tg", "--json")
+    assert done.returncode == 0, done.stderr
+    assert (into / "tg" / "atlas-best.npz").is_file()
+    assert json.loads(done.stdout.strip().splitlines()[-1])["cells"] == 512  # 2 layers x (h, c) x 128
+
+    done = cli("export", "--run", into / "tg", "--format", "keras", "--out", tmp_path / "tg.keras")
+    assert done.returncode == 2 and "attention head, which the export does not write yet" in done.stderr
+
+
+def test_the_pretrained_vocabulary_reads_as_characters_with_padding_first_and_the_start_token_last():
+    chars, start = textgenrnn.read_vocab(PRETRAINED / "textgenrnn_vocab.json")
+    assert len(chars) == 465 and chars[0] == textgenrnn.PADDING_CHAR and chars[start] == "\n" and start == 464
+    assert chars[1:6] == "It's " and textgenrnn.read_config(PRETRAINED / "textgenrnn_weights.hdf5") == (
+        textgenrnn.DEFAULTS, None)
+
+
+def test_attribution_refuses_an_attention_head_in_one_line():
+    from charmodel.analysis.saliency import attribute
+
+    engine, _ = small_engine()
+    with pytest.raises(CharModelError, match="attention head"):
+        attribute(engine, "he hid a jig", 5, {"layer": 0, "kind": "h", "cell": 1})

@@ -168,6 +168,9 @@ def attribute(engine: Engine, text: str, position: int, target: dict, method: st
     target's change from the baseline) and baseline (the target there)."""
     if method not in METHODS:
         raise CharModelError(f"method {method!r} is not one of {', '.join(METHODS)}.")
+    if engine.attention is not None or engine.pads:
+        raise CharModelError("attribution is not available for a model with an attention head over padded windows "
+                             "(textgenrnn's) yet; its cells, atlas and ablations are.")
     ids = engine.vocab.encode(text, "the text")
     window = min(WINDOW, len(ids)) if window is None else window
     if engine.window:  # the value is its window's, from a zero state: attribute within that window

@@ -7,6 +7,7 @@ from charmodel.errors import CharModelError
 from charmodel.run.handle import Run
 
 KERAS_FLAGS = ("chars", "vocab_from", "corpus", "input", "window", "config", "lowercase")
+TEXTGENRNN_FLAGS = ("textgenrnn_vocab", "textgenrnn_config")
 
 
 def add_export(sub) -> None:
@@ -58,6 +59,11 @@ def add_import(sub) -> None:
                                                               "post did; lowercase --vocab-from and --corpus")
     p.add_argument("--config", default=None, help="Keras file: the architecture (model.to_json()) for a weights-only "
                                                    ".h5")
+    p.add_argument("--textgenrnn-vocab", default=None, metavar="FILE",
+                   help="textgenrnn model: its vocabulary (default: NAME_vocab.json beside NAME_weights.hdf5)")
+    p.add_argument("--textgenrnn-config", default=None, metavar="FILE",
+                   help="textgenrnn model: its config (default: NAME_config.json beside the weights; without one, "
+                        "textgenrnn's defaults, as for its pretrained model)")
     p.add_argument("--into", default=os.environ.get("CHARMODEL_WEIGHTS", "weights"),
                     help="the weights folder (default: weights, or $CHARMODEL_WEIGHTS)")
     p.set_defaults(command=cmd_import)
@@ -65,14 +71,35 @@ def add_import(sub) -> None:
 
 def cmd_import(args) -> int:
     from charmodel.exchange.archive import import_run
-    from charmodel.exchange.keras_io import import_keras, refuse_foreign, sniff
+    from charmodel.exchange.keras_io import import_keras, is_textgenrnn, refuse_foreign, sniff
 
     if not Path(args.archive).is_file():
         raise CharModelError(f"{args.archive} does not exist.")
     kind = sniff(args.archive)
-    given = ["--" + k.replace("_", "-") for k in KERAS_FLAGS if getattr(args, k) not in (None, False)]
+    flag = lambda k: "--" + k.replace("_", "-")
+    given = [flag(k) for k in KERAS_FLAGS if getattr(args, k) not in (None, False)]
+    textgenrnn = [flag(k) for k in TEXTGENRNN_FLAGS if getattr(args, k) is not None]
+    if kind in ("keras", "h5") and is_textgenrnn(args.archive):
+        refuse_foreign(args.archive, args.textgenrnn_config)  # word-level or bidirectional: before --name
+        other = [f for f in given if f != "--corpus"]
+        if other:
+            raise CharModelError(f"{other[0]} is for a Keras char-LSTM; {Path(args.archive).name} is a textgenrnn model, "
+                                 "whose characters and settings are its NAME_vocab.json and NAME_config.json "
+                                 "(--textgenrnn-vocab, --textgenrnn-config).")
+        if not args.name:
+            raise CharModelError("a textgenrnn model has no run name in it; pass --name NAME.")
+        from charmodel.exchange.textgenrnn import import_textgenrnn
+
+        run = import_textgenrnn(args.archive, args.into, args.name, args.corpus, args.textgenrnn_vocab,
+                                args.textgenrnn_config)
+        config = Run.open(run).config
+        print(f"imported {run.name} into {args.into}/ from {Path(args.archive).name} (textgenrnn, "
+              f"{config.architecture.layers}x{config.architecture.units}, windows of {config.window} characters, "
+              "attention head)")
+        return 0
+    if textgenrnn:
+        raise CharModelError(f"{textgenrnn[0]} is for a textgenrnn model, but {Path(args.archive).name} is not one.")
     if kind in ("keras", "h5"):
-        refuse_foreign(args.archive)  # before asking for --name and the rest
         if not args.name:
             raise CharModelError("a Keras file has no run name in it; pass --name NAME.")
         run = import_keras(args.archive, args.into, args.name, args.chars, args.vocab_from, args.corpus, args.input,

@@ -71,7 +71,9 @@ def cmd_evaluate(args) -> int:
     else:
         if result["window"]:
             print(f"{result['bpc']:.4f} bits per character from windows of {result['window']} characters over "
-                  f"{result['chars']} characters ({result['source']}; the first {result['window']} left out)")
+                  f"{result['chars']} characters ({result['source']}; "
+                  + ("the first windows padded, as the model's own were)" if result["padded"] else
+                     f"the first {result['window']} left out)"))
         else:
             print(f"{result['bpc']:.4f} bits per character over {result['chars']} characters ({result['source']})")
         if result["stateful_bpc"] is not None:

@@ -84,11 +84,12 @@ def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000, progress=Non
     """Bits per character: for a stateful engine, zero carry at the first character, carried to
     the end, the mean over characters 2..T (the first has no prediction). For a windowed engine
     (window W), character t is scored from the W characters before it, and the first W
-    characters, which have fewer, are left out.
+    characters, which have fewer, are left out (unless the model pads its first windows, as
+    textgenrnn's do: then every character but the first is scored).
     progress: optional callable, given the number of characters done after each chunk.
     """
     total, n = 0.0, 0
-    skip = engine.window or 1
+    skip = 1 if engine.pads else engine.window or 1  # a padded model's first windows are whole already
     if len(text) <= skip:
         raise CharModelError(f"the text has {len(text)} characters; scoring windows of {skip} needs more than {skip}.")
     for start, part in iter_inspect(engine, text, record=(), top_k=1, chunk_len=chunk_len):
@@ -99,3 +100,27 @@ def bits_per_char(engine: Engine, text: str, chunk_len: int = 4000, progress=Non
         if progress is not None:
             progress(start + len(part.text))
     return total / max(n, 1)
+
+
+def attention_weights(engine: Engine, text: str, position: int) -> dict:
+    """Which characters an attention head (textgenrnn's) read to predict the character after
+    `position`: the weights of its window's steps. Returns {start, chars, weights (one per
+    character of the window), padding (the weight on the padding before the text, a share),
+    steps (the window's length)}."""
+    if engine.attention is None:
+        raise CharModelError("this model has no attention head; its prediction reads the last layer only.")
+    ids = engine.vocab.encode(text, "the text")
+    if not 0 <= position < len(ids):
+        raise CharModelError(f"position {position} is outside the text (0 to {len(ids) - 1}).")
+    ext = np.concatenate([np.full(engine.pads, engine.padding, ids.dtype), ids]) if engine.pads else ids
+    at = position + engine.pads
+    first = max(0, at - (engine.window or at + 1) + 1)
+    window = ext[first : at + 1]
+    plain = engine.stateful()
+    _, rec, _ = plain.forward(window[None], plain.blank_carry(1), record=("h",), logits=False)
+    x = np.concatenate([engine.emb[window]] + [rec[(l, "h")][0] for l in range(engine.layers)], axis=1)
+    weights = engine.attention.weights(x)
+    pads = max(0, engine.pads - first)  # the window's steps that are padding
+    start = first + pads - engine.pads
+    return {"start": start, "chars": text[start : position + 1], "weights": weights[pads:],
+            "padding": float(weights[:pads].sum()), "steps": len(window)}

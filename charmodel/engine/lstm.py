@@ -14,6 +14,10 @@ tricks keep it fast without changing the maths:
   * the first layer's input projection is folded into the embedding table: x @ K + b becomes a row
     lookup, (vocab, 4 * units).
 
+Two heads read the LSTMs: a Dense over the last layer's output (every model trained here), or
+textgenrnn's attention: a softmax over the window's steps of x . w, where x is [embedding, every
+layer's h] at that step, then the Dense over the weighted average of x (see `Attention`).
+
 No TensorFlow here. Weights come from a run's .npz files, which hold plain arrays only.
 """
 
@@ -49,9 +53,67 @@ class Carry:
     h: list
     c: list
     t: int = 0
+    att: tuple | None = None  # an attention head's running (max, sum, weighted sum) per row or window
 
     def copy(self) -> "Carry":
-        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c], self.t)
+        att = None if self.att is None else tuple(x.copy() for x in self.att)
+        return Carry([x.copy() for x in self.h], [x.copy() for x in self.c], self.t, att)
+
+    def repeat(self, rows: int) -> "Carry":
+        """This carry of one row, for `rows` rows alike (a ring's W windows stay together per row)."""
+        rep = lambda x: np.repeat(x[None], rows, axis=0).reshape(rows * len(x), *x.shape[1:])
+        att = None if self.att is None else tuple(rep(x) for x in self.att)
+        return Carry([rep(x) for x in self.h], [rep(x) for x in self.c], self.t, att)
+
+
+EPSILON = 1e-7  # Keras' K.epsilon(), which textgenrnn's attention adds to its softmax's denominator
+
+
+class Attention:
+    """textgenrnn's head (its AttentionWeightedAverage): over the steps s of a window, x_s is
+    [embedding, layer 1 h, ..., layer L h] at s and e_s = x_s . w; the head gives
+    sum_s a_s x_s / (sum_s a_s + EPSILON) with a_s = exp(e_s - max e), and the Dense reads that.
+    It is computed online, a step at a time, as a running max, sum and weighted sum per window
+    (`add`), so the ring of windows carries it as it carries h and c."""
+
+    def __init__(self, w: np.ndarray, embedding: int, units: int, layers: int):
+        w = np.asarray(w, np.float64).reshape(-1)
+        if len(w) != embedding + layers * units:
+            raise CharModelError(f"the attention reads {len(w)} numbers per step, not the embedding's {embedding} "
+                                 f"and {layers} x {units} LSTM outputs; the run folder is inconsistent.")
+        self.w = w
+        self.width = len(w)
+
+    @staticmethod
+    def blank(rows: int, width: int) -> tuple:
+        return np.full(rows, -np.inf), np.zeros(rows), np.zeros((rows, width))
+
+    def add(self, state: tuple, x: np.ndarray, reset=None) -> None:
+        """One step of every row or window, in place: x (..., width), state's arrays (...,) (...,)
+        (..., width). reset: an index of the rows or windows that start here (zeroed first)."""
+        m, s, a = state
+        if reset is not None:
+            m[reset], s[reset], a[reset] = -np.inf, 0.0, 0.0
+        e = x @ self.w
+        top = np.maximum(m, e)
+        old, new = np.exp(m - top), np.exp(e - top)
+        s *= old
+        s += new
+        a *= old[..., None]
+        a += new[..., None] * x
+        m[...] = top
+
+    @staticmethod
+    def read(state: tuple, index=...) -> np.ndarray:
+        """The weighted average of the rows or windows at `index`."""
+        _, s, a = state
+        return a[index] / (s[index] + EPSILON)[..., None]
+
+    def weights(self, x: np.ndarray) -> np.ndarray:
+        """(steps,) the weights a_s / (sum a + EPSILON) of one window's x (steps, width): which steps the head read."""
+        e = x @ self.w
+        a = np.exp(e - e.max())
+        return a / (a.sum() + EPSILON)
 
 
 def check_window(window, where: str = "--window") -> int | None:
@@ -155,10 +217,17 @@ class Engine:
     post computed it (see _forward_windowed). with_window() reads the same weights another way
     (evaluate does, to score a run both ways)."""
 
-    def __init__(self, weights: dict, vocab: Vocab, window: int | None = None):
+    def __init__(self, weights: dict, vocab: Vocab, window: int | None = None, padding: int | None = None,
+                 start: int | None = None):
+        """padding: the id a window is filled with before a text begins (textgenrnn's index 0): every
+        text is then read after W - 1 of them, as textgenrnn pads its windows, and it is never
+        sampled. start: the id every text begins with (textgenrnn's <s>): generation puts it before
+        the prime."""
         pin_blas()
         self.vocab = vocab
         self.window = check_window(window, "window")
+        self.padding, self.start = padding, start
+        self.pads = (self.window or 1) - 1 if padding is not None else 0  # ids of padding before a text
         self.layers = sum(1 for k in weights if k.endswith("_recurrent"))
         emb = weights["embedding"]  # (V, E)
         self.units = weights["lstm0_recurrent"].shape[0]
@@ -181,8 +250,27 @@ class Engine:
             self.b.append(np.ascontiguousarray(weights[f"lstm{l}_bias"][order] * scale))
         self.table0 = np.ascontiguousarray(emb @ self.K[0] + self.b[0])  # (V, 4U), input folded in
         self.emb = np.ascontiguousarray(emb, dtype=np.float32)  # (V, E): attribution reads the inputs themselves
-        self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V)
+        self.Wd = np.ascontiguousarray(weights["dense_kernel"])  # (U, V); (E + L * U, V) after an attention head
         self.bd = np.ascontiguousarray(weights["dense_bias"])  # (V,)
+        self.attention = None if "attention_W" not in weights else \
+            Attention(weights["attention_W"], emb.shape[1], U, self.layers)
+        reads = self.attention.width if self.attention else U
+        if self.Wd.shape[0] != reads:
+            raise CharModelError(f"the Dense layer reads {self.Wd.shape[0]} numbers, not the {reads} its head gives; "
+                                 "the run folder is inconsistent.")
+        if self.padding is not None and not (self.window and 0 <= self.padding < len(vocab)) or \
+                self.start is not None and not 0 <= self.start < len(vocab):
+            raise CharModelError("a padding id belongs to a windowed model, and it and the start id to its vocabulary; "
+                                 "the run folder is inconsistent.")
+        self._opening = None  # the carry after the padding, one row (computed once, see zero_carry)
+
+    @property
+    def readout(self) -> np.ndarray:
+        """(U, V): the Dense's weights on the last layer's h (with an attention head, on its average)."""
+        if self.attention is None:
+            return self.Wd
+        at = self.emb.shape[1] + (self.layers - 1) * self.units
+        return self.Wd[at : at + self.units]
 
     @classmethod
     def load(cls, run, checkpoint: str | None = "best") -> "Engine":
@@ -197,7 +285,9 @@ class Engine:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run.path} lacks {', '.join(missing)}; the run folder is damaged."
             )
-        engine = cls(weights, run.vocab, check_window(run.window, f"{run.path}'s window"))
+        if arch.head == "attention" and "attention_W" not in weights:
+            raise CharModelError(f"checkpoint {checkpoint} of {run.path} lacks attention_W; the run folder is damaged.")
+        engine = cls(weights, run.vocab, check_window(run.window, f"{run.path}'s window"), arch.padding, arch.start)
         if engine.layers != arch.layers or engine.units != arch.units:
             raise CharModelError(
                 f"checkpoint {checkpoint} of {run.path} has {engine.layers}x{engine.units} weights but the "
@@ -216,10 +306,22 @@ class Engine:
         """The same weights run statefully: what one window is, from its zero state."""
         return self.with_window(None)
 
-    def zero_carry(self, batch: int = 1) -> Carry:
+    def blank_carry(self, batch: int = 1) -> Carry:
+        """All zeros: the state of a window (or a stateful text) before its first character."""
         rows = batch * (self.window or 1)
         z = lambda: np.zeros((rows, self.units), np.float32)
-        return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)])
+        att = None if self.attention is None else Attention.blank(rows, self.attention.width)
+        return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)], 0, att)
+
+    def zero_carry(self, batch: int = 1) -> Carry:
+        """The carry a text begins from: blank, or for a model with a padding id, after W - 1 of them
+        (its every window is then W long, padded at the text's start as textgenrnn pads it)."""
+        if self.padding is None:
+            return self.blank_carry(batch)
+        if self._opening is None or self._opening.h[0].shape[0] != (self.window or 1):
+            pads = np.full((1, self.pads), self.padding)
+            self._opening = self.forward(pads, self.blank_carry(1), record=())[2]
+        return self._opening.repeat(batch)
 
     # ------------------------------------------------------------ one step (sampling)
 
@@ -230,9 +332,9 @@ class Engine:
         `value` at every step, an intervention to see what the cell does to the output.
         """
         held = None if clamp is None else (clamp[0], clamp[1], [[clamp[2]]], [[clamp[3]]])
-        if self.window:  # one step of every window in the ring
+        if self.window or self.attention:  # one step of every window in the ring, or of the head's average too
             logits, _, moved = self.forward(np.asarray(ids)[:, None], carry, record=(), clamp=held)
-            carry.h, carry.c, carry.t = moved.h, moved.c, moved.t
+            carry.h, carry.c, carry.t, carry.att = moved.h, moved.c, moved.t, moved.att
             return logits[:, 0]
         held = clamps(held, len(ids))
         x = None
@@ -280,6 +382,10 @@ class Engine:
         held = clamps(clamp, B, steps=T)
         columns = {k: gate_columns(k, U) for k in GATE_ORDER}
         top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
+        heads = self.attention is not None and logits
+        if heads and first > 0:
+            raise ValueError("an attention head reads every layer: inputs must start at the first")
+        seen = [np.broadcast_to(self.emb[ids.T] if x is None else x, (T, B, self.emb.shape[1]))] if heads else None
         for l in range(first, top + 1):
             want = [k for k in record if l in layers]
             H = np.empty((T, B, U), np.float32)
@@ -308,8 +414,15 @@ class Engine:
             for k, v in rec.items():
                 records[(l, k)] = v.transpose(1, 0, 2)
             x = H
+            if heads:
+                seen.append(H)
         if not logits:
             return None, records, carry
+        if heads:  # the head's running average over every step so far, one step at a time
+            x = np.concatenate(seen, axis=2)  # (T, B, width)
+            for t in range(T):
+                self.attention.add(carry.att, x[t])
+                x[t] = Attention.read(carry.att)
         return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
 
     def _forward_windowed(self, ids, carry, record, layers, dtype, progress, clamp, logits):
@@ -334,7 +447,9 @@ class Engine:
         top = self.layers - 1 if logits else max(layers, default=self.layers - 1)
         want = {l: list(record) for l in layers if l <= top}
         records = {(l, k): np.empty((B, T, U), dtype) for l, ks in want.items() for k in ks}
-        top_h = np.empty((B, T, U), np.float32) if logits else None
+        heads = self.attention is not None and logits
+        top_h = np.empty((B, T, self.attention.width if heads else U), np.float32) if logits else None
+        att = tuple(x.reshape(B, W, *x.shape[1:]) for x in carry.att) if heads else None  # views of the carry's
         held = clamps(clamp, B, repeat=W, steps=T)  # row b's windows hold its cells
         columns = {k: gate_columns(k, U) for k in GATE_ORDER}
         h = [carry.h[l].reshape(B, W, U) for l in range(self.layers)]
@@ -363,12 +478,16 @@ class Engine:
                 for k in want.get(l, ()):
                     src = cl if k == "c" else hl if k == "h" else a[..., columns[k]]
                     records[(l, k)][:, step] = src[:, read]
-                if l == top and top_h is not None:
+                if l == top and top_h is not None and not heads:
                     top_h[:, step] = hl[:, read]
                 x = hf
+            if heads:  # every window's head takes the step; the window read gives its average
+                seen = [np.broadcast_to(self.emb[ids[:, step]][:, None, :], (B, W, self.emb.shape[1]))]
+                self.attention.add(att, np.concatenate(seen + h, axis=2), reset=(slice(None), start))
+                top_h[:, step] = Attention.read(att, (slice(None), read))
             if progress is not None and ((step + 1) % BLOCK == 0 or step == T - 1):
                 progress((step + 1) / T)
-        out = Carry([x.reshape(B * W, U) for x in h], [x.reshape(B * W, U) for x in c], carry.t + T)
+        out = Carry([x.reshape(B * W, U) for x in h], [x.reshape(B * W, U) for x in c], carry.t + T, carry.att)
         if not logits:
             return None, records, out
         return top_h @ self.Wd + self.bd, records, out

@@ -21,8 +21,20 @@ def check_temperature(temperature: float) -> float:
 
 
 def default_prime(engine: Engine) -> str:
-    """With no prime, start after a newline (or the first vocabulary character if there is none)."""
+    """With no prime, start after a newline (or the first vocabulary character if there is none); a
+    model whose texts begin with a start token (textgenrnn's <s>) starts after it."""
+    if engine.start is not None:
+        return engine.vocab.chars[engine.start]
     return "\n" if "\n" in engine.vocab.chars else engine.vocab.chars[0]
+
+
+def full_prime(engine: Engine, prime: str) -> str:
+    """What is fed before the first new character: the prime, or the default one; after the start
+    token for a model whose texts begin with one, as textgenrnn puts <s> before its prefix."""
+    first = default_prime(engine)
+    if engine.start is not None and not prime.startswith(first):
+        return first + prime
+    return prime or first
 
 
 def generate(
@@ -56,8 +68,7 @@ def generate(
         raise CharModelError(f"samples {samples} must be at least 1.")
     if top_k is not None and top_k < 1:
         raise CharModelError(f"top-k {top_k} must be at least 1 (or unset for no limit).")
-    prime = prime or default_prime(engine)
-    ids = engine.vocab.encode(prime, "prime text")
+    ids = engine.vocab.encode(full_prime(engine, prime), "prime text")
     rng = np.random.default_rng(seed)
 
     # Feed all but the last prime character as a sequence; the last one starts the loop.
@@ -70,6 +81,8 @@ def generate(
     rows = np.arange(samples)
     for t in range(length):
         logits = engine.step(x, carry, clamp).astype(np.float64)  # (B, V)
+        if engine.padding is not None:  # padding is not a character: never chosen (textgenrnn refuses it too)
+            logits[:, engine.padding] = -np.inf
         if temperature == 0:
             x = logits.argmax(axis=1)
         else:

@@ -64,6 +64,7 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
     return {
         "bpc": bpc,
         "window": window,
+        "padded": bool(engine.pads),  # the first windows are padded (textgenrnn's), not left out
         "stateful_bpc": stateful,
         "chars": len(val_text),
         "source": source,

@@ -307,7 +307,7 @@ def read_weights(f, layers: list[Layer], source: str) -> None:
         layer.weights = _arrays(f[vars_path], f"{source}: layer {layer.name!r}")
 
 
-def _cudnn_to_lstm(kernel, recurrent, bias):
+def cudnn_to_lstm(kernel, recurrent, bias):
     """Keras 2's CuDNNLSTM weights as an LSTM's, as Keras 2's loader converted them: each gate's
     kernel block from cuDNN's layout, each gate's recurrent block transposed, the input and
     recurrent bias halves added."""
@@ -343,7 +343,7 @@ def engine_weights(layers: list[Layer], vocab_size: int, input_kind: str | None,
                                  f"{[tuple(x.shape) for x in w]}, not an LSTM of {units} units.")
         kernel, recurrent, bias = w
         if len(bias) == 8 * units:  # Keras 2 CuDNNLSTM (or its weights loaded into an LSTM)
-            kernel, recurrent, bias = _cudnn_to_lstm(kernel, recurrent, bias)
+            kernel, recurrent, bias = cudnn_to_lstm(kernel, recurrent, bias)
         elif len(bias) != 4 * units:
             raise CharModelError(f"{source}: layer {layer.name!r} has a bias of {len(bias)}, not {4 * units} "
                                  f"(LSTM) or {8 * units} (CuDNNLSTM).")

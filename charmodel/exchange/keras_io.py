@@ -6,20 +6,19 @@ the export import Keras when they run. docs/keras.md has the details.
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from charmodel.errors import CharModelError
+from charmodel.exchange.imported import IMPORT_TOLERANCE, check_corpus, write_imported  # noqa: F401
 from charmodel.exchange.keras_file import (INPUTS, SUPPORTED, KerasModel, Spec, engine_weights,  # noqa: F401
                                            read_model, sniff, sniff_bytes)
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import Vocab, clean, read_text, sha256, split
-from charmodel.run.handle import Architecture, Corpus, RunConfig, write_config
+from charmodel.run.handle import Architecture, Corpus, RunConfig
 
-IMPORT_TOLERANCE = 1e-4  # largest difference in next-character probability the self-check accepts
 
 
 def chars_path(out) -> Path:
@@ -39,6 +38,9 @@ def export_keras(run, out, checkpoint: str | None = None) -> tuple[Path, Path]:
     checkpoint = checkpoint or runfolder.default_checkpoint(run)
     weights = runfolder.load_weights_npz(runfolder.checkpoint_path(run, checkpoint))
     arch, chars = config["architecture"], Vocab(config["vocab"]).chars
+    if arch.get("head") == "attention":
+        raise CharModelError(f"{Path(run).name} has textgenrnn's attention head, which the export does not write yet; "
+                             "its own textgenrnn files still hold it.")
 
     import keras
 
@@ -101,13 +103,22 @@ def _fixed_length(spec: Spec) -> int | None:
     return int(shape[1]) if shape and len(shape) >= 2 and isinstance(shape[1], int) and shape[1] > 1 else None
 
 
-def refuse_foreign(model_path) -> None:
-    """A model of another package that looks like a Keras char-RNN but does not import, refused in
-    its own words before anything else is asked or read: textgenrnn's (exchange/textgenrnn.py)."""
+def is_textgenrnn(model_path) -> bool:
+    """A textgenrnn model's weights (exchange/textgenrnn.py imports them)."""
     from charmodel.exchange import textgenrnn
 
-    if sniff(model_path) == "h5" and textgenrnn.is_textgenrnn(model_path):
-        raise CharModelError(textgenrnn.refusal(model_path))
+    return sniff(model_path) == "h5" and textgenrnn.is_textgenrnn(model_path)
+
+
+def refuse_foreign(model_path, config_path=None) -> None:
+    """A model of another package that looks like a Keras char-RNN but cannot import, refused in
+    its own words before anything else is asked or read: a word-level or bidirectional textgenrnn one."""
+    from charmodel.exchange import textgenrnn
+
+    if is_textgenrnn(model_path):
+        why = textgenrnn.refusal(model_path, config_path)
+        if why:
+            raise CharModelError(why)
 
 
 def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, corpus=None,
@@ -115,10 +126,15 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
                  report=print, lowercase: bool = False) -> Path:
     """Make run folder root/NAME from a Keras file, all or nothing; returns its path. lowercase:
     the model saw its text lowercased (the post did): the vocabulary's text and the corpus are
-    lowercased as they are read."""
-    from charmodel.engine import Engine, check_window
+    lowercased as they are read. A textgenrnn model's weights go to exchange/textgenrnn.py, with
+    `chars_file` as its vocabulary (NAME_vocab.json) and `config_path` as its NAME_config.json."""
+    from charmodel.engine import check_window
 
-    refuse_foreign(model_path)
+    refuse_foreign(model_path, config_path)
+    if is_textgenrnn(model_path):
+        from charmodel.exchange.textgenrnn import import_textgenrnn
+
+        return import_textgenrnn(model_path, root, name, corpus or vocab_from, chars_file, config_path, check, report)
     if input_kind is not None and input_kind not in INPUTS:
         raise CharModelError(f"--input must be one of {', '.join(INPUTS)}, not {input_kind!r}.")
     window = check_window(window)
@@ -131,11 +147,7 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
         raise CharModelError("pass --corpus TEXT: the text the run shows and explains (the atlas needs one).")
     raw = read_text(text_path).lower() if lowercase else read_text(text_path)
     text = clean(raw, collapse_spaces=False)
-    unknown = vocab.unknown(text)
-    if unknown:
-        shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise CharModelError(f"the corpus {Path(text_path).name} has {len(unknown)} character(s) the model does not "
-                             f"know: {shown}; give the text prepared as the model's was (lowercased, say).")
+    check_corpus(vocab, text, text_path)
     model = read_model(model_path, config_path)
     predicts = model.layers[-1].weights[0].shape[-1] if model.layers[-1].weights else None
     if vocab_from is not None and not lowercase and predicts is not None and predicts != len(vocab) \
@@ -165,29 +177,8 @@ def import_keras(model_path, root, name: str, chars_file=None, vocab_from=None, 
                   "lowercased": lowercase, "architecture_from": "weight shapes" if model.inferred else "config",
                   "keras_version": model.keras_version,
                   "layers": [f"{l.cls}({l.conf.get('units', l.conf.get('output_dim', ''))})" for l in model.layers]})
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=root))  # hidden: not listed as a run
-    try:
-        write_config(tmp, config)
-        runfolder.atomic_write_bytes(tmp / "corpus.txt", raw.encode("utf-8"))
-        runfolder.save_weights_npz(tmp / "best.npz", weights, dtype=np.float32)  # as the file has them
-        engine = Engine.load(tmp, "best")
-        if check:
-            difference, how = self_check(model_path, model, engine, text)
-            if difference is None:
-                report(f"not checked against Keras: {how}")
-            elif difference > IMPORT_TOLERANCE:
-                raise CharModelError(f"the engine's next-character probabilities differ from Keras' by {difference:.1e} "
-                                     f"(over {IMPORT_TOLERANCE:g}) {how}; nothing was imported.")
-            else:
-                report(f"checked against Keras {how}: largest difference in next-character probability "
-                       f"{difference:.1e} (at most {IMPORT_TOLERANCE:g} accepted)")
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return write_imported(root, name, config, raw, weights,
+                          (lambda engine: self_check(model_path, model, engine, text)) if check else None, report)
 
 
 def self_check(model_path, model: KerasModel, engine, text: str, windows: int = 4) -> tuple[float | None, str]:

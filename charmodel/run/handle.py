@@ -23,6 +23,9 @@ class Architecture:
     dropout: float = 0.0  # dropout after each LSTM layer, in training
     recurrent_dropout: float | None = None  # dropout inside the recurrence (trained runs only)
     input: str | None = None  # a Keras import's input: embedding, onehot or scalar (None: embedding)
+    head: str | None = None  # what reads the LSTMs: None, a Dense on the last layer; "attention", textgenrnn's
+    padding: int | None = None  # the id a text's first windows are padded with (textgenrnn's 0); never sampled
+    start: int | None = None  # the id every text begins with (textgenrnn's <s>); generation puts it first
 
 
 @dataclass(frozen=True)

@@ -416,6 +416,18 @@ def attribution(run: str, checkpoint: str, text: str, position: int, target: dic
     return _attribution(*_key(run, checkpoint), text, position, tuple(sorted(target.items())), method, window)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _attention(run_dir: str, checkpoint: str, stamp: float, text: str, position: int) -> dict:
+    from charmodel.engine.inspection import attention_weights
+
+    return attention_weights(_engine(run_dir, checkpoint, stamp), text, position)
+
+
+def attention(run: str, checkpoint: str, text: str, position: int) -> dict:
+    """engine.inspection.attention_weights, cached per (run, checkpoint file version, text, position)."""
+    return _attention(*_key(run, checkpoint), text, position)
+
+
 @st.cache_data(max_entries=8, show_spinner="Comparing the two checkpoints' layers…")
 def _similarity(run_dir: str, first: str, stamp_a: float, second: str, stamp_b: float) -> list[dict]:
     from charmodel.analysis.compare import CKA_CHARS, layer_similarity

@@ -79,6 +79,19 @@ def attribution_strip(result: dict, label: str) -> str:
                                                     selected=(len(chars) - 1, len(chars)))
 
 
+def attention_strip(result: dict, label: str) -> str:
+    """HTML: an attention head's window, each character coloured by the weight the head gave it,
+    white (none) to red (the most any step got); the predicting character outlined."""
+    from charmodel.view.render import show_char
+
+    weights = np.asarray(result["weights"])
+    top = float(f"{float(weights.max()):.3g}") or 1.0
+    chars = "".join(show_char(ch) if ch in "\n\t" else ch for ch in result["chars"])
+    titles = [f"#{result['start'] + j} {ch!r}: weight {w:.1%}" for j, (ch, w) in enumerate(zip(result["chars"], weights))]
+    return legend(0, top, label, palette="sequential") + coloured_text(
+        chars, weights, 0, top, titles=titles, selected=(len(chars) - 1, len(chars)), palette="sequential")
+
+
 def user_message(error: Exception) -> str:
     """An error's message as a user of the app may see it: no server paths (the weights folder is
     named `weights/`, the app's own folder `.`)."""

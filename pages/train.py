@@ -87,7 +87,9 @@ def keras_inputs() -> dict:
     """The characters of a Keras model, and how it reads them: the widgets under a Keras upload."""
     st.caption("A Keras file holds no characters. Give them as a JSON list in index order, or the text the model "
                "was trained on (its sorted set of characters, as the post built it). The file is read as data: its "
-               "code, if any, is never run.")
+               "code, if any, is never run. A textgenrnn model (NAME_weights.hdf5): give its NAME_vocab.json as the "
+               "characters and a text to explore; its settings are textgenrnn's defaults here (the command line "
+               "reads NAME_config.json, docs/keras.md).")
     chars = st.file_uploader("Characters (.json)", type=["json"], key="train_keras_chars")
     text = st.file_uploader("…or the training text (.txt)", type=["txt"], key="train_keras_text")
     corpus = st.file_uploader("Text to explore (.txt, optional: the training text)", type=["txt"],

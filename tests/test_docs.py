@@ -14,9 +14,9 @@ from .conftest import ROOT
 SMALL = ["--units", "16", "--chars", "8000", "--epochs", "1", "--stride", "9"]  # the same shape, in seconds
 
 
-def walkthrough() -> list[str]:
+def walkthrough(title: str = "Explore the post's own model") -> list[str]:
     doc = (ROOT / "docs" / "keras.md").read_text(encoding="utf-8")
-    section = doc.split("## Explore the post's own model", 1)[1].split("\n## ", 1)[0]
+    section = doc.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
     return [line for line in block.splitlines() if line.strip()]
 
@@ -66,6 +66,33 @@ def test_explore_the_posts_own_model_as_the_docs_say(tmp_path, monkeypatch):
     no_errors(at)
     assert f"layer {layer} cell {cell} {kind}" in htmls(at)
     assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")  # the cell's line plot beside the text
+
+
+@pytest.mark.slow  # Keras checks the import
+def test_explore_a_textgenrnn_model_as_the_docs_say(tmp_path):
+    """The download is replaced by the copy in tests/data/textgenrnn (the same bytes as the package's
+    2.0.0), and Alice by its first 30,000 characters."""
+    import shutil
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "alice.txt").write_text((ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:30000])
+    lines = walkthrough("Explore a textgenrnn model")
+    assert lines[0].startswith("pip download textgenrnn==2.0.0") and lines[1] == "tar xzf textgenrnn-2.0.0.tar.gz"
+    shutil.copytree(ROOT / "tests" / "data" / "textgenrnn", tmp_path / "textgenrnn-2.0.0" / "textgenrnn")
+    printed = []
+    for line in lines[2:]:
+        argv = shlex.split(line)
+        assert argv[:3] == ["python", "-m", "charmodel"], line
+        done = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert done.returncode == 0, (line, done.stderr[-2000:])
+        printed.append(done.stdout)
+    imported, generated, scored, explained = printed
+    assert "checked against Keras" in imported and "(textgenrnn, 2x128, windows of 40 characters" in imported
+    assert len(generated.strip()) > 100
+    assert "bits per character from windows of 40 characters" in scored and "padded" in scored
+    assert (tmp_path / "weights" / "textgenrnn" / "atlas-best.npz").is_file() and "wrote" in explained
 
 
 def test_the_python_api_page_runs_as_written(monkeypatch, capsys):

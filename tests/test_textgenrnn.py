@@ -20,6 +20,7 @@ from charmodel.engine import Engine, generate, softmax
 from charmodel.engine.inspection import attention_weights
 from charmodel.exchange import keras_io, textgenrnn
 from charmodel.run.corpus import Vocab
+from charmodel.run.handle import Run
 
 from .conftest import ROOT
 from .test_cli import cli
@@ -261,3 +262,36 @@ def test_attribution_refuses_an_attention_head_in_one_line():
     engine, _ = small_engine()
     with pytest.raises(CharModelError, match="attention head"):
         attribute(engine, "he hid a jig", 5, {"layer": 0, "kind": "h", "cell": 1})
+
+
+@pytest.mark.slow
+def test_every_page_opens_on_the_pretrained_model_and_visualise_shows_what_its_head_read(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "weights"
+    text = corpus(tmp_path, (ROOT / "data" / "alice.txt").read_text(encoding="utf-8")[:20000])
+    textgenrnn.import_textgenrnn(PRETRAINED / "textgenrnn_weights.hdf5", root, "tg", text, check=False, report=None)
+    monkeypatch.setenv("CHARMODEL_WEIGHTS", str(root))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    for page in ("pages/generate.py", "pages/cells.py", "pages/atlas.py", "pages/visualise.py"):
+        at.switch_page(page).run()
+        assert not at.exception and not at.error, (page, [e.value for e in at.exception], [e.value for e in at.error])
+    at.radio(key="source").set_value("Your text").run()
+    at.text_area(key="own_text").set_value("Alice said hello to the Cat").run()
+    at.toggle(key="show_attention").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    page = "".join(h.proto.body for h in at.get("html"))
+    assert "attention weight, predicting the character after #26" in page and "#26 &#x27;t&#x27;: weight" in page
+    caption = " ".join(c.value for c in at.caption)
+    assert "over the window of 40 steps ending at #26" in caption
+
+
+@pytest.mark.slow
+def test_the_apps_upload_imports_the_pretrained_model_with_its_vocabulary_as_the_characters(tmp_path):
+    held = lambda path: (path.name, path.read_bytes())
+    text = corpus(tmp_path)
+    said = keras_io.import_uploads(tmp_path / "runs", "tg", held(PRETRAINED / "textgenrnn_weights.hdf5"),
+                                   chars=held(PRETRAINED / "textgenrnn_vocab.json"), corpus=held(text))
+    assert "checked against Keras" in said and "(textgenrnn, 2x128" in said
+    line = keras_io.imported_line(Run.open(tmp_path / "runs" / "tg").config)
+    assert line.startswith("Imported from the textgenrnn model **textgenrnn_weights.hdf5** (Keras 2.1.5): 2 x 128")

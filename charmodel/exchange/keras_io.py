@@ -258,6 +258,9 @@ def import_in_child(model_path, root, name: str, chars_file=None, vocab_from=Non
     import sys
 
     argv = [sys.executable, "-m", "charmodel", "import", str(model_path), "--name", name, "--into", str(root)]
+    if is_textgenrnn(model_path):  # its characters are its NAME_vocab.json; a text is its corpus
+        argv += ["--textgenrnn-vocab", str(chars_file)] if chars_file else []
+        chars_file, vocab_from, corpus = None, None, corpus or vocab_from
     for flag, value in (("--chars", chars_file), ("--vocab-from", vocab_from), ("--corpus", corpus),
                         ("--input", input_kind), ("--window", window)):
         if value is not None:
@@ -297,6 +300,12 @@ def imported_line(config: RunConfig) -> str | None:
     how = {"scalar": "one number per character (index / vocabulary size), as the post fed it",
            "onehot": "a one-hot vector per character", "embedding": "an Embedding"}.get(arch.input, "")
     version = f", Keras {source['keras_version']}" if source.get("keras_version") else ""
+    if source.get("format") == "textgenrnn":
+        written = f" (Keras {source['keras_version']})" if source.get("keras_version") else ""
+        return (f"Imported from the textgenrnn model **{source['file']}**{written}: {arch.layers} x {arch.units} LSTM reading an Embedding, then textgenrnn's "
+                f"attention head, which weighs every step of the window and averages [embedding, every layer's h] "
+                f"for the Dense. Every value shown here is that of the window of {window} characters ending at its "
+                "character (padded before the text, as textgenrnn pads it); Visualise shows which steps the head read.")
     reads = (f"It was trained on windows of {window} characters from a zero state, so every value shown here is that "
              f"of the window of {window} characters ending at its character, as the post computed it."
              if window else "It reads a text statefully, its state carried from character to character.")

@@ -192,7 +192,7 @@ def test_keras_flags_are_refused_for_a_textgenrnn_model_and_textgenrnn_flags_for
 # ---------------------------------------------------------------- imported, and checked against Keras
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layers, units, window, dim, cudnn", [(3, 16, 20, 10, False), (2, 12, 9, 6, True)])
+@pytest.mark.parametrize("layers, units, window, dim, cudnn", [(3, 64, 20, 32, False), (2, 12, 9, 6, True)])
 def test_a_model_of_other_settings_imports_and_predicts_as_keras_does(tmp_path, layers, units, window, dim, cudnn):
     import keras
 
@@ -295,3 +295,14 @@ def test_the_apps_upload_imports_the_pretrained_model_with_its_vocabulary_as_the
     assert "checked against Keras" in said and "(textgenrnn, 2x128" in said
     line = keras_io.imported_line(Run.open(tmp_path / "runs" / "tg").config)
     assert line.startswith("Imported from the textgenrnn model **textgenrnn_weights.hdf5** (Keras 2.1.5): 2 x 128")
+
+
+def test_ablation_on_an_attention_head_sweeps_as_it_holds_one_cell_at_a_time():
+    from charmodel.analysis.ablate import ablate, sweep
+
+    engine, _ = small_engine(seed=5)
+    text = "he hid a jig, 'cab' bad fig.\nabc def ghij. " * 3
+    swept = {row["cell"]: row["bpc_ablated"] for row in sweep(engine, text, 1, "c")}
+    for cell in (0, 3):
+        alone = ablate(engine, text, 1, "c", cell)
+        assert abs(alone["bpc_ablated"] - swept[cell]) < 1e-4 and alone["delta"] != 0

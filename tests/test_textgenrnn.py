@@ -247,6 +247,8 @@ def test_the_pretrained_model_imports_generates_scores_and_builds_an_atlas(tmp_p
 
     done = cli("export", "--run", into / "tg", "--format", "keras", "--out", tmp_path / "tg.keras")
     assert done.returncode == 2 and "attention head, which the export does not write yet" in done.stderr
+    done = cli("train", "--run", into / "tg", "--resume", "--minutes", "1")
+    assert done.returncode == 2 and "was imported from textgenrnn_weights.hdf5: it has no training state" in done.stderr
 
 
 def test_the_pretrained_vocabulary_reads_as_characters_with_padding_first_and_the_start_token_last():

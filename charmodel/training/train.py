@@ -490,6 +490,9 @@ def _new_config(text_path, found: Scan, s, corpus_name: str | None = None) -> di
 def _resume_settings(run, text_path, settings, write: bool = True):
     config = runfolder.read_config(run)
     state = runfolder.read_train_state(run)
+    if state is None and config.get("imported"):
+        raise CharModelError(f"{run} was imported from {config['imported'].get('file', 'a model file')}: it has no "
+                             "training state here to resume; it opens on every page as it is.")
     if state is None:
         raise CharModelError(f"run folder {run} has no finished epoch to resume from; start it fresh.")
     if not (run / state["keras_weights"]).is_file():

@@ -101,27 +101,41 @@ def small_engine(window=5, units=6, layers=2, dim=4, seed=0):
                   start=len(vocab) - 1), vocab
 
 
+def textgenrnn_window(text: str, t: int, W: int, vocab) -> np.ndarray:
+    """What textgenrnn feeds its model to predict the character after text[t]: each line is a text
+    that begins with <s> (here the newline), its last W ids, left-padded with id 0."""
+    line = text.rfind("\n", 0, t + 1)
+    ids = vocab.encode(text[max(line, 0) : t + 1])
+    return np.concatenate([np.zeros(W, int), ids])[-W:]
+
+
 def test_the_ring_of_padded_windows_gives_what_each_window_gives_alone():
     engine, vocab = small_engine()
-    W = engine.window
-    ids = vocab.encode("abc def, ghij.\nhe hid")[None]
-    logits, rec, _ = engine.forward(ids, record=("h", "c"))
-    plain = engine.stateful()
-    padded = np.concatenate([np.zeros(W - 1, int), ids[0]])
-    for t in range(ids.shape[1]):
-        window = padded[t : t + W][None]  # textgenrnn's window: left-padded with id 0 near the start
-        theirs, r, _ = plain.forward(window, plain.blank_carry(1), record=("h", "c"))
-        assert np.abs(theirs[0, -1] - logits[0, t]).max() < 1e-5
+    W, text = engine.window, "abc def, ghij.\nhe hid a\n\nbig fig"
+    logits, rec, _ = engine.forward(vocab.encode(text)[None], record=("h", "c"))
+    plain = engine.window_reader()
+    for t in range(len(text)):
+        window = textgenrnn_window(text, t, W, vocab)
+        assert (engine.windows(vocab.encode(text), np.array([t]))[0] == window).all()
+        theirs, r, _ = plain.forward(window[None], plain.blank_carry(1), record=("h", "c"))
+        assert np.abs(theirs[0, -1] - logits[0, t]).max() < 1e-5, t
         assert np.abs(r[(1, "c")][0, -1] - rec[(1, "c")][0, t]).max() < 1e-5
+    no_line = vocab.encode("abc")
+    assert (engine.windows(no_line, np.array([1]))[0] == [0, 0, 0, no_line[0], no_line[1]]).all()
+    # a stateful reading starts over at each line as well, from the padding
+    plain_logits, _, _ = engine.stateful().forward(vocab.encode(text)[None], record=())
+    line = text.index("\n")
+    alone, _, _ = engine.stateful().forward(vocab.encode(text[line:])[None], record=())
+    assert np.abs(plain_logits[0, line:] - alone[0]).max() < 1e-5
 
 
 def test_the_head_is_the_attention_weighted_average_written_out():
     engine, vocab = small_engine(seed=3)
-    W, text = engine.window, "hid a jig, he bad"
+    W, text = engine.window, "hid a jig,\nhe bad"
     logits, _, _ = engine.forward(vocab.encode(text)[None], record=())
-    plain = engine.stateful()
-    for position in (1, 9, len(text) - 1):
-        window = np.concatenate([np.zeros(W - 1, int), vocab.encode(text)])[position : position + W]
+    plain = engine.window_reader()
+    for position in (1, 9, 11, len(text) - 1):
+        window = textgenrnn_window(text, position, W, vocab)
         _, rec, _ = plain.forward(window[None], plain.blank_carry(1), record=("h",))
         x = np.concatenate([engine.emb[window]] + [rec[(l, "h")][0] for l in range(engine.layers)], axis=1)
         e = x.astype(np.float64) @ engine.attention.w  # textgenrnn's AttentionWeightedAverage, written out
@@ -209,8 +223,8 @@ def test_a_model_of_other_settings_imports_and_predicts_as_keras_does(tmp_path, 
     model = textgenrnn.rebuilt(keras, weights, window)
     text = "he hid a jig, 'cab' bad fig.\nabc def"
     ids = engine.vocab.encode(text)
-    padded = np.concatenate([np.zeros(window - 1, int), ids])
-    theirs = np.asarray(model(np.stack([padded[t : t + window] for t in range(len(ids))])), np.float64)
+    theirs = np.asarray(model(np.stack([textgenrnn_window(text, t, window, engine.vocab) for t in range(len(ids))])),
+                        np.float64)
     logits, _, _ = engine.forward(ids[None], record=())
     assert np.abs(softmax(logits[0].astype(np.float64)) - theirs).max() < 1e-4
 

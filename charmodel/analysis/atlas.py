@@ -184,20 +184,19 @@ def window_values(engine: Engine, ids: np.ndarray, positions: np.ndarray, progre
     """(len(positions), cells) float32, cells in atlas order: a windowed engine's value of every
     cell at each position, each from a zero state over the window ending there (over the text's
     start before the first full window), WINDOW_ROWS windows per batch. Each value is the one the
-    ring of windows gives at that position, without the positions between. A model with a padding
-    id reads the text after W - 1 of them (engine.zero_carry), so its every window is W long."""
-    W, plain, keys = engine.window, engine.stateful(), cell_keys(engine.layers)
+    ring of windows gives at that position, without the positions between. A padded model's every
+    window is W long (engine.windows: padding where its text begins)."""
+    W, plain, keys = engine.window, engine.window_reader(), cell_keys(engine.layers)
     out = np.empty((len(positions), engine.units * len(keys)), np.float32)
-    if engine.pads:
-        ids, positions = np.concatenate([np.full(engine.pads, engine.padding, ids.dtype), ids]), positions + engine.pads
-    early = np.flatnonzero(positions < W - 1)  # their windows start at the text's start: one pass serves them
+    early = np.flatnonzero(positions < W - 1) if not engine.pads else np.arange(0)  # their windows start at the text's start: one pass serves them
     if len(early):
         _, rec, _ = plain.forward(ids[None, : W - 1], plain.blank_carry(1), record=KINDS, logits=False)
         out[early] = np.concatenate([rec[key][0][positions[early]] for key in keys], axis=1)
-    late = np.flatnonzero(positions >= W - 1)
+    late = np.flatnonzero(positions >= W - 1) if not engine.pads else np.arange(len(positions))
     for g in range(0, len(late), WINDOW_ROWS):
         rows = late[g : g + WINDOW_ROWS]
-        windows = ids[(positions[rows] - W + 1)[:, None] + np.arange(W)]
+        windows = engine.windows(ids, positions[rows]) if engine.pads else \
+            ids[(positions[rows] - W + 1)[:, None] + np.arange(W)]
         _, _, carry = plain.forward(windows, plain.blank_carry(len(rows)), record=(), logits=False)  # its last state
         out[rows] = np.concatenate([(carry.h if kind == "h" else carry.c)[layer] for layer, kind in keys], axis=1)
         if progress is not None:

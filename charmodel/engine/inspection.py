@@ -112,15 +112,15 @@ def attention_weights(engine: Engine, text: str, position: int) -> dict:
     ids = engine.vocab.encode(text, "the text")
     if not 0 <= position < len(ids):
         raise CharModelError(f"position {position} is outside the text (0 to {len(ids) - 1}).")
-    ext = np.concatenate([np.full(engine.pads, engine.padding, ids.dtype), ids]) if engine.pads else ids
-    at = position + engine.pads
-    first = max(0, at - (engine.window or at + 1) + 1)
-    window = ext[first : at + 1]
-    plain = engine.stateful()
+    if engine.pads:
+        window = engine.windows(ids, np.array([position]))[0]
+    else:  # the text so far, or the window ending at the position
+        window = ids[max(0, position - (engine.window or position + 1) + 1) : position + 1]
+    plain = engine.window_reader()
     _, rec, _ = plain.forward(window[None], plain.blank_carry(1), record=("h",), logits=False)
     x = np.concatenate([engine.emb[window]] + [rec[(l, "h")][0] for l in range(engine.layers)], axis=1)
     weights = engine.attention.weights(x)
-    pads = max(0, engine.pads - first)  # the window's steps that are padding
-    start = first + pads - engine.pads
+    pads = int((window == engine.padding).sum()) if engine.pads else 0  # the padding comes first
+    start = position + 1 - (len(window) - pads)
     return {"start": start, "chars": text[start : position + 1], "weights": weights[pads:],
             "padding": float(weights[:pads].sum()), "steps": len(window)}

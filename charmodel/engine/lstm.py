@@ -222,7 +222,8 @@ class Engine:
         """padding: the id a window is filled with before a text begins (textgenrnn's index 0): every
         text is then read after W - 1 of them, as textgenrnn pads its windows, and it is never
         sampled. start: the id every text begins with (textgenrnn's <s>): generation puts it before
-        the prime."""
+        the prime, and with padding, each one read begins a new text (the windows start over from
+        the padding, as textgenrnn reads each line of its training file as a text of its own)."""
         pin_blas()
         self.vocab = vocab
         self.window = check_window(window, "window")
@@ -313,6 +314,44 @@ class Engine:
         att = None if self.attention is None else Attention.blank(rows, self.attention.width)
         return Carry([z() for _ in range(self.layers)], [z() for _ in range(self.layers)], 0, att)
 
+    def _restarts(self, ids: np.ndarray):
+        """(B, T) bool: the steps whose id begins a new text (a padded model's start id), or None."""
+        if self.start is None or not self.pads:
+            return None
+        found = ids == self.start
+        return found if found.any() else None
+
+    def _opening_rows(self, t: int) -> tuple:
+        """The opening state (see zero_carry) of one row, as it stands before global step t: per layer
+        h and c, and the head's state; a ring's slots turned to where step t finds them."""
+        self.zero_carry(1)
+        o = self._opening
+        if not self.window:
+            return o.h, o.c, o.att
+        shift = (t - o.t) % self.window
+        turn = lambda x: np.roll(x, shift, axis=0)
+        return [turn(x) for x in o.h], [turn(x) for x in o.c], None if o.att is None else tuple(turn(x) for x in o.att)
+
+    def window_reader(self) -> "Engine":
+        """The same weights run statefully with no restarts: what reads one of `windows`' rows from
+        a blank carry."""
+        twin = self.stateful()
+        twin.start = None
+        return twin
+
+    def windows(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """(len(positions), W) for a padded model: the ids of the window each position is read from,
+        from a blank state: the W ids ending there, the padding in place of what comes before the
+        text's start or before the start id that begins its text (see __init__)."""
+        W = self.window
+        at = positions[:, None] - W + 1 + np.arange(W)
+        first = np.zeros(len(positions), np.int64)
+        if self.start is not None:
+            starts = np.flatnonzero(ids == self.start)
+            k = np.searchsorted(starts, positions, side="right") - 1
+            first = np.where(k >= 0, starts[np.maximum(k, 0)], 0) if len(starts) else first
+        return np.where(at >= first[:, None], ids[np.maximum(at, 0)], self.padding)
+
     def zero_carry(self, batch: int = 1) -> Carry:
         """The carry a text begins from: blank, or for a model with a padding id, after W - 1 of them
         (its every window is then W long, padded at the text's start as textgenrnn pads it)."""
@@ -385,6 +424,8 @@ class Engine:
         heads = self.attention is not None and logits
         if heads and first > 0:
             raise ValueError("an attention head reads every layer: inputs must start at the first")
+        restarts = self._restarts(ids)
+        opening = self._opening_rows(0) if restarts is not None else None
         seen = [np.broadcast_to(self.emb[ids.T] if x is None else x, (T, B, self.emb.shape[1]))] if heads else None
         for l in range(first, top + 1):
             want = [k for k in record if l in layers]
@@ -400,6 +441,10 @@ class Engine:
                     if held is not None:
                         for one in held:
                             one.at(t)
+                    if restarts is not None and restarts[:, t].any():  # a new text: its state from the padding
+                        rows = restarts[:, t]
+                        h = np.where(rows[:, None], opening[0][l], h)
+                        c[rows] = opening[1][l]
                     np.dot(h, R, out=z)
                     z += zin[t - t0]
                     a = lstm_step(z, c, H[t], l, held)
@@ -421,6 +466,9 @@ class Engine:
         if heads:  # the head's running average over every step so far, one step at a time
             x = np.concatenate(seen, axis=2)  # (T, B, width)
             for t in range(T):
+                if restarts is not None and restarts[:, t].any():
+                    for mine, theirs in zip(carry.att, opening[2]):
+                        mine[restarts[:, t]] = theirs
                 self.attention.add(carry.att, x[t])
                 x[t] = Attention.read(carry.att)
         return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
@@ -451,6 +499,7 @@ class Engine:
         top_h = np.empty((B, T, self.attention.width if heads else U), np.float32) if logits else None
         att = tuple(x.reshape(B, W, *x.shape[1:]) for x in carry.att) if heads else None  # views of the carry's
         held = clamps(clamp, B, repeat=W, steps=T)  # row b's windows hold its cells
+        restarts = self._restarts(ids)
         columns = {k: gate_columns(k, U) for k in GATE_ORDER}
         h = [carry.h[l].reshape(B, W, U) for l in range(self.layers)]
         c = [carry.c[l].reshape(B, W, U) for l in range(self.layers)]
@@ -462,6 +511,13 @@ class Engine:
             if held is not None:
                 for one in held:
                     one.at(step)  # every window holds the value of the character it reads now
+            if restarts is not None and restarts[:, step].any():  # a new text: the row's windows from the padding
+                rows = restarts[:, step]
+                oh, oc, oatt = self._opening_rows(t)
+                for l in range(self.layers):
+                    h[l][rows], c[l][rows] = oh[l], oc[l]
+                for mine, theirs in zip(att or (), oatt or ()):
+                    mine[rows] = theirs
             x = None
             for l in range(top + 1):
                 hl, cl = h[l], c[l]

@@ -13,9 +13,10 @@ a Dense softmax over the vocabulary. As a run:
     read after W - 1 of it (engine.zero_carry), as textgenrnn pads its first windows; it is never
     sampled (textgenrnn takes its second choice instead);
   * the meta token `<s>`, which textgenrnn puts around every text (each line of a file), is the
-    newline, so a text of many lines reads as textgenrnn's texts do, one after another; generation
-    puts it before the prime as textgenrnn does. A vocabulary that holds a newline already keeps
-    `<s>` as U+001E (record separator) instead;
+    newline, so a text of many lines reads as textgenrnn's texts do, one after another: at each one
+    the windows start over from the padding (engine.windows); generation puts it before the prime
+    as textgenrnn does. A vocabulary that holds a newline already keeps `<s>` as U+001E (record
+    separator) instead;
   * Keras 2's CuDNNLSTM weights (a GPU-trained model's, bias 8 x units) are converted as Keras 2's
     loader converted them.
 Word-level and bidirectional models are refused in one line.
@@ -279,11 +280,10 @@ def self_check(engine, weights: dict, text: str, positions: int = 8) -> tuple[fl
     W = engine.window
     ids = engine.vocab.encode(text[: 4 * W], "the corpus")
     at = np.unique(np.linspace(0, len(ids) - 1, positions).astype(int))
-    padded = np.concatenate([np.full(W - 1, engine.padding), ids])
-    rows = np.stack([padded[p : p + W] for p in at])
+    rows = engine.windows(ids, at)
     theirs = np.asarray(rebuilt(keras, weights, W)(rows, training=False), np.float64)
     logits, _, _ = engine.forward(ids[None], record=())
     ours = softmax(logits[0, at].astype(np.float64))
-    how = (f"on {len(at)} windows of {W} ids (left-padded near the text's start, as textgenrnn pads them; a Keras "
+    how = (f"on {len(at)} windows of {W} ids (left-padded where a text begins, as textgenrnn pads them; a Keras "
            "model rebuilt from the file's weights, the attention as standard layers)")
     return float(np.abs(theirs - ours).max()), how

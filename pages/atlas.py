@@ -170,7 +170,10 @@ with left:
     st.markdown("**What the model loses without it**")
     explained = d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R
     said = cell_sentence(d["ablation_bits"], d["recovered"], explained)
-    st.markdown(f"Over the first {chars:,} validation characters, {said}" if chars else said[0].upper() + said[1:])
+    if chars:
+        st.markdown(f"Over the first {chars:,} validation characters, {said}")
+    else:  # a windowed atlas: measured on demand, below
+        st.markdown("Not measured in a windowed model's atlas; the button below measures it for this cell.")
     asked = st.session_state.setdefault("atlas_ablated", [])
     if [layer, kind, cell] not in asked:
         if st.button("Which next characters it costs", key="atlas_ablate",
@@ -185,7 +188,9 @@ with left:
 with right:
     st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
     st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")
-st.altair_chart(charts.char_profile(d["char_profile"], kind), key="atlas_profile")
+present = set("".join(split_text(name)))  # a large vocabulary (an import's) lists characters the text never holds
+st.altair_chart(charts.char_profile([row for row in d["char_profile"] if row["char"] in present], kind),
+                key="atlas_profile")
 
 # the explanation, simulated over held-out text, against the cell itself
 train, val = split_text(name)

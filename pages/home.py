@@ -19,14 +19,16 @@ WINDOWED_PASSAGE = 200  # a windowed run pays a whole window per character
 name, checkpoint = selected_run()
 config, engine = run_config(name), load_engine(name, checkpoint)
 st.title("See what an LSTM's cells learned")
+what = (f"imported from {config.imported.get('file', 'a model file')}, shown here on {corpus_title(config)}"
+        if config.imported else f"that learned {corpus_title(config)}")
 st.markdown(
     "Train a character-level LSTM on any text, generate from it, and watch every cell: its output "
     "`h`, its cell state `c` and its gates, character by character. It starts from the blog post "
     "*Visualising LSTM Activations in Keras*, whose author scanned 512 cells by hand and found a "
-    "quotation cell; here every cell is explained automatically, sampling runs in NumPy with the state "
-    f"carried from character to character, and training resumes after any interruption. Run **{name}** is a "
-    f"{engine.layers} × {engine.units} LSTM that learned {corpus_title(config)} "
-    f"({config.corpus.chars:,} characters)."
+    "quotation cell; here every cell is explained automatically, sampling runs in NumPy "
+    + ("over a ring of windows" if engine.window else "with the state carried from character to character")
+    + f", and training resumes after any interruption. Run **{name}** is a {engine.layers} × {engine.units} LSTM "
+    f"{what} ({config.corpus.chars:,} characters)."
 )
 c1, c2, c3, c4, c5 = st.columns(5)
 c1.page_link("pages/generate.py", label="Generate text", icon=":material/edit_note:")

@@ -148,7 +148,10 @@ if selected and selected[1] - selected[0] < len(shown):
             st.switch_page("pages/atlas.py")
 
 # ---------------------------------------------------------------- why it has this value
-if kind in ("h", "c") and st.toggle("Which earlier characters drive this cell? (attribution)", key="show_attribution"):
+if kind in ("h", "c") and engine.attention is not None:
+    st.caption("Attribution (which earlier characters drive a cell) is not available for a model with an attention "
+               "head yet.")
+elif kind in ("h", "c") and st.toggle("Which earlier characters drive this cell? (attribution)", key="show_attribution"):
     at_max = int(np.argmax(np.abs(raw)))  # opens on the cell's strongest character in view
     position, method, window = attribution_controls(shown, "attribution", at_max, len(shown) - 1)
     try:
@@ -169,10 +172,11 @@ if engine.attention is not None and st.toggle("Which earlier characters did the 
                                    help="the character after which the model predicts the next one"))
     read = attention(name, checkpoint, text, shown_from + position)
     st.html(attention_strip(read, f"attention weight, predicting the character after #{position}"))
+    padding = read["steps"] - len(read["chars"])
     st.caption(f"The head averages [embedding, every layer's h] over the window of {read['steps']} steps ending at "
                f"#{position} ({shown[position]!r}), each step weighted as coloured; the Dense reads that average."
-               + (f" {read['padding']:.1%} of the weight is on the padding before the text." if read["padding"] >= 0.001
-                  else ""))
+               + (f" The first {padding} steps are the padding before its text begins (not shown): "
+                  f"{read['padding']:.1%} of the weight." if padding else ""))
 
 # ---------------------------------------------------------------- the whole layer
 if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):

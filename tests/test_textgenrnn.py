@@ -300,6 +300,10 @@ def test_every_page_opens_on_the_pretrained_model_and_visualise_shows_what_its_h
     assert "attention weight, predicting the character after #26" in page and "#26 &#x27;t&#x27;: weight" in page
     caption = " ".join(c.value for c in at.caption)
     assert "over the window of 40 steps ending at #26" in caption
+    assert "Attribution (which earlier characters drive a cell) is not available" in caption
+    at.number_input(key="attention_position").set_value(3).run()
+    caption = " ".join(c.value for c in at.caption)
+    assert "ending at #3 ('c')" in caption and "The first 36 steps are the padding before its text begins" in caption
 
 
 @pytest.mark.slow

@@ -84,11 +84,11 @@ def attention_strip(result: dict, label: str) -> str:
     white (none) to red (the most any step got); the predicting character outlined."""
     from charmodel.view.render import show_char
 
-    weights = np.asarray(result["weights"])
+    weights = 100 * np.asarray(result["weights"])  # in percent, as the tooltips say it
     top = float(f"{float(weights.max()):.3g}") or 1.0
     chars = "".join(show_char(ch) if ch in "\n\t" else ch for ch in result["chars"])
-    titles = [f"#{result['start'] + j} {ch!r}: weight {w:.1%}" for j, (ch, w) in enumerate(zip(result["chars"], weights))]
-    return legend(0, top, label, palette="sequential") + coloured_text(
+    titles = [f"#{result['start'] + j} {ch!r}: weight {w:.1f}%" for j, (ch, w) in enumerate(zip(result["chars"], weights))]
+    return legend(0, top, label + " (%)", palette="sequential") + coloured_text(
         chars, weights, 0, top, titles=titles, selected=(len(chars) - 1, len(chars)), palette="sequential")
 
 

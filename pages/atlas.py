@@ -8,7 +8,6 @@ from charmodel import CharModelError
 from charmodel.analysis.atlas import CONTEXT, build_command
 from charmodel.analysis.compare import CKA_CHARS, changed_cells
 from charmodel.analysis.explain import EXPLAINED_R, GROUPS, MAX_TERMS
-from charmodel.analysis.explain import phrase as explain_phrase
 from charmodel.analysis.replace import cell_sentence
 from charmodel.engine import layer_index, layer_number
 from charmodel.run import folder as runfolder
@@ -23,8 +22,9 @@ from pages.shared.widgets import selected_run, style, user_message
 SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates
 name, checkpoint = selected_run()
 st.title("Atlas")
-st.caption(f"Every cell of every layer, for h and c, explained by up to {MAX_TERMS} predicates over the text whose "
-           "weighted sum predicts it best. Explanations are chosen on the training text and scored on the validation "
+st.caption("Every cell of every layer, for h and c, explained from its mean after each character (its character "
+           f"profile) and up to {MAX_TERMS - 1} predicates over the text that move it from there, the weighted sum that "
+           "predicts it best. Explanations are chosen on the training text and scored on the validation "
            "text, which played no part in choosing them: the score is the simulation r, the correlation between what "
            f"the explanation predicts and what the cell does. A cell counts as explained at r ≥ {EXPLAINED_R}.")
 
@@ -148,14 +148,16 @@ d = found.dossier(layer_index(layer), kind, cell)
 st.subheader(f"Layer {layer} {kind} cell {cell}")
 if d["terms"]:
     score = "no held-out score" if d["simulation_r"] is None else f"held-out simulation r {d['simulation_r']:.3f}"
-    st.markdown(f"Explanation: **{explain_phrase(d['terms'])}** ({score}; fit part r {d['fit_r']:.3f})")
+    st.markdown(f"Explanation: **{d['explanation']}** ({score}; fit part r {d['fit_r']:.3f}), from its mean after "
+                "each character (the chart below) and what moves it from there")
 else:
     st.markdown("No explanation: the text is too short for any candidate to have enough examples.")
 st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
              query_params={"run": name, "checkpoint": checkpoint, "layer": layer, "cell": cell, "kind": kind})
 left, right = st.columns(2)
 with left:
-    st.markdown("**Its terms**, in the order chosen (the first is the strongest alone)")
+    st.markdown("**Its terms**, in the order chosen (the first is the strongest alone), then the character profile "
+                "they start from")
     st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
                "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
     s = d["summary"]

@@ -324,8 +324,11 @@ def test_atlas_cli_builds_then_lists(tmp_path, alice_text):
     for r in rows:
         assert 1 <= len(r["terms"]) <= explain.MAX_TERMS and r["group"] == r["terms"][0]["group"]
         assert set(r["terms"][0]) >= {"explanation", "group", "sign", "weight"}
-        assert r["explanation"] == " · ".join(f"{t['explanation']} ({'+' if t['sign'] > 0 else '−'})" for t in r["terms"])
-        assert r["auc"] is None or (len(r["terms"]) == 1 and r["terms"][0]["metric"] == "auc")
+        chosen, profile = r["terms"][:-1], r["terms"][-1]  # every explanation starts from the character profile
+        assert profile["name"] == "profile" and profile["explanation"] == atlas.PROFILE_PHRASE
+        assert r["explanation"] == (" · ".join(f"{t['explanation']} ({'+' if t['sign'] > 0 else '−'})" for t in chosen)
+                                    or atlas.PROFILE_PHRASE)
+        assert r["auc"] is None or (len(chosen) == 1 and chosen[0]["metric"] == "auc")
     kept = json.loads(cli("atlas", "--run", run, "--list", "--json", "--min-score", "0.3").stdout)
     assert all(r["simulation_r"] >= 0.3 for r in kept) and len(kept) <= len(rows)
 
@@ -376,7 +379,7 @@ def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
     with rewritten(path) as arrays:
         meta = json.loads(str(arrays["meta"]))
         np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
-        with pytest.raises(CharModelError, match=r"format 1, not 3.*rebuild it with `python -m charmodel atlas"):
+        with pytest.raises(CharModelError, match=r"format 1, not 4.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
 
 

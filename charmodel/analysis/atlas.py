@@ -24,7 +24,8 @@ from charmodel.run import folder as runfolder
 from charmodel.run.corpus import sha256
 from charmodel.run.handle import Run
 
-FORMAT = 3  # 3: what the model loses without each cell, and what its explanation wins back (2: simulation r)
+FORMAT = 4  # 4: explanations start from each cell's character profile (3: what the model loses without each
+# cell, and what its explanation wins back; 2: simulation r)
 KINDS = ("h", "c")
 FRAGMENT = 80  # characters per fragment for top and bottom contexts
 TOP = 20  # top and bottom contexts per cell
@@ -41,7 +42,11 @@ SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
 _ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
            "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
-           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights", "ablation_bits", "recovered")
+           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights", "ablation_bits", "recovered",
+           "profile", "profile_r")
+
+
+PROFILE_PHRASE = "its mean after the current character"  # the character profile, as an explanation's last term
 
 
 def atlas_path(run, checkpoint: str) -> Path:
@@ -236,7 +241,10 @@ def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: st
     text, chosen on the fit positions, scored on the held-out ones."""
     candidates = explain.library(text[:train_chars], vocab_chars, grammar)
     fit_signals, held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
-    return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates)
+    index = {ch: i for i, ch in enumerate(vocab_chars)}
+    chars = lambda positions: np.fromiter((index[text[p]] for p in positions), np.int64, len(positions))
+    return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates,
+                                      chars(samples.fit), chars(samples.held), len(vocab_chars))
 
 
 def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, layers: int, units: int) -> dict:
@@ -244,7 +252,8 @@ def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, laye
     the held-out simulation r. first, simulation_r: (N,) each cell's first term (-1: none) and its
     explanation's held-out r, cells in atlas order."""
     ok = np.array([explain.explained(r) for r in simulation_r], dtype=bool)
-    group = np.array([candidates[b].group if b >= 0 else None for b in first])
+    group = np.array([candidates[b].group if b >= 0 else "current" if np.isfinite(r) else None  # the profile alone
+                      for b, r in zip(first, simulation_r)])
     by_part = {f"layer {layer_number(l)} {k}": {"cells": units, "explained": int(ok[i * units : (i + 1) * units].sum())}
                for i, (l, k) in enumerate(cell_keys(layers))}
     groups = {g: int((ok & (group == g)).sum()) for g in explain.GROUPS}
@@ -409,7 +418,16 @@ class Atlas:
             out.append({"explanation": c.phrase, "name": c.name, "group": c.group, "metric": c.metric,
                         "sign": 1 if w >= 0 else -1, "weight": round(float(w), 5),
                         "r": None if not np.isfinite(r) else round(float(r), 4)})
+        r = a["profile_r"][i]  # every explanation starts from it; it comes last, as the background of the terms
+        out.append({"explanation": PROFILE_PHRASE, "name": "profile", "group": "current", "metric": "r", "sign": 1,
+                    "weight": 1.0, "r": None if not np.isfinite(r) else round(float(r), 4)})
         return out
+
+    @staticmethod
+    def phrase(terms: list[dict]) -> str:
+        """An explanation in words, from terms(): its chosen terms, or the profile alone when no
+        term moves the cell beyond its character."""
+        return explain.phrase([t for t in terms if t["name"] != "profile"]) or PROFILE_PHRASE
 
     def cells(self) -> list[dict]:
         """Every cell with its explanation: layer (from 0), kind, cell, explanation (the whole
@@ -425,7 +443,7 @@ class Atlas:
             layer, kind = divmod(i // U, len(KINDS))
             sim, auc = a["simulation_r"][i], a["auc"][i]
             out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U,
-                        "explanation": explain.phrase(terms) if terms else None, "terms": terms,
+                        "explanation": self.phrase(terms), "terms": terms,
                         "simulation_r": None if not np.isfinite(sim) else round(float(sim), 4),
                         "auc": None if not np.isfinite(auc) else round(float(auc), 4),
                         "direction": terms[0]["sign"] if terms else 1, "group": terms[0]["group"] if terms else None,
@@ -462,7 +480,7 @@ class Atlas:
         i = self.index(layer, kind, cell)
         a = self.arrays
         return explain.predict(self.candidates, a["terms"][i], a["weights"][i], a["intercept"][i], text,
-                               self.meta["vocab"])
+                               self.meta["vocab"], a["profile"][i])
 
     def dossier(self, layer: int, kind: str, cell: int) -> dict:
         """What the app shows for one cell (layer from 0); positions index the corpus text."""
@@ -478,7 +496,8 @@ class Atlas:
                               "samples": list(zip(a["quantile_position"][i, q].tolist(), a["quantile_value"][i, q].tolist()))}
                              for q in range(QUANTILES)],
                "char_profile": [{"char": ch, "mean": float(m)} for ch, m in zip(vocab, a["char_mean"][i])],
-               "terms": self.terms(i), "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
+               "terms": self.terms(i), "explanation": self.phrase(self.terms(i)),
+               "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
                float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
                "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
                "effect": None, "ablation_bits": _number(a["ablation_bits"][i], 5),
@@ -508,8 +527,8 @@ def load(run, checkpoint: str) -> Atlas:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
         raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
     if arrays is None:
-        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (cells now carry what "
-                             f"the model loses without them); {rebuild}.")
+        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations now start "
+                             f"from each cell's character profile); {rebuild}.")
     weights = runfolder.checkpoint_path(run, checkpoint)
     if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
         raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")

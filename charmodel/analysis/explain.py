@@ -4,7 +4,10 @@ part in choosing it.
 
 An explanation has up to MAX_TERMS terms from the candidates (candidates.py), chosen by forward
 selection on the fit part; its prediction is the least-squares sum of the terms, and its group is
-that of its first term, the strongest alone. Rare predicates win by chance, so a yes/no candidate
+that of its first term, the strongest alone. The atlas's explanations (fourth edition) start from
+the cell's character profile, its mean after each current character, which counts as one of the
+MAX_TERMS: the other terms are chosen on what the profile leaves, so they say what moves the cell
+beyond its character, and a cell the profile alone explains is grouped "current". Rare predicates win by chance, so a yes/no candidate
 is eligible only with MIN_EVIDENCE positive and negative characters in the fit part (the held-out
 text never decides eligibility). docs/atlas.md gives the reasoning; no TensorFlow here.
 """
@@ -19,7 +22,7 @@ from charmodel.analysis.predicates import line_bracket, string_marks, string_sta
 
 MIN_EVIDENCE = 30  # positive (and negative) characters a yes/no candidate needs in each part
 EXPLAINED_R = 0.5  # a cell is explained when its explanation's held-out simulation r reaches this
-MAX_TERMS = 3  # terms of one explanation
+MAX_TERMS = 4  # terms of one explanation, its character profile one of them
 MIN_GAIN = 0.02  # a further term joins only if it raises the fit part's r by at least this
 PREFER_NAMED = 0.01  # a named hypothesis wins a first term over a mechanical one at most this much higher in |r|
 
@@ -119,7 +122,7 @@ def correlations(x: np.ndarray, signals: np.ndarray, block: int = 512) -> np.nda
 
 
 def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.ndarray, max_terms: int = MAX_TERMS,
-                   min_gain: float = MIN_GAIN) -> tuple[np.ndarray, np.ndarray]:
+                   min_gain: float = MIN_GAIN, share=None) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's terms by forward selection, on correlations alone (no pass over the text).
 
     r: (C, N) correlations of candidates with cells; gram: (C, C) correlations between candidates;
@@ -127,8 +130,11 @@ def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.nd
     PREFER_NAMED). Each later step adds the candidate whose part not already explained by the terms
     so far (its residual) best predicts the cell: the gain in R² is cov(cell, residual)² /
     var(residual), kept up to date by Gram-Schmidt on the correlations (rr, vv below). A term joins
-    only if the fit's r, sqrt(R²), rises by min_gain. Returns (terms (N, max_terms) int, -1 where
-    none; fit r (N,))."""
+    only if the fit's r, sqrt(R²), rises by min_gain. share: (N,) for cells whose variance is
+    partly explained already (by their character profile): the share left to the terms; the
+    fit's r is then that of the whole, sqrt(1 - share + share R²). Returns (terms (N, max_terms)
+    int, -1 where none; the terms' fit r (N,), of what they were chosen on)."""
+    whole = (lambda x: x) if share is None else (lambda x: np.sqrt(np.clip(1 - share + share * x**2, 0, 1)))
     C, N = r.shape
     cols = np.arange(N)
     rr = r.copy()  # cov(cell, residual of candidate j), everything standardised
@@ -153,7 +159,7 @@ def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.nd
         if t == 0:
             join = active & np.isfinite(best)
         else:
-            join = active & np.isfinite(best) & (np.sqrt(new_r2) - np.sqrt(r2) >= min_gain)
+            join = active & np.isfinite(best) & (whole(np.sqrt(new_r2)) - whole(np.sqrt(r2)) >= min_gain)
         if not join.any():
             break
         c = gram[:, k] - sum((qm * qm[k, cols] for qm in q), np.zeros((C, N)))
@@ -219,8 +225,53 @@ def held_out(terms, weights, held_x, held_signals, block: int = 512) -> tuple[np
     return sim, alone
 
 
-def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]) -> dict:
+def per_char_means(a: np.ndarray, chars: np.ndarray, vocab_size: int, block: int = 512) -> np.ndarray:
+    """(vocab_size, columns) float32: each column's mean over the rows whose character is v (0 where
+    none), `block` columns at a time."""
+    counts = np.maximum(np.bincount(chars, minlength=vocab_size), 1)[:, None]
+    out = np.zeros((vocab_size, a.shape[1]), np.float32)
+    for j in range(0, a.shape[1], block):
+        sums = np.zeros((vocab_size, min(block, a.shape[1] - j)))
+        np.add.at(sums, chars, np.asarray(a[:, j : j + block], dtype=np.float64))
+        out[:, j : j + block] = sums / counts
+    return out
+
+
+def _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars, block: int = 256):
+    """(simulation r (N,), the profile's own r (N,)) on the held-out part: the correlation with the
+    cell of profile[cell, character] + intercept + the weighted terms, and of the profile alone."""
+    N = held_x.shape[1]
+    sim, alone = np.full(N, np.nan), np.full(N, np.nan)
+    has = terms >= 0
+    k = np.where(has, terms, 0)
+    w = np.where(has, weights, 0.0).astype(np.float32)
+    r = lambda p, x: np.einsum("ij,ij->j", p, x, dtype=np.float64) / np.sqrt(
+        np.einsum("ij,ij->j", p, p, dtype=np.float64) * np.einsum("ij,ij->j", x, x, dtype=np.float64))
+    for j in range(0, N, block):
+        cols = slice(j, min(j + block, N))
+        x = np.asarray(held_x[:, cols], dtype=np.float32)
+        x = x - x.mean(axis=0)
+        base = profile[cols].T[held_chars]  # (n, block)
+        pred = base + intercept[cols]
+        for t in range(terms.shape[1]):
+            pred += held_signals[:, k[cols, t]] * w[cols, t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim[cols] = r(pred - pred.mean(axis=0), x)
+            alone[cols] = r(base - base.mean(axis=0), x)
+    return np.where(np.isfinite(sim), sim, np.nan), np.where(np.isfinite(alone), alone, np.nan)
+
+
+def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], fit_chars=None, held_chars=None,
+           vocab_size: int | None = None) -> dict:
     """Each cell's explanation, chosen on the fit part and scored on the held-out part.
+
+    With the characters of both parts (fit_chars, held_chars: ids of the current character at each
+    row), every explanation starts from the cell's character profile, its mean after each current
+    character on the fit part, and its terms (up to MAX_TERMS - 1) are chosen by the same forward
+    selection on what the profile leaves: the cell and every candidate with their per-character
+    means taken out, so a character detector adds nothing and a term says what moves the cell
+    beyond its character. The arrays then hold `profile` (N, vocab_size): the prediction is
+    profile[cell, character] + intercept + the weighted terms, and `profile_r` its own held-out r.
 
     fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
     signal_matrix. Returns arrays over cells: terms (N, MAX_TERMS) indices into candidates (-1:
@@ -232,15 +283,41 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     metrics = np.array([c.metric for c in candidates])
     named = np.array([c.named for c in candidates])
     ok = eligible(fit_signals, metrics, len(held_x))
-    r = correlations(fit_x, fit_signals)
-    zs, sig_mean, sig_sd = _standardised(fit_signals)
+    profiled = fit_chars is not None
+    if profiled:  # what the profile leaves: the cell and each candidate less their means per character
+        V = int(vocab_size)
+        px, ps = per_char_means(fit_x, fit_chars, V), per_char_means(fit_signals, fit_chars, V)
+        x_fit = np.asarray(fit_x, dtype=np.float32) - px[fit_chars]
+        s_fit = np.asarray(fit_signals, dtype=np.float32) - ps[fit_chars]
+        ok &= s_fit.std(axis=0) > 1e-6  # a candidate the current character decides has nothing left
+    else:
+        x_fit, s_fit = fit_x, fit_signals
+    r = correlations(x_fit, s_fit)
+    zs, sig_mean, sig_sd = _standardised(s_fit)
     gram = (zs.T.astype(np.float64) @ zs) / len(zs)
     del zs
-    terms, fit_r = forward_select(r, gram, ok, named)
-    x_mean, x_sd = moments(fit_x)
+    x_mean, x_sd = moments(x_fit)
+    share = None
+    if profiled:  # the share of each cell's variance its profile leaves to the terms
+        _, whole_sd = moments(fit_x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(whole_sd > 0, (x_sd / whole_sd) ** 2, 1.0)
+    terms, fit_r = forward_select(r, gram, ok, named, MAX_TERMS - profiled, share=share)
     weights, intercept = least_squares(terms, r, gram, sig_mean, sig_sd, x_mean, x_sd)
-    sim, alone = held_out(terms, weights, held_x, held_signals)
-    sim = np.where(terms[:, 0] >= 0, sim, np.nan)
+    if profiled:
+        terms = np.concatenate([terms, np.full((len(terms), 1), -1, terms.dtype)], axis=1)  # MAX_TERMS wide
+        weights = np.concatenate([weights, np.zeros((len(weights), 1))], axis=1)
+        has = terms >= 0
+        # the prediction, profile + intercept + Σ w (s - ps[char]), as profile' + intercept + Σ w s
+        profile = px.T.astype(np.float64) - np.einsum("nt,vnt->nv", np.where(has, weights, 0.0),
+                                                      ps[:, np.where(has, terms, 0)].astype(np.float64))
+        _, alone = held_out(terms, weights, held_x, held_signals)
+        sim, profile_r = _profile_scores(profile.astype(np.float32), terms, weights, intercept, held_x, held_signals,
+                                         held_chars)
+        fit_r = np.where(whole_sd > 0, np.sqrt(np.clip(1 - share + share * fit_r**2, 0, 1)), np.nan)
+    else:
+        sim, alone = held_out(terms, weights, held_x, held_signals)
+        sim = np.where(terms[:, 0] >= 0, sim, np.nan)
     # the AUC column: one yes/no term, where the held-out part has enough of both sides
     single = (terms[:, 0] >= 0) & (terms[:, 1] < 0) & (metrics[np.maximum(terms[:, 0], 0)] == "auc")
     auc = np.full(len(terms), np.nan)
@@ -256,9 +333,13 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
         a = got[row, np.arange(len(cells))]
         a = np.where(weights[cells, 0] > 0, a, 1 - a)
         auc[cells] = np.where(enough[row], a, np.nan)
-    return {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
-            "intercept": intercept.astype(np.float32), "fit_r": np.where(terms[:, 0] >= 0, fit_r, np.nan).astype(np.float32),
-            "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
+    out = {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
+           "intercept": intercept.astype(np.float32),
+           "fit_r": (fit_r if profiled else np.where(terms[:, 0] >= 0, fit_r, np.nan)).astype(np.float32),
+           "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
+    if profiled:
+        out |= {"profile": profile.astype(np.float32), "profile_r": profile_r.astype(np.float32)}
+    return out
 
 
 def explained(simulation_r) -> bool:
@@ -285,14 +366,28 @@ def term_phrases(explanation: str) -> list[str]:
     return out
 
 
-def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str) -> np.ndarray:
-    """What an explanation predicts at every character of `text`: intercept + Σ weight · signal."""
+def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str,
+            profile=None) -> np.ndarray:
+    """What an explanation predicts at every character of `text`: intercept + Σ weight · signal, plus
+    profile[character] for an explanation that starts from the cell's character profile."""
     ids = masks(text, vocab_chars)
     out = np.full(len(text), float(intercept))
+    if profile is not None:
+        out += profile_values(np.asarray(profile)[None], text, vocab_chars)[:, 0]
     for j, w in zip(terms, weights):
         if j >= 0:
             out += float(w) * signal(candidates[j], text, ids).astype(np.float64)
     return out
+
+
+def profile_values(profiles: np.ndarray, text: str, vocab_chars: str) -> np.ndarray:
+    """(len(text), cells) float64: each cell's profile (cells, vocabulary) at each character of
+    `text`; a character the vocabulary lacks gets the profile's average over the vocabulary."""
+    index = {ch: i for i, ch in enumerate(vocab_chars)}
+    ids = np.fromiter((index.get(ch, -1) for ch in text), np.int64, len(text))
+    table = np.concatenate([np.asarray(profiles, np.float64), np.asarray(profiles, np.float64).mean(axis=1,
+                                                                                                   keepdims=True)], axis=1)
+    return table[:, ids].T  # -1: the appended average
 
 
 def candidate_dicts(candidates: list[Candidate]) -> list[dict]:

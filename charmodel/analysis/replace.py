@@ -38,8 +38,9 @@ def predictions(atlas, layer: int, kind: str, cells: np.ndarray, text: str) -> n
     column = {j: n for n, j in enumerate(used)}
     signals = explain.signal_matrix([atlas.candidates[j] for j in used], text, atlas.meta["vocab"], np.arange(len(text)))
     out = np.empty((len(text), len(rows)), np.float32)
+    profiles = explain.profile_values(a["profile"][rows], text, atlas.meta["vocab"])  # each cell's character profile
     for n, i in enumerate(rows):
-        value = np.full(len(text), float(a["intercept"][i]))
+        value = float(a["intercept"][i]) + profiles[:, n]
         for j, w in zip(a["terms"][i], a["weights"][i]):
             if j >= 0:
                 value += float(w) * signals[:, column[int(j)]]

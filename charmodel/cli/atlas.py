@@ -211,7 +211,7 @@ def _simulate(args, checkpoint: str) -> int:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = float(np.corrcoef(simulated, actual)[0, 1]) if len(text) > 1 else float("nan")
     out = {"layer": args.layer, "kind": args.kind, "cell": args.cell,
-           "explanation": explain.phrase(terms) if terms else None, "terms": terms, "chars": list(text),
+           "explanation": found.phrase(terms), "terms": terms, "chars": list(text),
            "simulated": np.round(simulated, 6).tolist(), "actual": actual.astype(np.float64).round(6).tolist(),
            "r": None if not np.isfinite(r) else round(r, 4)}
     if args.json:

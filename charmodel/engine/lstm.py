@@ -463,15 +463,21 @@ class Engine:
                 seen.append(H)
         if not logits:
             return None, records, carry
-        if heads:  # the head's running average over every step so far, one step at a time
-            x = np.concatenate(seen, axis=2)  # (T, B, width)
-            for t in range(T):
-                if restarts is not None and restarts[:, t].any():
-                    for mine, theirs in zip(carry.att, opening[2]):
-                        mine[restarts[:, t]] = theirs
-                self.attention.add(carry.att, x[t])
-                x[t] = Attention.read(carry.att)
+        if heads:
+            x = self._attend(np.concatenate(seen, axis=2), carry.att, restarts, opening)
         return (x @ self.Wd + self.bd).transpose(1, 0, 2), records, carry  # logits (B, T, V)
+
+    def _attend(self, x: np.ndarray, state: tuple, restarts, opening) -> np.ndarray:
+        """A stateful pass's head: x (T, B, width), [embedding, every layer's h] at each step, is
+        replaced by the head's running average over every step so far (state, the carry's, is
+        updated), one step at a time; a row's state starts over where `restarts` says."""
+        for t in range(len(x)):
+            if restarts is not None and restarts[:, t].any():
+                for mine, theirs in zip(state, opening[2]):
+                    mine[restarts[:, t]] = theirs
+            self.attention.add(state, x[t])
+            x[t] = Attention.read(state)
+        return x
 
     def _forward_windowed(self, ids, carry, record, layers, dtype, progress, clamp, logits):
         """forward() for a windowed engine: what row b gives at step t is the value of a zero

@@ -127,15 +127,16 @@ def atlas_section(run: Path, checkpoint: str) -> None:
     for group, n in cov["by_group"].items():
         print(f"| {group} | {n} | {n / cov['cells']:.1%} |")
     name = lambda r: f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']}"
-    print("\nThe post's three ideas, each a term of some cell (the best such cell by held-out r):\n")
+    print("\nThe post's three ideas, each the first term of some cell (the best such cell by held-out r):\n")
     for label, test in (("inside a quotation", lambda n: n == "named:quote"),
                         ("after a quotation closes", lambda n: n == "named:after_quote" or n.startswith("afterquote:")),
                         ("first character of a word", lambda n: n == "named:word_start")):
         hits = [r for r in rows if r["simulation_r"] is not None and any(test(t["name"]) for t in r["terms"])]
-        if hits:
-            r_ = max(hits, key=lambda r: r["simulation_r"])
+        first = [r for r in hits if test(r["terms"][0]["name"])]
+        if first:
+            r_ = max(first, key=lambda r: r["simulation_r"])
             print(f"- {label}: {name(r_)}, *{r_['explanation']}*, r {r_['simulation_r']:.3f} "
-                  f"({len(hits)} cells have it as a term)")
+                  f"({len(first)} cells have it as their first term, {len(hits)} as a term)")
         else:
             print(f"- {label}: no cell")
     print("\nBest long-context cells:\n")

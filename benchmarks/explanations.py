@@ -4,7 +4,7 @@ of what the model uses? Measured against the shipped atlas's own explanations, o
     python benchmarks/explanations.py [--run weights/alice] [--terms 2 3]
 
 Variants, each scored by the atlas's two scores (docs/atlas.md):
-- `atlas`: the atlas file's explanations (up to 3 terms chosen by correlation, one intercept);
+- `atlas`: the atlas file's explanations (since the fourth edition: its character profile and up to 3 terms);
 - `profile+K`: the cell's mean for each current character on the fit positions (its profile), plus
   up to K terms chosen by the atlas's own forward selection on what the profile leaves (the cell
   and every candidate's signal with their per-character means taken out, so a character detector
@@ -33,13 +33,6 @@ from charmodel.analysis.ablate import layer_pass, rows_bpc  # noqa: E402
 from charmodel.engine import LN2, Engine  # noqa: E402
 
 
-def per_char_means(a: np.ndarray, chars: np.ndarray, V: int) -> np.ndarray:
-    """(V, columns): each column's mean over the rows whose character is v (0 where none)."""
-    out = np.zeros((V, a.shape[1]))
-    np.add.at(out, chars, a)
-    return (out / np.maximum(np.bincount(chars, minlength=V), 1)[:, None]).astype(np.float32)
-
-
 class Variant:
     """One way of predicting every cell: predict(signals (n, C), chars (n,)) -> (n, N)."""
 
@@ -65,7 +58,7 @@ class Variant:
 def profile_variant(k, fit_x, fit_signals, fit_chars, held_n, candidates, V) -> Variant:
     metrics = np.array([c.metric for c in candidates])
     named = np.array([c.named for c in candidates])
-    px, ps = per_char_means(fit_x, fit_chars, V), per_char_means(fit_signals, fit_chars, V)
+    px, ps = explain.per_char_means(fit_x, fit_chars, V), explain.per_char_means(fit_signals, fit_chars, V)
     rx, rs = fit_x - px[fit_chars], fit_signals - ps[fit_chars]
     ok = explain.eligible(fit_signals, metrics, held_n) & (rs.std(axis=0) > 1e-6)
     r = explain.correlations(rx, rs)
@@ -138,7 +131,7 @@ def main():
     ids = engine.vocab.encode(text, "the corpus")
     chars = {"fit": ids[samples.fit], "held": ids[samples.held], "scored": engine.vocab.encode(scored, "the text")}
     a = found.arrays
-    variants = [Variant("atlas", a["terms"].astype(int), a["weights"], a["intercept"])]
+    variants = [Variant("atlas", a["terms"].astype(int), a["weights"], a["intercept"], a["profile"].T)]
     variants += [profile_variant(k, samples.fit_x, fit_signals, chars["fit"], len(samples.held), candidates,
                                  len(engine.vocab)) for k in args.terms]
     for variant in variants:

@@ -7,7 +7,9 @@ selection on the fit part; its prediction is the least-squares sum of the terms,
 that of its first term, the strongest alone. The atlas's explanations (fourth edition) start from
 the cell's character profile, its mean after each current character, which counts as one of the
 MAX_TERMS: the other terms are chosen on what the profile leaves, so they say what moves the cell
-beyond its character, and a cell the profile alone explains is grouped "current". Rare predicates win by chance, so a yes/no candidate
+beyond its character, and a cell the profile alone explains is grouped "current".
+
+Rare predicates win by chance, so a yes/no candidate
 is eligible only with MIN_EVIDENCE positive and negative characters in the fit part (the held-out
 text never decides eligibility). docs/atlas.md gives the reasoning; no TensorFlow here.
 """

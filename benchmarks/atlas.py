@@ -160,10 +160,11 @@ def generalisation_report(run: Path, unseen: Path, held_median: float, chars: in
     ids = explain.masks(text, found.meta["vocab"])
     signals = {}
     r = []
-    chars = engine.vocab.encode(text)
+    profiles = explain.profile_values(found.arrays["profile"], text, found.meta["vocab"], found.meta["contexts"],
+                                      found.arrays["context_profile"])  # (T, N): each cell's, with its pairs
     for i in range(len(found.arrays["terms"])):
         layer, kind = divmod(i // found.meta["units"], len(atlas.KINDS))
-        predicted = float(found.arrays["intercept"][i]) + found.arrays["profile"][i][chars].astype(np.float64)
+        predicted = float(found.arrays["intercept"][i]) + profiles[:, i]
         for j, w in zip(found.arrays["terms"][i], found.arrays["weights"][i]):
             if j >= 0:
                 if j not in signals:

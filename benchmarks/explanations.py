@@ -4,7 +4,8 @@ of what the model uses? Measured against the shipped atlas's own explanations, o
     python benchmarks/explanations.py [--run weights/alice] [--terms 2 3]
 
 Variants, each scored by the atlas's two scores (docs/atlas.md):
-- `atlas`: the atlas file's explanations (since the fourth edition: its character profile and up to 3 terms);
+- `atlas`: the atlas file's explanations (since the fourth edition: its character profile and up to 3 terms;
+  since the fifth, the profile reaches back to the last three characters);
 - `profile+K`: the cell's mean for each current character on the fit positions (its profile), plus
   up to K terms chosen by the atlas's own forward selection on what the profile leaves (the cell
   and every candidate's signal with their per-character means taken out, so a character detector
@@ -36,14 +37,21 @@ from charmodel.engine import LN2, Engine  # noqa: E402
 class Variant:
     """One way of predicting every cell: predict(signals (n, C), chars (n,)) -> (n, N)."""
 
-    def __init__(self, name, terms, weights, intercept, profile=None, signal_means=None):
+    def __init__(self, name, terms, weights, intercept, profile=None, signal_means=None, contexts=None,
+                 context_profile=None):
         self.name, self.terms, self.weights, self.intercept = name, terms, weights, intercept
         self.profile, self.signal_means = profile, signal_means
+        self.contexts, self.context_profile = contexts, context_profile  # the atlas's (K,) run codes, (N, K) corrections
 
-    def predict(self, signals: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    def predict(self, signals: np.ndarray, chars: np.ndarray, codes: np.ndarray) -> np.ndarray:
         out = np.broadcast_to(self.intercept.astype(np.float32), (len(chars), len(self.intercept))).copy()
         if self.profile is not None:
             out += self.profile[chars]
+        if self.context_profile is not None:
+            columns = explain.context_columns(self.contexts, codes)
+            for level in range(columns.shape[1]):
+                seen = columns[:, level] >= 0
+                out[seen] += self.context_profile.T[columns[seen, level]]
         for k in range(self.terms.shape[1]):
             has = self.terms[:, k] >= 0
             j = np.where(has, self.terms[:, k], 0)
@@ -70,9 +78,9 @@ def profile_variant(k, fit_x, fit_signals, fit_chars, held_n, candidates, V) -> 
     return Variant(f"profile+{k}", terms, weights, intercept, px, ps)
 
 
-def report(variant, engine, found, candidates, held_x, held_signals, held_chars, scored, scored_signals, scored_chars):
+def report(variant, engine, found, candidates, held_x, held_signals, chars, codes, scored, scored_signals):
     a, U = found.arrays, engine.units
-    predicted = variant.predict(held_signals, held_chars)
+    predicted = variant.predict(held_signals, chars["held"], codes["held"])
     p, x = predicted - predicted.mean(0), held_x - held_x.mean(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (p * x).sum(0) / np.sqrt((p * p).sum(0) * (x * x).sum(0))
@@ -82,7 +90,7 @@ def report(variant, engine, found, candidates, held_x, held_signals, held_chars,
     print(f"{variant.name}: median r {np.nanmedian(r):.3f}; explained {int(ok.sum())} of {len(r)}; terms per cell "
           f"{variant.count_terms().mean():.2f}; explained by first term's group "
           + ", ".join(f"{g} {int((ok & (groups == g)).sum())}" for g in explain.GROUPS), flush=True)
-    on_text = variant.predict(scored_signals, scored_chars)  # (T, N)
+    on_text = variant.predict(scored_signals, chars["scored"], codes["scored"])  # (T, N)
     rp.predictions = lambda _, layer, kind, cells, text: on_text[:, (2 * layer + "hc".index(kind)) * U + cells]
     atlas_ok = np.isfinite(a["simulation_r"]) & (a["simulation_r"] >= 0.5)
     parts = [(layer, kind) for layer in range(engine.layers) for kind in "hc"]
@@ -130,13 +138,15 @@ def main():
     scored_signals = explain.signal_matrix(candidates, scored, engine.vocab.chars, np.arange(len(scored)))
     ids = engine.vocab.encode(text, "the corpus")
     chars = {"fit": ids[samples.fit], "held": ids[samples.held], "scored": engine.vocab.encode(scored, "the text")}
+    runs = explain.context_codes(ids, len(engine.vocab))
+    codes = {"held": runs[samples.held], "scored": explain.context_codes(chars["scored"], len(engine.vocab))}
     a = found.arrays
-    variants = [Variant("atlas", a["terms"].astype(int), a["weights"], a["intercept"], a["profile"].T)]
+    variants = [Variant("atlas", a["terms"].astype(int), a["weights"], a["intercept"], a["profile"].T,
+                        contexts=found.meta["contexts"], context_profile=a["context_profile"].astype(np.float32))]
     variants += [profile_variant(k, samples.fit_x, fit_signals, chars["fit"], len(samples.held), candidates,
                                  len(engine.vocab)) for k in args.terms]
     for variant in variants:
-        report(variant, engine, found, candidates, samples.held_x, held_signals, chars["held"], scored, scored_signals,
-               chars["scored"])
+        report(variant, engine, found, candidates, samples.held_x, held_signals, chars, codes, scored, scored_signals)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from charmodel.analysis.replace import cell_sentence
 from charmodel.engine import layer_index, layer_number
 from charmodel.run import folder as runfolder
 from charmodel.view import charts
-from charmodel.view.render import coloured_text, display_values, legend, show_char
+from charmodel.view.render import coloured_text, display_values, legend, markdown_text, show_char
 from pages.shared.background import atlas_job, start_atlas_job
-from pages.shared.data import (ABLATION_CHARS, ablation, atlas_table, context_values, headline, layer_values, load_atlas,
+from pages.shared.data import (ablation, atlas_table, context_values, headline, layer_values, load_atlas,
                                similarity, split_text)
 from pages.shared.mode import run_path
 from pages.shared.widgets import selected_run, style, user_message
@@ -22,8 +22,9 @@ from pages.shared.widgets import selected_run, style, user_message
 SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates
 name, checkpoint = selected_run()
 st.title("Atlas")
-st.caption("Every cell of every layer, for h and c, explained from its mean after each character (its character "
-           f"profile) and up to {MAX_TERMS - 1} predicates over the text that move it from there, the weighted sum that "
+st.caption("Every cell of every layer, for h and c, explained from its mean after the last three characters (its "
+           f"character profile) and up to {MAX_TERMS - 1} predicates over the text that move it from there, the weighted "
+           "sum that "
            "predicts it best. Explanations are chosen on the training text and scored on the validation "
            "text, which played no part in choosing them: the score is the simulation r, the correlation between what "
            f"the explanation predicts and what the cell does. A cell counts as explained at r ≥ {EXPLAINED_R}.")
@@ -149,7 +150,7 @@ st.subheader(f"Layer {layer} {kind} cell {cell}")
 if d["terms"]:
     score = "no held-out score" if d["simulation_r"] is None else f"held-out simulation r {d['simulation_r']:.3f}"
     st.markdown(f"Explanation: **{d['explanation']}** ({score}; fit part r {d['fit_r']:.3f}), from its mean after "
-                "each character (the chart below) and what moves it from there")
+                "each character (the chart below), reaching back up to three characters, and what moves it from there")
 else:
     st.markdown("No explanation: the text is too short for any candidate to have enough examples.")
 st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
@@ -160,13 +161,16 @@ with left:
                 "they start from")
     st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
                "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
+    fmt = lambda pairs: ", ".join(f"{markdown_text(''.join(map(show_char, p)))} ({w:+.3f})" for p, w in pairs) or "none"
+    st.caption(f"Reaching back up to three characters, it stands furthest above its mean after the last character "
+               f"alone after {fmt(d['runs']['above'])}; furthest below after {fmt(d['runs']['below'])}.")
     s = d["summary"]
     n = found.meta.get("summary_positions", found.meta["chars"])
     over = f"all {n:,} characters" if n >= found.meta["chars"] else f"{n:,} sampled characters (each from its window)"
     st.caption(f"Over {over}: mean {s['mean']:+.3f}, std {s['std']:.3f}, "
                f"min {s['min']:+.3f}, max {s['max']:+.3f}.")
     if d["effect"]:
-        fmt = lambda pairs: ", ".join(f"{show_char(c)} ({w:+.2f})" for c, w in pairs)
+        fmt = lambda pairs: ", ".join(f"{markdown_text(show_char(c))} ({w:+.2f})" for c, w in pairs)
         st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
                     f"suppresses {fmt(d['effect']['suppresses'])}.")
     st.markdown("**What the model loses without it**")
@@ -189,7 +193,9 @@ with left:
         st.caption(f"Next characters that lose most: {fmt(a['drops'])}. That gain most: {fmt(a['gains'])}.")
 with right:
     st.altair_chart(charts.histogram_chart(d["histogram"], kind), key="atlas_histogram")
-    st.caption(f"Histogram of {found.meta['sample_positions']:,} sampled characters over the cell's whole range.")
+    sampled = found.meta["sample_positions"]
+    of = "of those" if found.meta.get("summary_positions", found.meta["chars"]) < found.meta["chars"] else "sampled"
+    st.caption(f"Histogram of {sampled:,} {of} characters over the cell's whole range.")
 present = set("".join(split_text(name)))  # a large vocabulary (an import's) lists characters the text never holds
 st.altair_chart(charts.char_profile([row for row in d["char_profile"] if row["char"] in present], kind),
                 key="atlas_profile")

@@ -490,6 +490,7 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     no_errors(at)
     assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
     assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
+    assert any(c.value.startswith("Reaching back up to three characters, it stands furthest above") for c in at.caption)
     assert any(m.value.startswith("Over the first ") and "held at its mean it costs the model" in m.value
                for m in at.markdown)  # from the atlas
     at.button(key="atlas_ablate").click().run()

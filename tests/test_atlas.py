@@ -122,6 +122,47 @@ def test_planted_composite_cells_recover_both_terms_with_their_signs(alice_text)
         assert chosen["simulation_r"][cell] > chosen["term_r"][cell, 0] + 0.05  # the second term is worth having
 
 
+def test_the_profile_reaches_back_three_characters_and_predict_gives_what_was_scored(alice_text):
+    text = alice_text[:24000]
+    vocab = "".join(sorted(set(text)))
+    ids = np.array([vocab.index(ch) for ch in text])
+    runs = explain.context_codes(ids, len(vocab))
+    assert explain.context_text(runs[5, 0], vocab) == text[4:6] and explain.context_text(runs[5, 1], vocab) == text[3:6]
+    assert runs[0].tolist() == [-1, -1] and runs[1, 1] == -1
+    rng = np.random.default_rng(3)
+    chars = np.array(list(text))
+    th = np.concatenate([[False], (chars[:-1] == "t") & (chars[1:] == "h")])  # 'h' after 't': its character cannot say it
+    the = np.concatenate([[False, False], (chars[:-2] == "t") & (chars[1:-1] == "h") & (chars[2:] == "e")])
+    x = np.stack([th + rng.normal(0, 0.03, len(text)), the + rng.normal(0, 0.03, len(text)),
+                  planted(text, rng)[:, 0]], axis=1).astype(np.float32)
+    cands = explain.library(text[:18000], vocab)
+    fit, held = np.arange(18000), np.arange(18000, len(text))
+    fs, hs = explain.signal_matrix(cands, text, vocab, fit, held)
+    chars_only = explain.choose(x[fit], fs, x[held], hs, cands, ids[fit], ids[held], len(vocab))
+    chosen = explain.choose(x[fit], fs, x[held], hs, cands, ids[fit], ids[held], len(vocab), runs[fit], runs[held])
+    codes, counts = np.unique(runs[fit][runs[fit] >= 0], return_counts=True)
+    assert "contexts" not in chars_only and list(chosen["contexts"]) == list(codes[counts >= explain.MIN_CONTEXT])
+    assert chosen["context_profile"].shape == (3, len(codes[counts >= explain.MIN_CONTEXT]))
+    assert chosen["context_profile"].dtype == np.float16
+    for cell in range(2):  # the run is what the cell reads
+        assert chosen["simulation_r"][cell] > 0.9 > chars_only["simulation_r"][cell] + 0.1
+        assert chosen["profile_r"][cell] > chars_only["profile_r"][cell] + 0.2  # the runs join the profile itself
+    assert chosen["simulation_r"][2] >= chars_only["simulation_r"][2] - 0.02  # a quotation cell keeps its term
+    assert cands[chosen["terms"][2, 0]].name == "named:quote"
+    for cell in range(3):  # what predict gives is what was scored, on both parts
+        predicted = explain.predict(cands, chosen["terms"][cell], chosen["weights"][cell], chosen["intercept"][cell],
+                                    text, vocab, chosen["profile"][cell], chosen["contexts"],
+                                    chosen["context_profile"][cell])
+        assert chosen["simulation_r"][cell] == pytest.approx(np.corrcoef(predicted[held], x[held, cell])[0, 1], abs=1e-4)
+        assert chosen["fit_r"][cell] == pytest.approx(np.corrcoef(predicted[fit], x[fit, cell])[0, 1], abs=1e-4)
+    p = explain.predict(cands, chosen["terms"][1], chosen["weights"][1], chosen["intercept"][1], text, vocab,
+                        chosen["profile"][1], chosen["contexts"], chosen["context_profile"][1])
+    assert p[held][the[held]].mean() > 0.9 and abs(p[held][th[held] & ~the[held]].mean()) < 0.1  # 'the', not 'thi'
+    without = explain.predict(cands, chosen["terms"][1], chosen["weights"][1], chosen["intercept"][1], text, vocab,
+                              chosen["profile"][1])  # the same explanation without its runs
+    assert (p - without)[the].mean() > 0.2 and p[0] == without[0]  # the first character has no run
+
+
 def test_a_further_term_joins_only_if_it_raises_the_fit_r_by_the_margin(alice_text):
     text = alice_text[:24000]
     x = planted(text, np.random.default_rng(1), noise=0.05)[:, :1]  # almost exactly "inside a quotation"
@@ -263,6 +304,22 @@ def test_atlas_file_round_trips_and_lists_every_cell(built):
     assert len(d["top"]) == atlas.TOP and len(d["quantiles"]) == atlas.QUANTILES and d["effect"]
     assert sum(b["count"] for b in d["histogram"]) == found.meta["sample_positions"]
     assert found.dossier(0, "c", 3)["effect"] is None
+    # the runs the profile reaches back through: each named with what it and its shorter runs add
+    correction = dict(zip((explain.context_text(c, found.meta["vocab"]) for c in found.meta["contexts"]),
+                          found.arrays["context_profile"][found.index(1, "h", 3)].astype(float)))
+    above, below = d["runs"]["above"], d["runs"]["below"]
+    assert above and below and len(above) <= atlas.RUNS_SHOWN and len(below) <= atlas.RUNS_SHOWN
+    assert [v for _, v in above] == sorted((v for _, v in above), reverse=True) and all(v > 0 for _, v in above)
+    assert [v for _, v in below] == sorted(v for _, v in below) and all(v < 0 for _, v in below)
+    for run_text, value in above + below:
+        assert 2 <= len(run_text) <= explain.CONTEXT_CHARS and run_text in found_text(run)
+        assert value == pytest.approx(sum(correction.get(run_text[-m:], 0.0) for m in range(2, len(run_text) + 1)),
+                                      abs=1e-3)
+
+
+def found_text(run) -> str:
+    train, val = Run.of(run).split()
+    return train + val
 
 
 def test_atlas_for_other_weights_or_damaged_is_refused_with_the_rebuild_command(built, tmp_path):
@@ -379,7 +436,7 @@ def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
     with rewritten(path) as arrays:
         meta = json.loads(str(arrays["meta"]))
         np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
-        with pytest.raises(CharModelError, match=r"format 1, not 4.*rebuild it with `python -m charmodel atlas"):
+        with pytest.raises(CharModelError, match=r"format 1, not 5.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
 
 

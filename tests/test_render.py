@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from charmodel.view.render import (BINS, DARK_TEXT, LIGHT_TEXT, char_name, colour, coloured_text, contrast_ratio, css,
-                                   display_values, next_guesses, text_colour)
+                                   display_values, markdown_text, next_guesses, text_colour)
 
 
 def test_contrast_ratio_matches_the_wcag_definition():
@@ -49,3 +49,8 @@ def test_sigmoid_scale_is_for_h_and_c_only():
 def test_guesses_name_invisible_and_ambiguous_characters():
     assert [char_name(c) for c in " \n,\u00a0e"] == ["space", "newline", "comma", "U+00A0", "e"]
     assert next_guesses([[" ", ","]], np.array([[0.31, 0.01]])) == ["next: space 31%, comma 1%"]
+
+
+def test_corpus_text_in_markdown_shows_as_itself():
+    assert markdown_text("`the' *a_b* [x](y) 1. #") == "\\`the' \\*a\\_b\\* \\[x\\]\\(y\\) 1\\. \\#"
+    assert markdown_text("plain words") == "plain words"

@@ -24,8 +24,8 @@ from charmodel.run import folder as runfolder
 from charmodel.run.corpus import sha256
 from charmodel.run.handle import Run
 
-FORMAT = 4  # 4: explanations start from each cell's character profile (3: what the model loses without each
-# cell, and what its explanation wins back; 2: simulation r)
+FORMAT = 5  # 5: the profile reaches back to the last three characters (4: explanations start from each cell's
+# character profile; 3: what the model loses without each cell, and what its explanation wins back; 2: simulation r)
 KINDS = ("h", "c")
 FRAGMENT = 80  # characters per fragment for top and bottom contexts
 TOP = 20  # top and bottom contexts per cell
@@ -38,15 +38,17 @@ HELD_POSITIONS = 40_000  # at most this many validation positions where they are
 WINDOWED_SHARE = 0.25  # a windowed model's atlas reads at most this share of the text's positions (see stream)
 WINDOW_ROWS = 256  # windows per batch when reading sampled positions
 EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppresses
+RUNS_SHOWN = 5  # runs of characters a dossier names, after which the cell stands furthest above (and below) its
+# mean after the character alone
 SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
 _ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
            "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
            "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights", "ablation_bits", "recovered",
-           "profile", "profile_r")
+           "profile", "profile_r", "context_profile")
 
 
-PROFILE_PHRASE = "its mean after the current character"  # the character profile, as an explanation's last term
+PROFILE_PHRASE = "its mean after the last three characters"  # the character profile, as an explanation's last term
 
 
 def atlas_path(run, checkpoint: str) -> Path:
@@ -242,9 +244,11 @@ def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: st
     candidates = explain.library(text[:train_chars], vocab_chars, grammar)
     fit_signals, held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
     index = {ch: i for i, ch in enumerate(vocab_chars)}
-    chars = lambda positions: np.fromiter((index[text[p]] for p in positions), np.int64, len(positions))
+    ids = np.fromiter((index[ch] for ch in text), np.int64, len(text))
+    runs = explain.context_codes(ids, len(vocab_chars))
     return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates,
-                                      chars(samples.fit), chars(samples.held), len(vocab_chars))
+                                      ids[samples.fit], ids[samples.held], len(vocab_chars), runs[samples.fit],
+                                      runs[samples.held])
 
 
 def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, layers: int, units: int) -> dict:
@@ -309,13 +313,14 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     stages = {"activations": time.perf_counter() - t0}
     say(first, "explanations")
     candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars)
+    contexts = chosen.pop("contexts")
     stages["explanations"] = time.perf_counter() - t0 - sum(stages.values())
     say(first + 0.06, "what the model uses")
     # a windowed model reads each character in its own window: its ablations would cost W times a
     # stateful model's, so the build leaves them to `atlas --replace` and `ablate` (docs/atlas.md)
     scored = "" if engine.window else text[train_chars : train_chars + replace.REPLACE_CHARS]
     using = lambda f: say(first + 0.06 + (0.9 - first) * f, "what the model uses")
-    used, replaced = _what_the_model_uses(engine, candidates, chosen, scored, using, blas_threads)
+    used, replaced = _what_the_model_uses(engine, candidates, chosen, contexts, scored, using, blas_threads)
     stages["what the model uses"] = time.perf_counter() - t0 - sum(stages.values())
     say(0.97, "distributions")
     mean = samples.sum / samples.count
@@ -340,6 +345,7 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "fit_positions": len(fit), "held_positions": len(held), "sample_positions": len(positions),
             "summary_positions": int(samples.count),
             "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
+            "contexts": contexts.tolist(),
             "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
                            "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE,
                            "min_ablation_bits": replace.MIN_ABLATION_BITS},
@@ -358,14 +364,14 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
 
 
-def _what_the_model_uses(engine: Engine, candidates, chosen: dict, scored: str, progress, blas_threads: int):
+def _what_the_model_uses(engine: Engine, candidates, chosen: dict, contexts, scored: str, progress, blas_threads: int):
     """(replace.per_cell's arrays, replace.summary's dict) on the scored text, from the explanations
     chosen before the file exists; (arrays of NaN, None) without two characters to score."""
     if len(scored) < 2:
         return {"ablation_bits": np.full(len(chosen["terms"]), np.nan, np.float32),
                 "recovered": np.full(len(chosen["terms"]), np.nan, np.float32)}, None
     draft = Atlas({"units": engine.units, "layers": engine.layers, "vocab": engine.vocab.chars,
-                   "candidates": explain.candidate_dicts(candidates)}, chosen, None)
+                   "candidates": explain.candidate_dicts(candidates), "contexts": contexts.tolist()}, chosen, None)
     used = replace.per_cell(engine, draft, scored, progress=lambda f: progress(0.9 * f), blas_threads=blas_threads)
     with replace.blas(blas_threads):
         replaced = replace.summary(engine, draft, scored)
@@ -480,7 +486,7 @@ class Atlas:
         i = self.index(layer, kind, cell)
         a = self.arrays
         return explain.predict(self.candidates, a["terms"][i], a["weights"][i], a["intercept"][i], text,
-                               self.meta["vocab"], a["profile"][i])
+                               self.meta["vocab"], a["profile"][i], self.meta["contexts"], a["context_profile"][i])
 
     def dossier(self, layer: int, kind: str, cell: int) -> dict:
         """What the app shows for one cell (layer from 0); positions index the corpus text."""
@@ -501,12 +507,29 @@ class Atlas:
                float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
                "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
                "effect": None, "ablation_bits": _number(a["ablation_bits"][i], 5),
-               "recovered": _number(a["recovered"][i], 4)}
+               "recovered": _number(a["recovered"][i], 4), "runs": self.runs(i)}
         if layer == self.meta["layers"] - 1 and kind == "h":
             chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
             out["effect"] = {"boosts": [(vocab[c], float(x)) for c, x in zip(chars[:EFFECT], w[:EFFECT])],
                              "suppresses": [(vocab[c], float(x)) for c, x in zip(chars[EFFECT:], w[EFFECT:])]}
         return out
+
+    def runs(self, i: int, k: int = RUNS_SHOWN) -> dict:
+        """Row i's profile further back: the k runs of the last characters after which the cell
+        stands furthest above, and below, its mean after the last character alone, as ("the", the
+        difference in the cell's units: the run's correction plus its shorter runs'), largest first."""
+        vocab, codes = self.meta["vocab"], self.meta["contexts"]
+        correction = self.arrays["context_profile"][i].astype(np.float64)
+        column = {c: j for j, c in enumerate(codes)}
+        base = len(vocab) + 1
+        total = correction.copy()
+        for j, code in enumerate(codes):  # a run of three stands on its run of two, and so on
+            length = len(explain.context_text(code, vocab))
+            total[j] += sum(correction[column[code % base**m]] for m in range(2, length) if code % base**m in column)
+        show = lambda j: (explain.context_text(codes[j], vocab), round(float(total[j]), 4))
+        order = np.argsort(-total, kind="stable")
+        return {"above": [show(j) for j in order[:k] if total[j] > 0],
+                "below": [show(j) for j in order[::-1][:k] if total[j] < 0]}
 
     def part(self, position: int) -> str:
         return "training" if position < self.meta["train_chars"] else "validation"
@@ -528,12 +551,13 @@ def load(run, checkpoint: str) -> Atlas:
         raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
     if arrays is None:
         raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations now start "
-                             f"from each cell's character profile); {rebuild}.")
+                             f"from each cell's mean after the last three characters); {rebuild}.")
     weights = runfolder.checkpoint_path(run, checkpoint)
     if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
         raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")
     n = meta["layers"] * len(KINDS) * meta["units"]
-    if any(len(v) != (meta["units"] if k.startswith("effect") else n) for k, v in arrays.items()):
+    if any(len(v) != (meta["units"] if k.startswith("effect") else n) for k, v in arrays.items()) or \
+            arrays["context_profile"].shape[1] != len(meta.get("contexts", ())):
         raise CharModelError(f"{path.name} is damaged (its arrays do not match its cells); {rebuild}.")
     return Atlas(meta, arrays, path)
 

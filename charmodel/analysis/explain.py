@@ -7,7 +7,11 @@ selection on the fit part; its prediction is the least-squares sum of the terms,
 that of its first term, the strongest alone. The atlas's explanations (fourth edition) start from
 the cell's character profile, its mean after each current character, which counts as one of the
 MAX_TERMS: the other terms are chosen on what the profile leaves, so they say what moves the cell
-beyond its character, and a cell the profile alone explains is grouped "current".
+beyond its character, and a cell the profile alone explains is grouped "current". Since the fifth
+edition the profile reaches back to the last CONTEXT_CHARS characters: what profile and terms leave
+after each run of the last two characters joins it, then what is left after each run of three,
+each shrunk toward nothing where the run is rare (CONTEXT_PRIOR) and left out where it is rarer
+than MIN_CONTEXT, so the background of the terms is the cell's mean after the last three characters.
 
 Rare predicates win by chance, so a yes/no candidate
 is eligible only with MIN_EVIDENCE positive and negative characters in the fit part (the held-out
@@ -27,6 +31,9 @@ EXPLAINED_R = 0.5  # a cell is explained when its explanation's held-out simulat
 MAX_TERMS = 4  # terms of one explanation, its character profile one of them
 MIN_GAIN = 0.02  # a further term joins only if it raises the fit part's r by at least this
 PREFER_NAMED = 0.01  # a named hypothesis wins a first term over a mechanical one at most this much higher in |r|
+CONTEXT_CHARS = 3  # the profile reaches back to the last this many characters...
+MIN_CONTEXT = 5  # ...through the runs of 2 to CONTEXT_CHARS characters seen at least this often in the fit part,
+CONTEXT_PRIOR = 3  # each seen n times getting n / (n + CONTEXT_PRIOR) of the mean of what is left after it
 
 
 AUC_BINS = 16384  # value bins per cell for ranks, as cells.auc_columns; pairs in one bin count as ties
@@ -239,32 +246,119 @@ def per_char_means(a: np.ndarray, chars: np.ndarray, vocab_size: int, block: int
     return out
 
 
-def _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars, block: int = 256):
+def context_codes(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """(len(ids), CONTEXT_CHARS - 1) int64: at each position of a text read as vocabulary ids (-1: a
+    character outside the vocabulary), the code of its last 2, 3, ... CONTEXT_CHARS characters, read
+    in base vocab_size + 1 from ids + 1 so that runs of different lengths never share a code; -1
+    where the text is shorter than the run or the run holds a character outside the vocabulary."""
+    ids = np.asarray(ids, np.int64)
+    out = np.full((len(ids), CONTEXT_CHARS - 1), -1, np.int64)
+    code, ok = ids + 1, ids >= 0
+    for length in range(2, CONTEXT_CHARS + 1):
+        back = length - 1
+        prev = np.concatenate([np.full(back, -1), ids[:-back]])[: len(ids)]
+        code = code + (prev + 1) * (vocab_size + 1) ** back
+        ok = ok & (prev >= 0)
+        out[:, length - 2] = np.where(ok, code, -1)
+    return out
+
+
+def context_text(code: int, vocab: str) -> str:
+    """The run of characters a context code stands for."""
+    out = ""
+    while code:
+        code, digit = divmod(code, len(vocab) + 1)
+        out = vocab[digit - 1] + out
+    return out
+
+
+def context_columns(contexts, codes) -> np.ndarray:
+    """Each code's column in `contexts` (sorted codes), -1 where it is not among them."""
+    contexts, codes = np.asarray(contexts, np.int64), np.asarray(codes, np.int64)
+    if not len(contexts):
+        return np.full(codes.shape, -1)
+    j = np.minimum(np.searchsorted(contexts, codes), len(contexts) - 1)
+    return np.where((contexts[j] == codes) & (codes >= 0), j, -1)
+
+
+def _r(p: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Column by column Pearson r of two (n, cols) arrays; NaN where either is constant."""
+    p, x = p - p.mean(axis=0), x - x.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.einsum("ij,ij->j", p, x, dtype=np.float64) / np.sqrt(
+            np.einsum("ij,ij->j", p, p, dtype=np.float64) * np.einsum("ij,ij->j", x, x, dtype=np.float64))
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def _background(profile, context_profile, chars, columns, cols: slice) -> np.ndarray:
+    """(n, cells of cols) float32: the profile at each row's character, plus the corrections of the
+    runs that end there (columns: (n, CONTEXT_CHARS - 1), -1 where a run has none)."""
+    out = np.asarray(profile[cols], np.float32).T[chars]
+    if context_profile is not None:
+        table = np.asarray(context_profile[cols], np.float32).T
+        for level in range(columns.shape[1]):
+            seen = columns[:, level] >= 0
+            out[seen] += table[columns[seen, level]]
+    return out
+
+
+def _predicted(background, intercept, signals, k, w, cols: slice) -> np.ndarray:
+    out = background + intercept[cols]
+    for t in range(k.shape[1]):
+        out += signals[:, k[cols, t]] * w[cols, t]
+    return out
+
+
+def _context_profile(fit_x, fit_signals, fit_chars, columns, n_contexts: int, profile, terms, weights, intercept,
+                     block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(context_profile (N, n_contexts) float16, the fit part's r (N,) with it): the mean of what the
+    explanation (profile, intercept and terms) leaves after each run of the last two characters,
+    n / (n + CONTEXT_PRIOR) of it for a run seen n times, then the same on what is left after each
+    run of three, and so on; columns: (n_fit, CONTEXT_CHARS - 1) each fit row's runs (-1: none)."""
+    N = fit_x.shape[1]
+    levels = []  # per run length: its rows, ordered by run, and the runs' columns, counts and first rows
+    for level in range(columns.shape[1]):
+        seen = np.flatnonzero(columns[:, level] >= 0)
+        order = seen[np.argsort(columns[seen, level], kind="stable")]
+        which, starts, n = np.unique(columns[order, level], return_index=True, return_counts=True)
+        levels.append((seen, order, which, starts, n))
+    k, w = np.where(terms >= 0, terms, 0), np.where(terms >= 0, weights, 0.0).astype(np.float32)
+    out, fit_r = np.zeros((N, n_contexts), np.float16), np.full(N, np.nan)
+    for j in range(0, N, block):
+        cols = slice(j, min(j + block, N))
+        x = np.asarray(fit_x[:, cols], np.float32)
+        pred = _predicted(_background(profile, None, fit_chars, columns, cols), intercept, fit_signals, k, w, cols)
+        for level, (seen, order, which, starts, n) in enumerate(levels):
+            if not len(order):
+                continue
+            sums = np.add.reduceat((x - pred)[order].astype(np.float64), starts, axis=0)
+            correction = np.zeros((n_contexts, x.shape[1]), np.float16)
+            correction[which] = sums / (n[:, None] + CONTEXT_PRIOR)
+            out[cols, which] = correction[which].T
+            pred[seen] += correction[columns[seen, level]]
+        fit_r[cols] = _r(pred, x)
+    return out, fit_r
+
+
+def _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars, context_profile=None,
+                    held_columns=None, block: int = 256):
     """(simulation r (N,), the profile's own r (N,)) on the held-out part: the correlation with the
-    cell of profile[cell, character] + intercept + the weighted terms, and of the profile alone."""
+    cell of profile[cell, character] (+ the corrections of the runs ending there) + intercept + the
+    weighted terms, and of the profile (with the runs) alone."""
     N = held_x.shape[1]
     sim, alone = np.full(N, np.nan), np.full(N, np.nan)
-    has = terms >= 0
-    k = np.where(has, terms, 0)
-    w = np.where(has, weights, 0.0).astype(np.float32)
-    r = lambda p, x: np.einsum("ij,ij->j", p, x, dtype=np.float64) / np.sqrt(
-        np.einsum("ij,ij->j", p, p, dtype=np.float64) * np.einsum("ij,ij->j", x, x, dtype=np.float64))
+    k, w = np.where(terms >= 0, terms, 0), np.where(terms >= 0, weights, 0.0).astype(np.float32)
     for j in range(0, N, block):
         cols = slice(j, min(j + block, N))
         x = np.asarray(held_x[:, cols], dtype=np.float32)
-        x = x - x.mean(axis=0)
-        base = profile[cols].T[held_chars]  # (n, block)
-        pred = base + intercept[cols]
-        for t in range(terms.shape[1]):
-            pred += held_signals[:, k[cols, t]] * w[cols, t]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sim[cols] = r(pred - pred.mean(axis=0), x)
-            alone[cols] = r(base - base.mean(axis=0), x)
-    return np.where(np.isfinite(sim), sim, np.nan), np.where(np.isfinite(alone), alone, np.nan)
+        base = _background(profile, context_profile, held_chars, held_columns, cols)
+        sim[cols] = _r(_predicted(base, intercept, held_signals, k, w, cols), x)
+        alone[cols] = _r(base, x)
+    return sim, alone
 
 
 def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], fit_chars=None, held_chars=None,
-           vocab_size: int | None = None) -> dict:
+           vocab_size: int | None = None, fit_contexts=None, held_contexts=None) -> dict:
     """Each cell's explanation, chosen on the fit part and scored on the held-out part.
 
     With the characters of both parts (fit_chars, held_chars: ids of the current character at each
@@ -274,6 +368,11 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     means taken out, so a character detector adds nothing and a term says what moves the cell
     beyond its character. The arrays then hold `profile` (N, vocab_size): the prediction is
     profile[cell, character] + intercept + the weighted terms, and `profile_r` its own held-out r.
+    With the runs of both parts too (fit_contexts, held_contexts: context_codes at each row), the
+    profile reaches back CONTEXT_CHARS characters: `contexts` (K,) the codes of the runs seen
+    MIN_CONTEXT times in the fit part, and `context_profile` (N, K) float16, what the explanation
+    leaves after each (see _context_profile), added to the prediction where a run ending at the
+    current character is one of them; fit_r, simulation_r and profile_r count it.
 
     fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
     signal_matrix. Returns arrays over cells: terms (N, MAX_TERMS) indices into candidates (-1:
@@ -314,9 +413,18 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
         profile = px.T.astype(np.float64) - np.einsum("nt,vnt->nv", np.where(has, weights, 0.0),
                                                       ps[:, np.where(has, terms, 0)].astype(np.float64))
         _, alone = held_out(terms, weights, held_x, held_signals)
-        sim, profile_r = _profile_scores(profile.astype(np.float32), terms, weights, intercept, held_x, held_signals,
-                                         held_chars)
+        profile = profile.astype(np.float32)
         fit_r = np.where(whole_sd > 0, np.sqrt(np.clip(1 - share + share * fit_r**2, 0, 1)), np.nan)
+        context_profile, held_columns, contexts = None, None, None
+        if fit_contexts is not None:  # the runs' corrections, on what profile and terms leave
+            codes, counts = np.unique(fit_contexts[fit_contexts >= 0], return_counts=True)
+            contexts = codes[counts >= MIN_CONTEXT]
+            context_profile, fit_r = _context_profile(fit_x, fit_signals, fit_chars,
+                                                      context_columns(contexts, fit_contexts), len(contexts), profile,
+                                                      terms, weights, intercept)
+            held_columns = context_columns(contexts, held_contexts)
+        sim, profile_r = _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars,
+                                         context_profile, held_columns)
     else:
         sim, alone = held_out(terms, weights, held_x, held_signals)
         sim = np.where(terms[:, 0] >= 0, sim, np.nan)
@@ -340,7 +448,9 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
            "fit_r": (fit_r if profiled else np.where(terms[:, 0] >= 0, fit_r, np.nan)).astype(np.float32),
            "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
     if profiled:
-        out |= {"profile": profile.astype(np.float32), "profile_r": profile_r.astype(np.float32)}
+        out |= {"profile": profile, "profile_r": profile_r.astype(np.float32)}
+        if contexts is not None:
+            out |= {"contexts": contexts, "context_profile": context_profile}
     return out
 
 
@@ -369,27 +479,38 @@ def term_phrases(explanation: str) -> list[str]:
 
 
 def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str,
-            profile=None) -> np.ndarray:
+            profile=None, contexts=None, context_profile=None) -> np.ndarray:
     """What an explanation predicts at every character of `text`: intercept + Σ weight · signal, plus
-    profile[character] for an explanation that starts from the cell's character profile."""
+    profile[character] for an explanation that starts from the cell's character profile (and the
+    corrections of the runs ending there, with contexts and context_profile)."""
     ids = masks(text, vocab_chars)
     out = np.full(len(text), float(intercept))
     if profile is not None:
-        out += profile_values(np.asarray(profile)[None], text, vocab_chars)[:, 0]
+        extra = None if context_profile is None else np.asarray(context_profile)[None]
+        out += profile_values(np.asarray(profile)[None], text, vocab_chars, contexts, extra)[:, 0]
     for j, w in zip(terms, weights):
         if j >= 0:
             out += float(w) * signal(candidates[j], text, ids).astype(np.float64)
     return out
 
 
-def profile_values(profiles: np.ndarray, text: str, vocab_chars: str) -> np.ndarray:
+def profile_values(profiles: np.ndarray, text: str, vocab_chars: str, contexts=None, context_profiles=None) -> np.ndarray:
     """(len(text), cells) float64: each cell's profile (cells, vocabulary) at each character of
-    `text`; a character the vocabulary lacks gets the profile's average over the vocabulary."""
+    `text`; a character the vocabulary lacks gets the profile's average over the vocabulary. With
+    contexts and context_profiles (cells, len(contexts)): plus the corrections of the runs of the
+    last 2 to CONTEXT_CHARS characters that end at each position and have one."""
     index = {ch: i for i, ch in enumerate(vocab_chars)}
     ids = np.fromiter((index.get(ch, -1) for ch in text), np.int64, len(text))
     table = np.concatenate([np.asarray(profiles, np.float64), np.asarray(profiles, np.float64).mean(axis=1,
                                                                                                    keepdims=True)], axis=1)
-    return table[:, ids].T  # -1: the appended average
+    out = table[:, ids].T  # -1: the appended average
+    if context_profiles is not None:
+        columns = context_columns(contexts, context_codes(ids, len(vocab_chars)))
+        table = np.asarray(context_profiles, np.float64)
+        for level in range(columns.shape[1]):
+            seen = columns[:, level] >= 0
+            out[seen] += table[:, columns[seen, level]].T
+    return out
 
 
 def candidate_dicts(candidates: list[Candidate]) -> list[dict]:

@@ -38,7 +38,8 @@ def predictions(atlas, layer: int, kind: str, cells: np.ndarray, text: str) -> n
     column = {j: n for n, j in enumerate(used)}
     signals = explain.signal_matrix([atlas.candidates[j] for j in used], text, atlas.meta["vocab"], np.arange(len(text)))
     out = np.empty((len(text), len(rows)), np.float32)
-    profiles = explain.profile_values(a["profile"][rows], text, atlas.meta["vocab"])  # each cell's character profile
+    profiles = explain.profile_values(a["profile"][rows], text, atlas.meta["vocab"], atlas.meta["contexts"],
+                                      a["context_profile"][rows])  # each cell's profile, with its runs
     for n, i in enumerate(rows):
         value = float(a["intercept"][i]) + profiles[:, n]
         for j, w in zip(a["terms"][i], a["weights"][i]):

@@ -210,3 +210,12 @@ def hover_titles(text: str, values: np.ndarray, guesses: list[str], label: str =
 
 def show_char(ch: str) -> str:
     return {"\n": "↵", " ": "␣", "\t": "⇥"}.get(ch, ch)
+
+
+MARKDOWN_MARKS = "\\`*_{}[]()<>#+-.!|~$"
+
+
+def markdown_text(text: str) -> str:
+    """`text` with every character Streamlit's markdown would read as a mark backslash-escaped, so
+    a backtick or an asterisk from the corpus shows as itself."""
+    return "".join("\\" + ch if ch in MARKDOWN_MARKS else ch for ch in text)

@@ -118,7 +118,9 @@ def atlas_section(run: Path, checkpoint: str) -> None:
     print(f"## Atlas ({checkpoint} checkpoint; `python -m charmodel atlas --run {run}`)\n")
     print(f"{cov['explained']} of {cov['cells']} cells explained (held-out simulation r >= {explain.EXPLAINED_R}); "
           f"median held-out simulation r {np.nanmedian(r):.3f}; quartiles {np.nanpercentile(r, 25):.3f} and "
-          f"{np.nanpercentile(r, 75):.3f}; built in {found.meta['seconds']:.0f} s.\n")
+          f"{np.nanpercentile(r, 75):.3f}; built in {found.meta['seconds']:.0f} s; the profiles reach back through "
+          f"{len(found.meta['contexts']):,} runs of two and three characters, and the file is "
+          f"{found.path.stat().st_size / 1e6:.1f} MB.\n")
     print(what_the_model_uses(found, cov) + "\n")
     print("| | cells | explained |\n|---|---|---|")
     for part, d in cov["by_layer_kind"].items():

@@ -44,7 +44,7 @@ def report(name, engine, candidates, chosen, contexts, scored):
                          "candidates": explain.candidate_dicts(candidates),
                          "contexts": [] if contexts is None else contexts.tolist()}, chosen, None)
     if contexts is None:  # the fourth edition: no runs, a table of none
-        chosen["context_profile"] = np.zeros((len(chosen["terms"]), 0), np.float16)
+        chosen["context_profile"] = np.zeros((len(chosen["terms"]), 0), np.float32)
     r = chosen["simulation_r"]
     with replace.blas(2):
         out = replace.summary(engine, draft, scored)

@@ -143,7 +143,9 @@ def test_the_profile_reaches_back_three_characters_and_predict_gives_what_was_sc
     codes, counts = np.unique(runs[fit][runs[fit] >= 0], return_counts=True)
     assert "contexts" not in chars_only and list(chosen["contexts"]) == list(codes[counts >= explain.MIN_CONTEXT])
     assert chosen["context_profile"].shape == (3, len(codes[counts >= explain.MIN_CONTEXT]))
-    assert chosen["context_profile"].dtype == np.float16
+    assert chosen["context_profile"].dtype == np.float32  # in int8 steps of a scale per cell, as the file keeps it
+    np.testing.assert_allclose(explain.dequantised(*explain.quantised(chosen["context_profile"])),
+                               chosen["context_profile"], rtol=0, atol=1e-6)
     for cell in range(2):  # the run is what the cell reads
         assert chosen["simulation_r"][cell] > 0.9 > chars_only["simulation_r"][cell] + 0.1
         assert chosen["profile_r"][cell] > chars_only["profile_r"][cell] + 0.2  # the runs join the profile itself
@@ -304,6 +306,9 @@ def test_atlas_file_round_trips_and_lists_every_cell(built):
     assert len(d["top"]) == atlas.TOP and len(d["quantiles"]) == atlas.QUANTILES and d["effect"]
     assert sum(b["count"] for b in d["histogram"]) == found.meta["sample_positions"]
     assert found.dossier(0, "c", 3)["effect"] is None
+    with np.load(path) as f:  # the runs' table is stored as int8 steps and read back as float32
+        assert f["context_profile"].dtype == np.int8 and f["context_scale"].shape == (48,)
+    assert found.arrays["context_profile"].dtype == np.float32
     # the runs the profile reaches back through: each named with what it and its shorter runs add
     correction = dict(zip((explain.context_text(c, found.meta["vocab"]) for c in found.meta["contexts"]),
                           found.arrays["context_profile"][found.index(1, "h", 3)].astype(float)))

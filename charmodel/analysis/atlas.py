@@ -389,7 +389,9 @@ def build_for_run(run, checkpoint: str | None = None, progress=None, blas_thread
     data["meta"].update(run=run.name, checkpoint=checkpoint, weights_sha256=sha256(run.checkpoint(checkpoint)))
     path = atlas_path(run.path, checkpoint)
     with runfolder.atomic_path(path, suffix=".tmp.npz") as tmp:
-        np.savez_compressed(tmp, meta=np.array(json.dumps(data["meta"])), **{k: data[k] for k in _ARRAYS})
+        arrays = {k: data[k] for k in _ARRAYS}
+        arrays["context_profile"], arrays["context_scale"] = explain.quantised(data["context_profile"])
+        np.savez_compressed(tmp, meta=np.array(json.dumps(data["meta"])), **arrays)
     return path
 
 
@@ -547,6 +549,8 @@ def load(run, checkpoint: str) -> Atlas:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
             arrays = {k: f[k] for k in _ARRAYS} if meta.get("format") == FORMAT else None
+            if arrays is not None:  # stored as int8 steps of a scale per cell (explain.quantised)
+                arrays["context_profile"] = explain.dequantised(arrays["context_profile"], f["context_scale"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
         raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
     if arrays is None:

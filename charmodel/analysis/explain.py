@@ -309,12 +309,24 @@ def _predicted(background, intercept, signals, k, w, cols: slice) -> np.ndarray:
     return out
 
 
+def quantised(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 (N, K), scale (N,) float32): each row in steps of its largest |value| / 127, as the
+    atlas file stores the runs' table (a third of float16's size, compressed)."""
+    scale = (np.abs(table).max(axis=1) / 127 if table.shape[1] else np.zeros(len(table))).astype(np.float32)
+    return np.round(table / np.where(scale > 0, scale, 1)[:, None]).astype(np.int8), scale
+
+
+def dequantised(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return q.astype(np.float32) * np.asarray(scale, np.float32)[:, None]
+
+
 def _context_profile(fit_x, fit_signals, fit_chars, columns, n_contexts: int, profile, terms, weights, intercept,
                      block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(context_profile (N, n_contexts) float16, the fit part's r (N,) with it): the mean of what the
+    """(context_profile (N, n_contexts) float32, the fit part's r (N,) with it): the mean of what the
     explanation (profile, intercept and terms) leaves after each run of the last two characters,
     n / (n + CONTEXT_PRIOR) of it for a run seen n times, then the same on what is left after each
-    run of three, and so on; columns: (n_fit, CONTEXT_CHARS - 1) each fit row's runs (-1: none)."""
+    run of three, and so on; columns: (n_fit, CONTEXT_CHARS - 1) each fit row's runs (-1: none).
+    The table holds exactly what the atlas file keeps (quantised), and the fit r is of that."""
     N = fit_x.shape[1]
     levels = []  # per run length: its rows, ordered by run, and the runs' columns, counts and first rows
     for level in range(columns.shape[1]):
@@ -323,20 +335,24 @@ def _context_profile(fit_x, fit_signals, fit_chars, columns, n_contexts: int, pr
         which, starts, n = np.unique(columns[order, level], return_index=True, return_counts=True)
         levels.append((seen, order, which, starts, n))
     k, w = np.where(terms >= 0, terms, 0), np.where(terms >= 0, weights, 0.0).astype(np.float32)
-    out, fit_r = np.zeros((N, n_contexts), np.float16), np.full(N, np.nan)
+    out, fit_r = np.zeros((N, n_contexts), np.float32), np.full(N, np.nan)
     for j in range(0, N, block):
         cols = slice(j, min(j + block, N))
         x = np.asarray(fit_x[:, cols], np.float32)
-        pred = _predicted(_background(profile, None, fit_chars, columns, cols), intercept, fit_signals, k, w, cols)
+        before = _predicted(_background(profile, None, fit_chars, columns, cols), intercept, fit_signals, k, w, cols)
+        pred = before.copy()
+        table = np.zeros((n_contexts, x.shape[1]), np.float32)
         for level, (seen, order, which, starts, n) in enumerate(levels):
             if not len(order):
                 continue
             sums = np.add.reduceat((x - pred)[order].astype(np.float64), starts, axis=0)
-            correction = np.zeros((n_contexts, x.shape[1]), np.float16)
-            correction[which] = sums / (n[:, None] + CONTEXT_PRIOR)
-            out[cols, which] = correction[which].T
-            pred[seen] += correction[columns[seen, level]]
-        fit_r[cols] = _r(pred, x)
+            table[which] = sums / (n[:, None] + CONTEXT_PRIOR)
+            pred[seen] += table[columns[seen, level]]
+        out[cols] = dequantised(*quantised(table.T))
+        for level in range(columns.shape[1]):  # the fit r of what is kept
+            seen = columns[:, level] >= 0
+            before[seen] += out[cols].T[columns[seen, level]]
+        fit_r[cols] = _r(before, x)
     return out, fit_r
 
 
@@ -370,7 +386,7 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     profile[cell, character] + intercept + the weighted terms, and `profile_r` its own held-out r.
     With the runs of both parts too (fit_contexts, held_contexts: context_codes at each row), the
     profile reaches back CONTEXT_CHARS characters: `contexts` (K,) the codes of the runs seen
-    MIN_CONTEXT times in the fit part, and `context_profile` (N, K) float16, what the explanation
+    MIN_CONTEXT times in the fit part, and `context_profile` (N, K) float32, what the explanation
     leaves after each (see _context_profile), added to the prediction where a run ending at the
     current character is one of them; fit_r, simulation_r and profile_r count it.
 

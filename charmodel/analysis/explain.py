@@ -373,6 +373,26 @@ def _profile_scores(profile, terms, weights, intercept, held_x, held_signals, he
     return sim, alone
 
 
+def _auc_column(terms, weights, metrics, held_x, held_signals) -> np.ndarray:
+    """(N,) the held-out ROC AUC of each one-term yes/no explanation in its sign; NaN for the
+    others, and where the held-out part lacks MIN_EVIDENCE of either side."""
+    single = (terms[:, 0] >= 0) & (terms[:, 1] < 0) & (metrics[np.maximum(terms[:, 0], 0)] == "auc")
+    auc = np.full(len(terms), np.nan)
+    if single.any():
+        which = np.unique(terms[single, 0])
+        pos = held_signals[:, which].sum(axis=0)
+        enough = np.minimum(pos, len(held_x) - pos) >= MIN_EVIDENCE
+        lookup = np.full(len(metrics), -1)
+        lookup[which] = np.arange(len(which))
+        cells = np.flatnonzero(single)
+        got = scores(held_x[:, cells], held_signals[:, which], metrics[which])  # (len(which), len(cells))
+        row = lookup[terms[cells, 0]]
+        a = got[row, np.arange(len(cells))]
+        a = np.where(weights[cells, 0] > 0, a, 1 - a)
+        auc[cells] = np.where(enough[row], a, np.nan)
+    return auc
+
+
 def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], fit_chars=None, held_chars=None,
            vocab_size: int | None = None, fit_contexts=None, held_contexts=None) -> dict:
     """Each cell's explanation, chosen on the fit part and scored on the held-out part.
@@ -397,8 +417,7 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     held-out r in its sign, and auc (N,): the held-out ROC AUC of a one-term yes/no explanation in
     its sign (NaN otherwise, or where the held-out part lacks MIN_EVIDENCE of either side).
     """
-    metrics = np.array([c.metric for c in candidates])
-    named = np.array([c.named for c in candidates])
+    metrics, named = np.array([c.metric for c in candidates]), np.array([c.named for c in candidates])
     ok = eligible(fit_signals, metrics, len(held_x))
     profiled = fit_chars is not None
     if profiled:  # what the profile leaves: the cell and each candidate less their means per character
@@ -444,21 +463,7 @@ def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate]
     else:
         sim, alone = held_out(terms, weights, held_x, held_signals)
         sim = np.where(terms[:, 0] >= 0, sim, np.nan)
-    # the AUC column: one yes/no term, where the held-out part has enough of both sides
-    single = (terms[:, 0] >= 0) & (terms[:, 1] < 0) & (metrics[np.maximum(terms[:, 0], 0)] == "auc")
-    auc = np.full(len(terms), np.nan)
-    if single.any():
-        which = np.unique(terms[single, 0])
-        pos = held_signals[:, which].sum(axis=0)
-        enough = np.minimum(pos, len(held_x) - pos) >= MIN_EVIDENCE
-        lookup = np.full(len(candidates), -1)
-        lookup[which] = np.arange(len(which))
-        cells = np.flatnonzero(single)
-        got = scores(held_x[:, cells], held_signals[:, which], metrics[which])  # (len(which), len(cells))
-        row = lookup[terms[cells, 0]]
-        a = got[row, np.arange(len(cells))]
-        a = np.where(weights[cells, 0] > 0, a, 1 - a)
-        auc[cells] = np.where(enough[row], a, np.nan)
+    auc = _auc_column(terms, weights, metrics, held_x, held_signals)
     out = {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
            "intercept": intercept.astype(np.float32),
            "fit_r": (fit_r if profiled else np.where(terms[:, 0] >= 0, fit_r, np.nan)).astype(np.float32),

@@ -311,7 +311,7 @@ def _predicted(background, intercept, signals, k, w, cols: slice) -> np.ndarray:
 
 def quantised(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(int8 (N, K), scale (N,) float32): each row in steps of its largest |value| / 127, as the
-    atlas file stores the runs' table (a third of float16's size, compressed)."""
+    atlas file stores the runs' table (compressed, under half of float16's size: 3.5 MB against 8.2 for Alice)."""
     scale = (np.abs(table).max(axis=1) / 127 if table.shape[1] else np.zeros(len(table))).astype(np.float32)
     return np.round(table / np.where(scale > 0, scale, 1)[:, None]).astype(np.int8), scale
 

@@ -64,7 +64,7 @@ def atlas(run: Path) -> dict:
                    capture_output=True)
     cov = load(run, "best").coverage()
     return {"atlas_s": round(time.perf_counter() - t0, 1), "explained": cov["explained"], "cells": cov["cells"],
-            "by_group": cov["by_group"], "median_simulation_r": cov["median_simulation_r"]}
+            "by_group": cov["by_group"], "median_phrase_r": cov["median_phrase_r"]}
 
 
 def main():

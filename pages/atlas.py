@@ -7,12 +7,14 @@ import streamlit as st
 from charmodel import CharModelError
 from charmodel.analysis.atlas import CONTEXT, build_command
 from charmodel.analysis.compare import CKA_CHARS, changed_cells
-from charmodel.analysis.explain import EXPLAINED_R, GROUPS, MAX_TERMS
+from charmodel.analysis.candidates import GROUPS
+from charmodel.analysis.explain import EXPLAINED_R, MAX_TERMS
 from charmodel.analysis.replace import cell_sentence
 from charmodel.engine import layer_index, layer_number
 from charmodel.run import folder as runfolder
 from charmodel.view import charts
 from charmodel.view.render import coloured_text, display_values, legend, markdown_text, show_char
+from charmodel.view.words import dossier_sentence, replacement_summary
 from pages.shared.background import atlas_job, start_atlas_job
 from pages.shared.data import (ablation, atlas_table, context_values, headline, layer_values, load_atlas,
                                similarity, split_text)
@@ -22,12 +24,13 @@ from pages.shared.widgets import selected_run, style, user_message
 SIMULATED_CHARS = 400  # characters of the validation text the dossier simulates
 name, checkpoint = selected_run()
 st.title("Atlas")
-st.caption("Every cell of every layer, for h and c, explained from its mean after the last three characters (its "
-           f"character profile) and up to {MAX_TERMS - 1} predicates over the text that move it from there, the weighted "
-           "sum that "
-           "predicts it best. Explanations are chosen on the training text and scored on the validation "
-           "text, which played no part in choosing them: the score is the simulation r, the correlation between what "
-           f"the explanation predicts and what the cell does. A cell counts as explained at r ≥ {EXPLAINED_R}.")
+st.caption(f"Every cell of every layer, for h and c, explained by a phrase: at most {MAX_TERMS} terms, each a yes/no "
+           "fact or a number read from the text up to the current character (none reads ahead), with weights. "
+           "Phrases are chosen on the training text and scored on the validation text, which played no part in "
+           "choosing them. The score is **phrase r**, the correlation between what the phrase alone predicts and "
+           f"what the cell does; a cell is explained at phrase r ≥ {EXPLAINED_R}. Beside it, **context r** is what "
+           "the last three characters already tell (the cell's mean after them: a table, not an explanation) and "
+           "**beyond r** what the phrase tells that they do not.")
 
 # ---------------------------------------------------------------- no atlas yet: offer to build one
 try:
@@ -61,12 +64,15 @@ if found is None:
 table = atlas_table(name, checkpoint)
 cov = found.coverage()
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("cells explained", f"{cov['explained']:,} of {cov['cells']:,}", help=f"held-out simulation r ≥ {EXPLAINED_R}")
-c2.metric("median simulation r", f"{cov['median_simulation_r']:.2f}" if cov["median_simulation_r"] is not None else "–")
-c3.metric("by long context", f"{cov['by_group']['long']:,}",
-          help="pairs, quotations, lines, positions in word, line, sentence and paragraph: more than a few "
-               "characters back (the group of an explanation's first term)")
-c4.metric("by the current character alone", f"{cov['by_group']['current']:,}", help="true, but not news")
+number = lambda v: "–" if v is None else f"{v:.2f}"
+c1.metric("cells explained", f"{cov['explained']:,} of {cov['cells']:,}",
+          help=f"the phrase alone, held out: phrase r ≥ {EXPLAINED_R}")
+c2.metric("median phrase r", number(cov["median_phrase_r"]), help="what a person reads, scored alone on held-out text")
+c3.metric("beyond three characters", f"{cov['beyond_half']:,} cells",
+          help=f"beyond r ≥ {EXPLAINED_R}: the phrase tells about the cell what the last three characters do not "
+               f"(median beyond r {number(cov['median_beyond_r'])})")
+c4.metric("median context r", number(cov["median_context_r"]),
+          help="what the last three characters already tell: the cell's mean after them, a table fitted alone")
 st.caption("Explained, per layer and kind: " + " · ".join(f"{part} {d['explained']} of {d['cells']}"
                                                            for part, d in cov["by_layer_kind"].items()) +
            ". By the group of the first term: " + ", ".join(f"{g} {n}" for g, n in cov["by_group"].items()) + ".")
@@ -83,16 +89,11 @@ elif not chars:
                "has its own window pass, so it would take the window's length times as long. The Cells page's "
                "ablation sweep measures one layer.")
 r = (cov["replacement"] or {}).get("model")
-if r and r["recovered"] is not None:
-    median = "" if cov["median_recovered"] is None else (
-        f" Cell by cell, among those the model uses, the median explanation keeps {cov['median_recovered']:.0%}.")
-    st.info(f"Replaced by their explanations all at once, the {r['cells']:,} explained cells keep **{r['recovered']:.0%}** "
-            f"of what they give the model: {r['bpc']:.3f} bits per character as it is, {r['bpc_means']:.3f} with them "
-            f"held at their means, {r['bpc_explained']:.3f} with each replaced by what its explanation predicts "
-            f"({chars:,} validation characters).{median}", icon=":material/swap_horiz:")
+if r and r["beyond_context"] is not None:
+    st.info(replacement_summary(r, chars, cov["median_recovered"]), icon=":material/swap_horiz:")
 elif r:
-    st.caption(f"Holding the {r['cells']:,} explained cells at their means costs the model nothing on the first "
-               f"{chars:,} validation characters: there is nothing for their explanations to win back.")
+    st.caption(f"Replacing the {r['cells']:,} explained cells by the last three characters costs the model nothing on "
+               f"the first {chars:,} validation characters: there is nothing beyond them for the phrases to win back.")
 
 # ---------------------------------------------------------------- the table
 f1, f2, f3, f4, f5 = st.columns([1, 1, 2, 1.2, 2])
@@ -100,8 +101,8 @@ layers = f1.multiselect("Layer", sorted(table["layer"].unique()), key="atlas_lay
 kinds = f2.multiselect("Kind", ["h", "c"], key="atlas_kinds", placeholder="all")
 groups = f3.multiselect("Group", list(GROUPS), key="atlas_groups", placeholder="all",
                         help="current character, previous or next character, short context, long context")
-minimum = f4.number_input("Min. r", 0.0, 1.0, 0.0, 0.05, key="atlas_min_score",
-                          help="held-out simulation r")
+minimum = f4.number_input("Min. phrase r", 0.0, 1.0, 0.0, 0.05, key="atlas_min_score",
+                          help="the phrase's held-out r")
 search = f5.text_input("Search explanations", key="atlas_search", placeholder="quotation, 'e', position in line…")
 shown = table
 if layers:
@@ -111,26 +112,35 @@ if kinds:
 if groups:
     shown = shown[shown["group"].isin(groups)]
 if minimum > 0:
-    shown = shown[shown["simulation_r"].fillna(-1) >= minimum]
+    shown = shown[shown["phrase_r"].fillna(-1) >= minimum]
 if search:
     shown = shown[shown["explanation"].str.contains(search, case=False, regex=False, na=False)]
-shown = shown.sort_values("simulation_r", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-st.caption(f"{len(shown):,} cells. Click a row to open its dossier.")
+shown = shown.sort_values("beyond_r", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+st.caption(f"{len(shown):,} cells, those whose phrase says most beyond the last three characters first. Click a row "
+           "to open its dossier.")
 picked = st.dataframe(
-    shown[["layer", "kind", "cell", "explanation", "simulation_r", "recovered", "ablation_bits", "group", "spread"]],
+    shown[["layer", "kind", "cell", "explanation", "phrase_r", "beyond_r", "context_r", "recovered", "ablation_bits",
+           "group", "spread"]],
     key="atlas_table", on_select="rerun", selection_mode="single-row", hide_index=True, height=320, placeholder="–",
-    column_config={"simulation_r": st.column_config.NumberColumn("simulation r", format="%.3f",
-                                                                 help="held-out r of the explanation's prediction"),
+    column_config={"phrase_r": st.column_config.NumberColumn("phrase r", format="%.3f",
+                                                             help="held-out r of what the phrase alone predicts: the "
+                                                                  "explanation's score"),
+                   "beyond_r": st.column_config.NumberColumn("beyond r", format="%.3f", help="held-out partial r of "
+                                                             "the phrase given the last three characters: what it "
+                                                             "tells that they do not"),
+                   "context_r": st.column_config.NumberColumn("context r", format="%.3f", help="held-out r of the "
+                                                              "cell's mean after the last three characters: what they "
+                                                              "already tell (a table, not an explanation)"),
                    "explanation": st.column_config.TextColumn("explanation", help="each term with the sign of its "
                                                               "weight: (+) the cell is higher where it holds"),
                    "recovered": st.column_config.NumberColumn("kept", format="percent", width="medium", help=(
-                       "replaced by its explanation, the share of what the cell gives the model that the model keeps "
+                       "replaced by its phrase alone, the share of what the cell gives the model that the model keeps "
                        "(–: unexplained, or barely used; below 0% the replacement does worse than the cell's mean, "
                        "over 100% better than the cell itself, which happens where a cell costs little)")),
                    "ablation_bits": st.column_config.NumberColumn("bits without it", format="%.4f", help="what "
                                                                   "holding it at its mean costs, in bits per character"),
                    "spread": st.column_config.NumberColumn("spread (std)", format="%.3f")})
-st.altair_chart(charts.simulation_histogram(table["simulation_r"].to_numpy(dtype=float), EXPLAINED_R),
+st.altair_chart(charts.simulation_histogram(table["phrase_r"].to_numpy(dtype=float), EXPLAINED_R),
                 key="atlas_r_histogram")  # below the table: a chart above it made the browser draw it first
 rows = picked.selection.rows if picked is not None else []
 if rows and rows[0] < len(shown):
@@ -147,23 +157,19 @@ st.session_state["studied"] = {"layer": layer, "kind": kind, "cell": cell}
 # ---------------------------------------------------------------- the dossier
 d = found.dossier(layer_index(layer), kind, cell)
 st.subheader(f"Layer {layer} {kind} cell {cell}")
-if d["terms"]:
-    score = "no held-out score" if d["simulation_r"] is None else f"held-out simulation r {d['simulation_r']:.3f}"
-    st.markdown(f"Explanation: **{d['explanation']}** ({score}; fit part r {d['fit_r']:.3f}), from its mean after "
-                "each character (the chart below), reaching back up to three characters, and what moves it from there")
-else:
-    st.markdown("No explanation: the text is too short for any candidate to have enough examples.")
+st.markdown(dossier_sentence(d))
 st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
              query_params={"run": name, "checkpoint": checkpoint, "layer": layer, "cell": cell, "kind": kind})
 left, right = st.columns(2)
 with left:
-    st.markdown("**Its terms**, in the order chosen (the first is the strongest alone), then the character profile "
-                "they start from")
-    st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
-               "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
+    if d["terms"]:
+        st.markdown("**Its terms**, in the order chosen, with the phrase's weights")
+        st.table([{"term": t["explanation"], "group": t["group"], "sign": "(+)" if t["sign"] > 0 else "(−)",  # a bare "+" reads as a list bullet
+                   "weight": t["weight"], "r alone (held out)": t["r"]} for t in d["terms"]], hide_index=True)
     fmt = lambda pairs: ", ".join(f"{markdown_text(''.join(map(show_char, p)))} ({w:+.3f})" for p, w in pairs) or "none"
-    st.caption(f"Reaching back up to three characters, it stands furthest above its mean after the last character "
-               f"alone after {fmt(d['runs']['above'])}; furthest below after {fmt(d['runs']['below'])}.")
+    st.caption(f"The background (not the explanation): reaching back up to three characters, it stands furthest "
+               f"above its mean after the last character alone after {fmt(d['runs']['above'])}; furthest below after "
+               f"{fmt(d['runs']['below'])}.")
     s = d["summary"]
     n = found.meta.get("summary_positions", found.meta["chars"])
     over = f"all {n:,} characters" if n >= found.meta["chars"] else f"{n:,} sampled characters (each from its window)"
@@ -174,7 +180,7 @@ with left:
         st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
                     f"suppresses {fmt(d['effect']['suppresses'])}.")
     st.markdown("**What the model loses without it**")
-    explained = d["simulation_r"] is not None and d["simulation_r"] >= EXPLAINED_R
+    explained = d["phrase_r"] is not None and d["phrase_r"] >= EXPLAINED_R
     said = cell_sentence(d["ablation_bits"], d["recovered"], explained)
     if chars:
         st.markdown(f"Over the first {chars:,} validation characters, {said}")
@@ -206,7 +212,8 @@ passage = val[:SIMULATED_CHARS]
 if d["terms"] and passage:
     actual = layer_values(name, checkpoint, passage, layer_index(layer), kind)[:, cell]
     simulated = found.simulate(layer_index(layer), kind, cell, passage)
-    st.altair_chart(charts.simulation_chart(passage, simulated, actual, kind), key="atlas_simulation")
+    context = found.simulate(layer_index(layer), kind, cell, passage, "context")
+    st.altair_chart(charts.simulation_chart(passage, simulated, actual, kind, context), key="atlas_simulation")
     st.caption(f"The first {len(passage):,} characters of the validation text. The same for any text: "
                f"`python -m charmodel atlas --run weights/{name} --simulate --layer {layer} --kind {kind} "
                f"--cell {cell} --text-file FILE --json`.")
@@ -258,7 +265,7 @@ if others and st.toggle("Compare with another checkpoint of this run", key="atla
     except CharModelError as e:
         st.caption(f"{user_message(e)} The cells' explanations are compared once both checkpoints have an atlas.")
     else:
-        st.markdown("**Cells whose explanation's simulation r moved most**")
+        st.markdown("**Cells whose phrase r moved most**")
         st.table([{"layer": layer_number(d["layer"]), "kind": d["kind"], "cell": d["cell"],
                    f"explanation at {checkpoint}": d["before"], f"r at {checkpoint}": d["score_before"],
                    f"explanation at {other}": d["after"], f"r at {other}": d["score_after"],

@@ -82,15 +82,16 @@ with right:
         values, (lo, hi) = display_values(raw, best["kind"])
         style()
         st.markdown(f"**The headline cell**: layer {number} {best['kind']} cell {best['cell']}, explained by the atlas "
-                    f"as *{best['explanation']}* (simulation r {best['simulation_r']:.2f} on text it was not fitted on)")
+                    f"as *{best['explanation']}* (phrase r {best['phrase_r']:.2f} on text it was not fitted on; beyond "
+                    f"what the last three characters tell, r {best['beyond_r']:.2f})")
         st.html(legend(lo, hi, f"layer {number} cell {best['cell']} {best['kind']}") +
                 coloured_text(text, values, lo, hi))
         st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",
                      query_params={"run": name, "layer": number, "cell": best["cell"], "kind": best["kind"]})
         cov = book.coverage()
-        st.caption(f"**The atlas** explains {cov['explained']:,} of this model's {cov['cells']:,} cells on text it "
-                   f"was not fitted on (median simulation r {cov['median_simulation_r']:.2f}); "
-                   f"{cov['by_group']['long']} of them chiefly by long context (quotations, brackets, lines, "
-                   "positions), the rest by the characters at hand. Open **Every cell explained** to browse them.")
+        st.caption(f"**The atlas** explains {cov['explained']:,} of this model's {cov['cells']:,} cells by a phrase of "
+                   f"at most three terms, scored alone on text it was not fitted on (median phrase r "
+                   f"{cov['median_phrase_r']:.2f}); for {cov['beyond_half']:,} the phrase tells, at r ≥ 0.5, what the "
+                   "last three characters do not. Open **Every cell explained** to browse them.")
 if not engine.window:  # a windowed run's W steps per character would hold a core for minutes
     prefetch_cell_activations(name, checkpoint, val)  # Cells ranks over it: have it ready by the time it opens

@@ -81,10 +81,12 @@ def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_
     assert job is not None and job.wait(120) and job.status == "finished", job.error
     at.run()
     no_errors(at)
-    best = atlas.load(weights / "alice", "best").headline()
-    assert best["group"] != "current"
+    book = atlas.load(weights / "alice", "best")
+    best = book.headline()
+    assert best["explained"] and best["beyond_r"] == max(r["beyond_r"] for r in book.cells()
+                                                         if r["explained"] and r["beyond_r"] is not None)
     assert any(f"layer {best['layer'] + 1} {best['kind']} cell {best['cell']}, explained by the atlas as "
-               f"*{best['explanation']}* (simulation r {best['simulation_r']:.2f}" in m.value for m in at.markdown)
+               f"*{best['explanation']}* (phrase r {best['phrase_r']:.2f}" in m.value for m in at.markdown)
     assert 'class="cm-' in htmls(at)
 
 
@@ -93,8 +95,8 @@ def test_a_cell_a_person_picked_heads_home_when_the_atlas_explains_it(weights):
 
     run = weights / "alice"
     atlas.build_for_run(run, "best")
-    rows = [r for r in atlas.load(run, "best").cells() if r["explained"] and r["group"] != "current"]
-    picked = sorted(rows, key=lambda r: r["simulation_r"])[0]  # not the one the atlas would choose
+    rows = [r for r in atlas.load(run, "best").cells() if r["explained"]]
+    picked = sorted(rows, key=lambda r: -1 if r["beyond_r"] is None else r["beyond_r"])[0]  # not the atlas's choice
     runfolder.write_highlights(run, "best", {"layer": picked["layer"], "kind": picked["kind"], "cell": picked["cell"],
                                              "score": 0.9, "direction": 1, "metric": "auc", "feature": "quote",
                                              "description": "inside a quotation"})
@@ -478,12 +480,13 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     assert at.metric[0].value.endswith("of 96")  # 2 layers x h, c x 24 cells
     table = at.dataframe[0].value
     assert "auc" not in table.columns  # a composite explanation has none: the column showed "None" for most rows
-    assert list(table.columns) == ["layer", "kind", "cell", "explanation", "simulation_r", "recovered", "ablation_bits",
-                                   "group", "spread"]
+    assert list(table.columns) == ["layer", "kind", "cell", "explanation", "phrase_r", "beyond_r", "context_r",
+                                   "recovered", "ablation_bits", "group", "spread"]
+    assert table["beyond_r"].fillna(-2).is_monotonic_decreasing  # what says most beyond three characters first
     assert table["ablation_bits"].notna().all()  # every cell held at its mean, stored in the atlas
     said = [m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]
     assert any("of what single cells carry" in v for v in said)
-    assert any("keep **" in v and "held at their means" in v or "costs the model nothing" in v
+    assert any("win back **" in v and "beyond three characters" in v or "costs the model nothing" in v
                for v in said)  # the model-wide replacement, at the top
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()

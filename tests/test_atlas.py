@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charmodel import CharModelError
-from charmodel.analysis import atlas, explain
+from charmodel.analysis import atlas, background, candidates, explain, predicates, stats
 from charmodel.analysis.cells import batched_activations, inside_quotation, line_position, word_start
 from charmodel.engine import Engine
 from charmodel.run import folder as runfolder
@@ -38,7 +38,7 @@ def test_scores_match_exact_auc_and_pearson():
     x[:, 3] = -2 * v + rng.normal(size=n)
     x[:, 4] = 0.5  # constant
     signals = np.column_stack([y, v]).astype(np.float32)
-    got = explain.scores(x, signals, np.array(["auc", "auc", "r"]))
+    got = stats.scores(x, signals, np.array(["auc", "auc", "r"]))
     for j in range(6):
         for c in range(2):
             assert got[c, j] == pytest.approx(exact_auc(x[:, j], y[:, c]), abs=5e-4)
@@ -46,14 +46,14 @@ def test_scores_match_exact_auc_and_pearson():
         assert got[2, j] == pytest.approx(expected, abs=1e-5)
 
 
-def test_correlations_and_the_simulation_score_match_numpy_corrcoef(alice_text):
+def test_correlations_and_the_phrase_score_match_numpy_corrcoef(alice_text):
     text = alice_text[:12000]
     rng = np.random.default_rng(7)
     x = planted(text, rng)
     vocab = "".join(sorted(set(text)))
-    cands = explain.library(text[:9000], vocab)
-    signals = explain.signal_matrix(cands, text, vocab, np.arange(len(text)))
-    r = explain.correlations(x, signals)
+    cands = candidates.library(text[:9000], vocab)
+    signals = candidates.signal_matrix(cands, text, vocab, np.arange(len(text)))
+    r = stats.correlations(x, signals)
     for j in (0, 5, len(cands) - 1):
         for cell in range(x.shape[1]):
             expected = np.corrcoef(signals[:, j], x[:, cell])[0, 1] if signals[:, j].std() > 0 else 0.0
@@ -62,7 +62,7 @@ def test_correlations_and_the_simulation_score_match_numpy_corrcoef(alice_text):
     for cell in range(x.shape[1]):
         predicted = explain.predict(cands, chosen["terms"][cell], chosen["weights"][cell], chosen["intercept"][cell],
                                     text, vocab)
-        assert chosen["simulation_r"][cell] == pytest.approx(np.corrcoef(predicted[9000:], x[9000:, cell])[0, 1], abs=1e-4)
+        assert chosen["phrase_r"][cell] == pytest.approx(np.corrcoef(predicted[9000:], x[9000:, cell])[0, 1], abs=1e-4)
         assert chosen["fit_r"][cell] == pytest.approx(np.corrcoef(predicted[:9000], x[:9000, cell])[0, 1], abs=1e-4)
 
 
@@ -77,11 +77,15 @@ def planted(text, rng, noise=0.6):
 
 
 def choose_on(text, x, split):
+    """explain.choose on text[:split] (fit) and text[split:] (held out), as the atlas calls it."""
     vocab = "".join(sorted(set(text)))
-    cands = explain.library(text[:split], vocab)
+    cands = candidates.library(text[:split], vocab)
     fit, held = np.arange(split), np.arange(split, len(text))
-    fit_signals, held_signals = explain.signal_matrix(cands, text, vocab, fit, held)
-    return cands, explain.choose(x[fit], fit_signals, x[held], held_signals, cands)
+    fit_signals, held_signals = candidates.signal_matrix(cands, text, vocab, fit, held)
+    ids = np.array([vocab.index(ch) for ch in text])
+    codes = background.context_codes(ids, len(vocab))
+    return cands, explain.choose(x[fit], fit_signals, x[held], held_signals, cands, ids[fit], ids[held], len(vocab),
+                                 codes[fit], codes[held])
 
 
 def first_terms(cands, chosen):
@@ -96,9 +100,10 @@ def test_planted_cells_are_explained_by_their_predicate_and_noise_by_nothing(ali
     assert best[:3] == ["named:quote", "named:word_start", "named:line_position"]
     assert chosen["weights"][0, 0] > 0 and chosen["weights"][1, 0] < 0  # the second cell is low at word starts
     for cell in range(3):
-        assert explain.explained(chosen["simulation_r"][cell]), (cell, chosen["simulation_r"][cell])
-    assert not explain.explained(chosen["simulation_r"][3])
-    assert abs(chosen["simulation_r"][3]) < 0.1  # noise: whatever the fit part chose, it does not carry over
+        assert explain.explained(chosen["phrase_r"][cell]), (cell, chosen["phrase_r"][cell])
+    assert not explain.explained(chosen["phrase_r"][3])
+    assert np.isnan(chosen["phrase_r"][3]) or abs(chosen["phrase_r"][3]) < 0.1  # noise: nothing carries over
+    assert chosen["beyond_r"][0] > 0.5 > chosen["context_r"][0]  # three characters cannot say "inside a quotation"
 
 
 def test_planted_composite_cells_recover_both_terms_with_their_signs(alice_text):
@@ -119,50 +124,50 @@ def test_planted_composite_cells_recover_both_terms_with_their_signs(alice_text)
         assert set(expected) <= set(got), got
         for name, w in expected.items():
             assert got[name] == pytest.approx(w, rel=0.15)  # least squares recovers the weights, signs included
-        assert chosen["simulation_r"][cell] > chosen["term_r"][cell, 0] + 0.05  # the second term is worth having
+        assert chosen["phrase_r"][cell] > chosen["term_r"][cell, 0] + 0.05  # the second term is worth having
 
 
-def test_the_profile_reaches_back_three_characters_and_predict_gives_what_was_scored(alice_text):
+def test_the_background_reaches_back_three_characters_and_the_three_scores_are_what_they_say(alice_text):
     text = alice_text[:24000]
     vocab = "".join(sorted(set(text)))
     ids = np.array([vocab.index(ch) for ch in text])
-    runs = explain.context_codes(ids, len(vocab))
-    assert explain.context_text(runs[5, 0], vocab) == text[4:6] and explain.context_text(runs[5, 1], vocab) == text[3:6]
+    runs = background.context_codes(ids, len(vocab))
+    assert background.context_text(runs[5, 0], vocab) == text[4:6] and background.context_text(runs[5, 1], vocab) == text[3:6]
     assert runs[0].tolist() == [-1, -1] and runs[1, 1] == -1
     rng = np.random.default_rng(3)
     chars = np.array(list(text))
-    th = np.concatenate([[False], (chars[:-1] == "t") & (chars[1:] == "h")])  # 'h' after 't': its character cannot say it
     the = np.concatenate([[False, False], (chars[:-2] == "t") & (chars[1:-1] == "h") & (chars[2:] == "e")])
-    x = np.stack([th + rng.normal(0, 0.03, len(text)), the + rng.normal(0, 0.03, len(text)),
-                  planted(text, rng)[:, 0]], axis=1).astype(np.float32)
-    cands = explain.library(text[:18000], vocab)
+    x = np.stack([the + rng.normal(0, 0.03, len(text)), planted(text, rng)[:, 0]], axis=1).astype(np.float32)
+    cands, chosen = choose_on(text, x, 18000)
     fit, held = np.arange(18000), np.arange(18000, len(text))
-    fs, hs = explain.signal_matrix(cands, text, vocab, fit, held)
-    chars_only = explain.choose(x[fit], fs, x[held], hs, cands, ids[fit], ids[held], len(vocab))
-    chosen = explain.choose(x[fit], fs, x[held], hs, cands, ids[fit], ids[held], len(vocab), runs[fit], runs[held])
     codes, counts = np.unique(runs[fit][runs[fit] >= 0], return_counts=True)
-    assert "contexts" not in chars_only and list(chosen["contexts"]) == list(codes[counts >= explain.MIN_CONTEXT])
-    assert chosen["context_profile"].shape == (3, len(codes[counts >= explain.MIN_CONTEXT]))
+    assert list(chosen["contexts"]) == list(codes[counts >= background.MIN_CONTEXT])
+    assert chosen["context_profile"].shape == (2, len(chosen["contexts"]))
     assert chosen["context_profile"].dtype == np.float32  # in int8 steps of a scale per cell, as the file keeps it
-    np.testing.assert_allclose(explain.dequantised(*explain.quantised(chosen["context_profile"])),
+    np.testing.assert_allclose(background.dequantised(*background.quantised(chosen["context_profile"])),
                                chosen["context_profile"], rtol=0, atol=1e-6)
-    for cell in range(2):  # the run is what the cell reads
-        assert chosen["simulation_r"][cell] > 0.9 > chars_only["simulation_r"][cell] + 0.1
-        assert chosen["profile_r"][cell] > chars_only["profile_r"][cell] + 0.2  # the runs join the profile itself
-    assert chosen["simulation_r"][2] >= chars_only["simulation_r"][2] - 0.02  # a quotation cell keeps its term
-    assert cands[chosen["terms"][2, 0]].name == "named:quote"
-    for cell in range(3):  # what predict gives is what was scored, on both parts
-        predicted = explain.predict(cands, chosen["terms"][cell], chosen["weights"][cell], chosen["intercept"][cell],
-                                    text, vocab, chosen["profile"][cell], chosen["contexts"],
-                                    chosen["context_profile"][cell])
-        assert chosen["simulation_r"][cell] == pytest.approx(np.corrcoef(predicted[held], x[held, cell])[0, 1], abs=1e-4)
-        assert chosen["fit_r"][cell] == pytest.approx(np.corrcoef(predicted[fit], x[fit, cell])[0, 1], abs=1e-4)
-    p = explain.predict(cands, chosen["terms"][1], chosen["weights"][1], chosen["intercept"][1], text, vocab,
-                        chosen["profile"][1], chosen["contexts"], chosen["context_profile"][1])
-    assert p[held][the[held]].mean() > 0.9 and abs(p[held][th[held] & ~the[held]].mean()) < 0.1  # 'the', not 'thi'
-    without = explain.predict(cands, chosen["terms"][1], chosen["weights"][1], chosen["intercept"][1], text, vocab,
-                              chosen["profile"][1])  # the same explanation without its runs
-    assert (p - without)[the].mean() > 0.2 and p[0] == without[0]  # the first character has no run
+    assert chosen["context_r"][0] > 0.95 and chosen["context_r"][1] < 0.5  # three characters say 'the', not a quotation
+    assert chosen["beyond_r"][1] > 0.5 and cands[chosen["terms"][1, 0]].name == "named:quote"
+    bg = background.profile_values(chosen["profile"], text, vocab, chosen["contexts"], chosen["context_profile"])
+    for cell in range(2):  # each score recomputed from its definition, on the held-out part
+        phrase = explain.predict(cands, chosen["terms"][cell], chosen["weights"][cell], chosen["intercept"][cell],
+                                 text, vocab)
+        assert chosen["phrase_r"][cell] == pytest.approx(np.corrcoef(phrase[held], x[held, cell])[0, 1], abs=1e-4)
+        assert chosen["context_r"][cell] == pytest.approx(np.corrcoef(bg[held, cell], x[held, cell])[0, 1], abs=1e-4)
+    # beyond_r: what the background table leaves of the phrase, against what it leaves of the cell
+    used = [j for j in chosen["terms"][1] if j >= 0]
+    signals = candidates.signal_matrix([cands[j] for j in used], text, vocab, np.arange(len(text)))
+    s_bg = np.stack([_background_values(signals[:, i], fit, ids, runs, text, vocab, chosen["contexts"])
+                     for i in range(len(used))], axis=1)
+    q = ((signals - s_bg) * chosen["both_weights"][1][: len(used)]).sum(axis=1)
+    expected = np.corrcoef(q[held], (x[:, 1] - bg[:, 1])[held])[0, 1]
+    assert chosen["beyond_r"][1] == pytest.approx(expected, abs=1e-3)
+
+
+def _background_values(column, fit, ids, runs, text, vocab, contexts):
+    """One signal's background at every character, fitted on the fit rows as a cell's is."""
+    profile, _, table, _ = background.fit(column[fit][:, None].astype(np.float32), ids[fit], runs[fit], len(vocab))
+    return background.profile_values(profile, text, vocab, contexts, table)[:, 0]
 
 
 def test_a_further_term_joins_only_if_it_raises_the_fit_r_by_the_margin(alice_text):
@@ -173,12 +178,19 @@ def test_a_further_term_joins_only_if_it_raises_the_fit_r_by_the_margin(alice_te
     assert np.isfinite(chosen["auc"][0]) and chosen["auc"][0] > 0.99  # one yes/no term: the AUC column too
 
 
+def test_the_first_term_too_joins_only_by_the_margin():
+    """A cell no candidate moves gets no phrase: the first term passes the same test as the others."""
+    r = np.array([[0.008, 0.5]])  # one candidate, two cells: it tells the first nothing worth saying
+    terms, (fit_r,) = explain.forward_select([(r, np.eye(1))], ok=np.array([True]), named=np.array([False]))
+    assert terms[:, 0].tolist() == [-1, 0] and fit_r[1] == pytest.approx(0.5)
+
+
 def test_a_named_hypothesis_wins_a_near_tie_with_a_mechanical_one():
     """Within PREFER_NAMED of |r|, the named idea is the first term a reader wants; beyond it, the
     stronger mechanical one wins."""
     r = np.array([[0.80, 0.82], [-0.795, -0.795]])  # (candidates, cells): mechanical, named
     gram = np.array([[1.0, 0.9], [0.9, 1.0]])
-    terms, _ = explain.forward_select(r, gram, ok=np.array([True, True]), named=np.array([False, True]))
+    terms, _ = explain.forward_select([(r, gram)], ok=np.array([True, True]), named=np.array([False, True]))
     assert terms[:, 0].tolist() == [1, 0]
 
 
@@ -192,7 +204,7 @@ def test_choice_ignores_the_held_out_part(alice_text):
     _, after = choose_on(changed_text, shuffled, 18000)
     assert (after["terms"] == before["terms"]).all()
     assert np.allclose(after["weights"], before["weights"]) and np.allclose(after["fit_r"], before["fit_r"])
-    assert not np.allclose(np.nan_to_num(after["simulation_r"]), np.nan_to_num(before["simulation_r"]))  # only the scores moved
+    assert not np.allclose(np.nan_to_num(after["phrase_r"]), np.nan_to_num(before["phrase_r"]))  # only the scores moved
 
 
 def test_rare_predicates_are_not_eligible():
@@ -200,19 +212,19 @@ def test_rare_predicates_are_not_eligible():
     signals[:20, 0] = 1  # 20 positives: too few
     signals[:300, 1] = 1
     signals[:, 2] = np.arange(1000)
-    ok = explain.eligible(signals, np.array(["auc", "auc", "r"]), held_n=1000)
+    ok = stats.eligible(signals, np.array(["auc", "auc", "r"]), held_n=1000)
     assert ok.tolist() == [False, True, True]
-    assert not explain.eligible(signals[:, 1:2], np.array(["auc"]), held_n=50)[0]  # 300/1000 of 50 is 15 expected
+    assert not stats.eligible(signals[:, 1:2], np.array(["auc"]), held_n=50)[0]  # 300/1000 of 50 is 15 expected
 
 
 def test_signals_of_the_grammar(alice_text):
     text = "`Well!' thought Alice (to herself) HELLO, and the\n\n  end"
     vocab = "".join(sorted(set(text)))
-    ids = explain.masks(text, vocab)
-    sig = lambda name: explain.signal(explain.Candidate(name, name, "long", "auc"), text, ids)
+    ids = candidates.masks(text, vocab)
+    sig = lambda name: candidates.signal(candidates.Candidate(name, name, "long", "auc"), text, ids)
     as_text = lambda a: "".join("1" if v else "0" for v in a)
     assert as_text(sig("pair:()")) == as_text([22 <= t < 33 for t in range(len(text))])
-    assert as_text(sig("capsword")) == as_text([35 <= t < 40 for t in range(len(text))])
+    assert as_text(sig("capsword")) == as_text([36 <= t < 40 for t in range(len(text))])  # HELLO from its 2nd letter
     assert as_text(sig("after:,:2")) == as_text([t in (41, 42) for t in range(len(text))])
     assert as_text(sig("afterquote:4")) == as_text([7 <= t < 11 for t in range(len(text))])
     assert sig("indent")[-1] == 2 and sig("indent")[0] == 0
@@ -223,15 +235,15 @@ def test_the_grammar_for_code_is_generated_from_the_text():
     code = "".join(f"def f{i}(a, b):\n    # add 'them' [x]\n    return {{'k': (a + b) * 2}}  # done\n\n"
                    for i in range(60))
     vocab = "".join(sorted(set(code)))
-    names = {c.name: c for c in explain.library(code, vocab)}
+    names = {c.name: c for c in candidates.library(code, vocab)}
     assert {"lead", "string:''", "linepair:()", "toeol:#", "innermost:()", "innermost:{}", "linestart:def", "linestart:return",
             "linestart:#"} <= set(names)
     assert not any(n.startswith(("string:(", "string:#", "block:")) for n in names)  # '#' is not held in pairs
     assert "string:*''" not in names  # one string mark: "any string" would repeat it
     assert names["toeol:#"].phrase == "from '#' to the end of the line" and names["lead"].group == "long"
     text = "def f(a):\n    # it's 'x'\n    return {'k': (a)}\n"
-    ids = explain.masks(text, vocab + "t")
-    sig = lambda name: explain.signal(explain.Candidate(name, name, "long", "auc"), text, ids)
+    ids = candidates.masks(text, vocab + "t")
+    sig = lambda name: candidates.signal(candidates.Candidate(name, name, "long", "auc"), text, ids)
     marked = lambda name: "".join(ch if v else "_" for ch, v in zip(text, sig(name)))
     assert marked("lead") == "__________    ___________    __________________"
     assert marked("toeol:#") == "______________# it's 'x'_______________________"
@@ -239,7 +251,7 @@ def test_the_grammar_for_code_is_generated_from_the_text():
     assert marked("linepair:()") == "_____(a)__________________________________(a)__"
     assert marked("innermost:()") == "_____(a___________________________________(a___"
     assert marked("innermost:{}") == "____________________________________{'k': __)__"  # ')' leaves {} innermost again
-    assert marked("linestart:return") == "_____________________________return {'k': (a)}_"
+    assert marked("linestart:return") == "___________________________________ {'k': (a)}_"  # once the word is known
 
 
 # ---------------------------------------------------------------- streaming
@@ -310,14 +322,14 @@ def test_atlas_file_round_trips_and_lists_every_cell(built):
         assert f["context_profile"].dtype == np.int8 and f["context_scale"].shape == (48,)
     assert found.arrays["context_profile"].dtype == np.float32
     # the runs the profile reaches back through: each named with what it and its shorter runs add
-    correction = dict(zip((explain.context_text(c, found.meta["vocab"]) for c in found.meta["contexts"]),
+    correction = dict(zip((background.context_text(c, found.meta["vocab"]) for c in found.meta["contexts"]),
                           found.arrays["context_profile"][found.index(1, "h", 3)].astype(float)))
     above, below = d["runs"]["above"], d["runs"]["below"]
     assert above and below and len(above) <= atlas.RUNS_SHOWN and len(below) <= atlas.RUNS_SHOWN
     assert [v for _, v in above] == sorted((v for _, v in above), reverse=True) and all(v > 0 for _, v in above)
     assert [v for _, v in below] == sorted(v for _, v in below) and all(v < 0 for _, v in below)
     for run_text, value in above + below:
-        assert 2 <= len(run_text) <= explain.CONTEXT_CHARS and run_text in found_text(run)
+        assert 2 <= len(run_text) <= background.CONTEXT_CHARS and run_text in found_text(run)
         assert value == pytest.approx(sum(correction.get(run_text[-m:], 0.0) for m in range(2, len(run_text) + 1)),
                                       abs=1e-3)
 
@@ -379,20 +391,22 @@ def test_atlas_cli_builds_then_lists(tmp_path, alice_text):
     out = cli("atlas", "--run", run, "--json", "--quiet")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["cells"] == 16 and set(summary["by_group"]) == set(explain.GROUPS) and summary["bytes"] > 0
+    assert summary["cells"] == 16 and set(summary["by_group"]) == set(candidates.GROUPS) and summary["bytes"] > 0
     rows = json.loads(cli("atlas", "--run", run, "--list", "--json").stdout)
     assert len(rows) == 16 and {r["layer"] for r in rows} == {1}  # counted from 1 on the CLI
-    assert set(rows[0]) >= {"layer", "kind", "cell", "explanation", "simulation_r", "auc", "terms", "group"}
+    assert set(rows[0]) >= {"layer", "kind", "cell", "explanation", "phrase_r", "context_r", "beyond_r", "auc", "terms",
+                            "group"}
     for r in rows:
-        assert 1 <= len(r["terms"]) <= explain.MAX_TERMS and r["group"] == r["terms"][0]["group"]
-        assert set(r["terms"][0]) >= {"explanation", "group", "sign", "weight"}
-        chosen, profile = r["terms"][:-1], r["terms"][-1]  # every explanation starts from the character profile
-        assert profile["name"] == "profile" and profile["explanation"] == atlas.PROFILE_PHRASE
-        assert r["explanation"] == (" · ".join(f"{t['explanation']} ({'+' if t['sign'] > 0 else '−'})" for t in chosen)
-                                    or atlas.PROFILE_PHRASE)
-        assert r["auc"] is None or (len(chosen) == 1 and chosen[0]["metric"] == "auc")
+        assert len(r["terms"]) <= explain.MAX_TERMS and r["group"] == (r["terms"][0]["group"] if r["terms"] else None)
+        assert all(set(t) >= {"explanation", "group", "sign", "weight"} for t in r["terms"])
+        assert not any(t["name"] == "profile" for t in r["terms"])  # the background is never a term
+        assert r["explanation"] == (" · ".join(f"{t['explanation']} ({'+' if t['sign'] > 0 else '−'})"
+                                               for t in r["terms"]) or atlas.NO_PHRASE)
+        assert r["auc"] is None or (len(r["terms"]) == 1 and r["terms"][0]["metric"] == "auc")
+        assert r["terms"] or r["phrase_r"] is None  # no phrase, no phrase score
     kept = json.loads(cli("atlas", "--run", run, "--list", "--json", "--min-score", "0.3").stdout)
-    assert all(r["simulation_r"] >= 0.3 for r in kept) and len(kept) <= len(rows)
+    assert all(r["phrase_r"] >= 0.3 for r in kept) and len(kept) <= len(rows)
+    assert summary["explained"] == sum(r["phrase_r"] is not None and r["phrase_r"] >= explain.EXPLAINED_R for r in rows)
 
 
 def test_simulate_gives_the_explanation_and_the_engine_values_for_any_text(built):
@@ -441,21 +455,21 @@ def test_an_atlas_of_the_first_format_names_the_rebuild_command(built):
     with rewritten(path) as arrays:
         meta = json.loads(str(arrays["meta"]))
         np.savez(path, meta=np.array(json.dumps({**meta, "format": 1})), explanation=arrays["terms"])
-        with pytest.raises(CharModelError, match=r"format 1, not 5.*rebuild it with `python -m charmodel atlas"):
+        with pytest.raises(CharModelError, match=rf"format 1, not {atlas.FORMAT}.*rebuild it with `python -m charmodel atlas"):
             atlas.load(run, "best")
 
 
 def test_the_string_lexer_knows_escapes_blocks_and_the_other_mark():
     parts = [("x = ", "."), ("'a\\'b'", "1"), (" + ", "."), ('"c\'d"', "2"), (" # don't\n", "."),
-             ("'''doc\nstring'''", "D"), (" ", "."), ("'open", "1"), ("\ny = f(a, (b)\n) g(x)\n", ".")]
+             ("''", "1"), ("'doc\nstring'''", "D"), (" ", "."), ("'open", "1"), ("\ny = f(a, (b)\n) g(x)\n", ".")]
     text = "".join(p for p, _ in parts)
-    state = explain.string_state(text, "'\"")
+    state = predicates.string_state(text, "'\"")
     assert "".join(".12"[v] if v >= 0 else "D" for v in state) == "".join(k * len(p) for p, k in parts)
-    brackets = "".join("X" if v else "_" for v in explain.line_bracket(text, "(", ")"))
+    brackets = "".join("X" if v else "_" for v in predicates.line_bracket(text, "(", ")"))
     assert [text[m.start():m.end()] for m in re.finditer("X+", brackets)] == ["(a, (b)", "(x)"]  # the newline closes
     lines = "".join(f"s = 'a' + \"b\"  # it's '{i}'\n" for i in range(40)) + '"""doc"""\n' * 40
-    assert explain.string_marks(lines) == "'\""  # the apostrophe of it's and the tripled marks set aside
-    assert explain.string_marks("it's `quoted' here\n" * 40) == ""  # Alice's quotation marks are not strings
+    assert predicates.string_marks(lines) == "'\""  # the apostrophe of it's and the tripled marks set aside
+    assert predicates.string_marks("it's `quoted' here\n" * 40) == ""  # Alice's quotation marks are not strings
 
 
 def test_a_windowed_atlas_reads_only_its_sampled_positions_each_from_its_window(tmp_path, alice_text):
@@ -480,4 +494,4 @@ def test_a_windowed_atlas_reads_only_its_sampled_positions_each_from_its_window(
     assert np.allclose(found.arrays["max"], sample.max(axis=0)) and np.allclose(found.arrays["min"], sample.min(axis=0))
     top = found.arrays["top_position"][:, 0]  # each cell's largest sampled value, at its position
     assert np.allclose(whole[top, np.arange(whole.shape[1])], sample.max(axis=0), atol=1e-6)
-    assert np.isfinite(found.arrays["simulation_r"]).any()
+    assert np.isfinite(found.arrays["context_r"]).any()

@@ -32,7 +32,7 @@ def test_evaluate_json_reports_bpc_chars_and_baselines(tmp_path, alice_text):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["chars"] == 3000 and result["bpc"] > 0
-    assert set(result["baselines"]) == {"gzip", "bz2", "lzma"}
+    assert set(result["baselines"]) == {"gzip", "bz2", "lzma", "3-gram", "5-gram"}
 
 
 def test_evaluate_leaves_out_compressor_baselines_on_a_tiny_text(random_run):

@@ -27,9 +27,10 @@ def test_predictions_for_many_cells_are_each_cells_own(built):
     run, found, _ = built
     text = "Alice said `no, never' to the Queen.\n"
     cells = np.array([0, 3, 7])
-    many = rp.predictions(found, 1, "c", cells, text)
-    for n, cell in enumerate(cells):
-        assert np.allclose(many[:, n], found.simulate(1, "c", int(cell), text), atol=1e-5)
+    for way in rp.WAYS:  # the phrase, the background, and both: each what simulate gives for one cell
+        many = rp.predictions(found, 1, "c", cells, text, way)
+        for n, cell in enumerate(cells):
+            assert np.allclose(many[:, n], found.simulate(1, "c", int(cell), text, way), atol=1e-5)
 
 
 def test_held_at_means_is_ablate_and_a_perfect_explanation_recovers_everything(built, monkeypatch):
@@ -45,14 +46,18 @@ def test_held_at_means_is_ablate_and_a_perfect_explanation_recovers_everything(b
     assert result["cells"] == 12
     # an explanation that predicts the cell exactly: the model keeps all of it
     _, records, _ = engine.forward(engine.vocab.encode(text, "t")[None], record=("h",), layers=[1])
-    monkeypatch.setattr(rp, "predictions", lambda a, layer, kind, cells, text: records[(layer, kind)][0][:, cells])
+    monkeypatch.setattr(rp, "predictions", lambda a, layer, kind, cells, text, way: records[(layer, kind)][0][:, cells])
     exact = rp.replace(engine, found, text, [(1, "h")], min_r=-1.0)
-    assert exact["bpc_explained"] == pytest.approx(exact["bpc"], abs=1e-4)
+    assert exact["bpc_phrase"] == pytest.approx(exact["bpc"], abs=1e-4)
+    assert exact["bpc_both"] == pytest.approx(exact["bpc"], abs=1e-4)
     lost = exact["bpc_means"] - exact["bpc"]
     assert exact["recovered"] == (pytest.approx(1, abs=1e-3) if lost > 0 else None)
     if result["recovered"] is not None:
-        assert result["recovered"] == pytest.approx((result["bpc_means"] - result["bpc_explained"]) / (
+        assert result["recovered"] == pytest.approx((result["bpc_means"] - result["bpc_phrase"]) / (
             result["bpc_means"] - result["bpc"]), abs=1e-3)
+    if result["beyond_context"] is not None:  # three characters are its zero point
+        assert result["beyond_context"] == pytest.approx((result["bpc_context"] - result["bpc_both"]) / (
+            result["bpc_context"] - result["bpc"]), abs=1e-3)
 
 
 def test_replace_cli_prints_the_scores_and_refuses_stray_flags(built):
@@ -60,7 +65,8 @@ def test_replace_cli_prints_the_scores_and_refuses_stray_flags(built):
     done = cli("atlas", "--run", str(run), "--replace", "--min-r", "-1", "--chars", "800", "--json", "--quiet")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert set(out) == {"bpc", "bpc_means", "bpc_explained", "recovered", "cells"} and out["cells"] == 48
+    assert set(out) == {"bpc", "bpc_means", "bpc_context", "bpc_phrase", "bpc_both", "recovered", "beyond_context",
+                        "cells"} and out["cells"] == 48
     one = json.loads(cli("atlas", "--run", str(run), "--replace", "--layer", "2", "--kind", "c", "--min-r", "-1",
                          "--chars", "800", "--json", "--quiet").stdout)
     assert one["cells"] == 12 and one["bpc"] == out["bpc"]
@@ -91,7 +97,7 @@ def test_the_atlas_stores_what_each_cell_costs_and_what_its_explanation_wins_bac
     run, found, engine = built
     text = Run.open(run).split()[1][: rp.REPLACE_CHARS]
     assert found.meta["ablation_chars"] == len(text) > 100
-    bits, recovered, r = (found.arrays[k] for k in ("ablation_bits", "recovered", "simulation_r"))
+    bits, recovered, r = (found.arrays[k] for k in ("ablation_bits", "recovered", "phrase_r"))
     for layer, kind in ((0, "c"), (1, "h")):  # each cell held at its mean alone: ablate.sweep's figure
         swept = {d["cell"]: d["delta"] for d in sweep(engine, text, layer, kind)}
         assert np.allclose([bits[found.index(layer, kind, c)] for c in range(12)], [swept[c] for c in range(12)],
@@ -128,6 +134,7 @@ def test_the_atlas_stores_what_each_cell_costs_and_what_its_explanation_wins_bac
 def test_the_sentence_about_one_cell_says_what_the_figures_say():
     assert "barely uses it" in rp.cell_sentence(0.001, None, True)
     assert "keeps 74% of what this cell gives it" in rp.cell_sentence(0.05, 0.74, True)
+    assert "replaced by its phrase alone" in rp.cell_sentence(0.05, 0.74, True)
     assert "too weak to stand in for it" in rp.cell_sentence(0.05, None, False)
     assert "does worse still (-7%)" in rp.cell_sentence(0.05, -0.07, True)
 

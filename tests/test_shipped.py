@@ -72,7 +72,7 @@ def test_home_is_written_for_the_selected_shipped_run(run, corpus, monkeypatch):
     assert at.code[0].value.startswith(opening(Run.open(WEIGHTS / run).split()[1]))
     stored = runfolder.read_highlights(WEIGHTS / run, "best")  # a person's pick, where the model card made one
     best = atlas.load(WEIGHTS / run, "best").headline(stored and (stored["layer"], stored["kind"], stored["cell"]))
-    assert best["explained"] and best["group"] != "current"
+    assert best["explained"] and best["beyond_r"] >= 0.5  # its phrase tells what three characters do not
     assert any(f"cell {best['cell']}, explained by the atlas as *{best['explanation']}*" in m.value for m in at.markdown)
 
 
@@ -113,8 +113,8 @@ def test_atlas_page_renders_the_shipped_atlas_and_opens_a_dossier(monkeypatch):
     at.switch_page("pages/atlas.py").run()
     assert not at.exception and not at.error
     cov = atlas.load(WEIGHTS / "alice", "best").coverage()  # the page reports the shipped file's own figures
-    assert [i.value for i in at.info] == [i.value for i in at.info if "Replaced by their explanations" in i.value]
-    assert f"keep **{cov['replacement']['model']['recovered']:.0%}**" in at.info[0].value
+    assert [i.value for i in at.info] == [i.value for i in at.info if "Replaced all at once" in i.value]
+    assert f"win back **{cov['replacement']['model']['beyond_context']:.0%}**" in at.info[0].value
     assert any(f"holding **{cov['weighted_coverage']:.0%}** of what single cells carry" in m.value for m in at.markdown)
     assert at.metric[0].value.endswith("of 2,048")
     assert at.subheader[0].value == "Layer 2 c cell 492"  # the headline cell, until a row is picked
@@ -122,7 +122,8 @@ def test_atlas_page_renders_the_shipped_atlas_and_opens_a_dossier(monkeypatch):
     at.session_state["atlas_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
-    assert any(m.value.startswith("Explanation: **") and "after a quotation closes" in m.value for m in at.markdown)
+    assert any(m.value.startswith("**") and "after a quotation closes" in m.value and "phrase r **" in m.value
+               for m in at.markdown)
     cell = at.subheader[0].value.split()  # Layer L kind cell K
     link = at.get("page_link")[0].proto
     assert link.page == "visualise"
@@ -130,12 +131,12 @@ def test_atlas_page_renders_the_shipped_atlas_and_opens_a_dossier(monkeypatch):
 
 
 def test_the_shipped_atlas_finds_the_posts_three_cells_unprompted():
-    """Quotation, after a quotation and word start, each the first term of some well-explained cell."""
+    """Quotation, after a quotation and word start, each the first term of some cell its phrase explains."""
     rows = atlas.load(WEIGHTS / "alice", "best").cells()
     for idea in (lambda n: n == "named:quote", lambda n: n == "named:after_quote" or n.startswith("afterquote:"),
                  lambda n: n == "named:word_start"):
         hits = [r for r in rows if r["explained"] and idea(r["terms"][0]["name"])]
-        assert hits and max(r["simulation_r"] for r in hits) >= 0.6
+        assert hits and max(r["phrase_r"] for r in hits) >= 0.6
 
 
 @pytest.mark.parametrize("name", ["alice", "shakespeare", "python"])
@@ -145,5 +146,5 @@ def test_each_model_card_reports_what_its_shipped_atlas_measured(name):
 
     found = atlas.load(WEIGHTS / name, "best")
     cov = found.coverage()
-    assert cov["weighted_coverage"] is not None and cov["replacement"]["model"]["recovered"] is not None
+    assert cov["weighted_coverage"] is not None and cov["replacement"]["model"]["beyond_context"] is not None
     assert what_the_model_uses(found, cov) in (WEIGHTS / name / "MODEL_CARD.md").read_text(encoding="utf-8")

@@ -78,7 +78,7 @@ def main():
     print("## Interpretable cells (validation text)\n")
     states = batched_activations(engine, val_text)
     print("| hypothesis | best cell | score |\n|---|---|---|")
-    for name in ("quote", "after_quote", "word_start", "word_end", "line_position", "parens", "sentence_end"):
+    for name in ("quote", "after_quote", "word_start", "word_end", "line_position", "parens", "sentence_end"):  # hypotheses: the last two read ahead
         signal = feature(name, val_text)
         if signal.min() == signal.max():
             print(f"| {name} | none: the validation text has no such characters | |")
@@ -91,36 +91,38 @@ def main():
 
 
 def what_the_model_uses(found, cov: dict) -> str:
-    """The atlas's two scores in a paragraph: weighted coverage, replacement per layer and kind."""
-    import numpy as np
-
+    """The atlas's replacement in a paragraph: three characters as the zero point, the phrases alone,
+    the n-gram scale, weighted coverage."""
     rep = cov["replacement"]
-    parts = ", ".join(f"{part} {d['recovered']:.2f}" for part, d in rep.items() if part != "model"
-                      and d["recovered"] is not None)
-    measured = int(np.isfinite(found.arrays["recovered"]).sum())
-    return (f"What the model uses ({found.meta['ablation_chars']:,} validation characters): the explained cells hold "
-            f"{cov['weighted_coverage']:.0%} of what single cells carry (each held at its mean alone: "
-            f"{cov['ablation_bits_explained']:.3f} of {cov['ablation_bits']:.3f} bits per character). Replaced by "
-            f"their explanations all at once, they keep {rep['model']['recovered']:.2f} of what they give the model "
-            f"({rep['model']['bpc']:.3f} bpc, {rep['model']['bpc_means']:.3f} held at their means, "
-            f"{rep['model']['bpc_explained']:.3f} replaced); per layer and kind {parts}. Cell by cell, {measured} "
-            f"explained cells cost at least 0.002 bits held alone; the median keeps {cov['median_recovered']:.2f}.")
+    m = rep["model"]
+    share = lambda v: "-" if v is None else f"{v:.2f}"
+    parts = ", ".join(f"{part} {share(d['beyond_context'])}" for part, d in rep.items() if part not in ("model", "scale"))
+    scale = rep.get("scale", {})
+    grams = "; ".join(f"{k} {v:.3f}" for k, v in scale.items())
+    return (f"What the model uses ({found.meta['ablation_chars']:,} validation characters; every explained cell "
+            f"replaced at once): the model reads {m['bpc']:.3f} bpc as it is and {m['bpc_context']:.3f} with each cell "
+            f"at its mean after the last three characters; adding the phrases gives {m['bpc_both']:.3f}, winning back "
+            f"**{share(m['beyond_context'])}** of what the model knows beyond three characters (per layer and kind "
+            f"{parts}). By their phrases alone: {m['bpc_phrase']:.3f} against {m['bpc_means']:.3f} held at their "
+            f"means ({share(m['recovered'])} recovered). For scale, counting models trained on the training text "
+            f"score {grams} on the same characters. The explained cells hold {cov['weighted_coverage']:.0%} of what "
+            f"single cells carry (each held at its mean alone: {cov['ablation_bits_explained']:.3f} of "
+            f"{cov['ablation_bits']:.3f} bits per character); cell by cell, the median phrase alone keeps "
+            f"{share(cov['median_recovered'])}.")
 
 
 def atlas_section(run: Path, checkpoint: str) -> None:
-    """The atlas's coverage and distribution of simulation r, the post's three ideas as terms, its
-    best long-context cells, and the full grammar against the prototype's on the same samples."""
-    import numpy as np
-
+    """The atlas's three scores, the post's three ideas as first terms, the cells whose phrase says
+    most beyond three characters."""
     found = atlas.load(run, checkpoint)
     cov, rows = found.coverage(), found.cells()
-    r = np.array([np.nan if x["simulation_r"] is None else x["simulation_r"] for x in rows])
     print(f"## Atlas ({checkpoint} checkpoint; `python -m charmodel atlas --run {run}`)\n")
-    print(f"{cov['explained']} of {cov['cells']} cells explained (held-out simulation r >= {explain.EXPLAINED_R}); "
-          f"median held-out simulation r {np.nanmedian(r):.3f}; quartiles {np.nanpercentile(r, 25):.3f} and "
-          f"{np.nanpercentile(r, 75):.3f}; built in {found.meta['seconds']:.0f} s; the profiles reach back through "
-          f"{len(found.meta['contexts']):,} runs of two and three characters, and the file is "
-          f"{found.path.stat().st_size / 1e6:.1f} MB.\n")
+    print(f"Every cell's explanation is a phrase of at most {explain.MAX_TERMS} causal terms, scored alone on held-out "
+          f"text. {cov['explained']} of {cov['cells']} cells explained (phrase r >= {explain.EXPLAINED_R}); median "
+          f"phrase r {cov['median_phrase_r']}; what the last three characters already tell (a table, the background, "
+          f"not an explanation): median context r {cov['median_context_r']}; what the phrase tells beyond them: "
+          f"median beyond r {cov['median_beyond_r']}, {cov['beyond_half']} cells >= {explain.EXPLAINED_R}. Built in "
+          f"{found.meta['seconds']:.0f} s; the file is {found.path.stat().st_size / 1e6:.1f} MB.\n")
     print(what_the_model_uses(found, cov) + "\n")
     print("| | cells | explained |\n|---|---|---|")
     for part, d in cov["by_layer_kind"].items():
@@ -129,31 +131,24 @@ def atlas_section(run: Path, checkpoint: str) -> None:
     for group, n in cov["by_group"].items():
         print(f"| {group} | {n} | {n / cov['cells']:.1%} |")
     name = lambda r: f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']}"
-    print("\nThe post's three ideas, each the first term of some cell (the best such cell by held-out r):\n")
+    print("\nThe post's three ideas, each the first term of some cell (the best such cell by phrase r):\n")
     for label, test in (("inside a quotation", lambda n: n == "named:quote"),
                         ("after a quotation closes", lambda n: n == "named:after_quote" or n.startswith("afterquote:")),
                         ("first character of a word", lambda n: n == "named:word_start")):
-        hits = [r for r in rows if r["simulation_r"] is not None and any(test(t["name"]) for t in r["terms"])]
+        hits = [r for r in rows if r["phrase_r"] is not None and any(test(t["name"]) for t in r["terms"])]
         first = [r for r in hits if test(r["terms"][0]["name"])]
         if first:
-            r_ = max(first, key=lambda r: r["simulation_r"])
-            print(f"- {label}: {name(r_)}, *{r_['explanation']}*, r {r_['simulation_r']:.3f} "
-                  f"({len(first)} cells have it as their first term, {len(hits)} as a term)")
+            r_ = max(first, key=lambda r: r["phrase_r"])
+            print(f"- {label}: {name(r_)}, *{r_['explanation']}*, phrase r {r_['phrase_r']:.3f}, beyond r "
+                  f"{r_['beyond_r']:.3f} ({len(first)} cells have it as their first term, {len(hits)} as a term)")
         else:
             print(f"- {label}: no cell")
-    print("\nBest long-context cells:\n")
-    print("| cell | explanation | held-out r |\n|---|---|---|")
-    long = sorted((r for r in rows if r["explained"] and r["group"] == "long"), key=lambda r: -r["simulation_r"])
-    for r_ in long[:10]:
-        print(f"| {name(r_)} | {r_['explanation']} | {r_['simulation_r']:.3f} |")
-    train, val = Run.open(run).split()
-    compared = atlas.compare_grammars(Engine.load(run, checkpoint), train + val, len(train))
-    print("\nThe full grammar against the prototype's (named hypotheses, current and previous character), "
-          "same samples and thresholds:\n")
-    print("| grammar | candidates | explained | median r | " + " | ".join(explain.GROUPS) + " |\n|---|---|---|---|" + "---|" * 4)
-    for grammar, c in compared.items():
-        print(f"| {grammar} | {c['candidates']} | {c['explained']} | {c['median_simulation_r']} | " +
-              " | ".join(str(c["by_group"][g]) for g in explain.GROUPS) + " |")
+    print("\nThe explained cells whose phrase says most beyond the last three characters:\n")
+    print("| cell | phrase | phrase r | beyond r | context r |\n|---|---|---|---|---|")
+    beyond = sorted((r for r in rows if r["explained"] and r["beyond_r"] is not None), key=lambda r: -r["beyond_r"])
+    for r_ in beyond[:10]:
+        print(f"| {name(r_)} | {r_['explanation']} | {r_['phrase_r']:.3f} | {r_['beyond_r']:.3f} | "
+              f"{r_['context_r']:.3f} |")
 
 
 if __name__ == "__main__":

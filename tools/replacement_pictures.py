@@ -3,12 +3,12 @@
     python tools/replacement_pictures.py [--run weights/alice] [--out docs/img]
 
 - replacement-low.png: among the cells the model uses (holding one at its mean costs at least
-  0.002 bits per character) and whose explanations are scored, the one with the highest simulation
-  r whose replacement keeps under 20% of what it gives the model;
-- replacement-high.png: the one whose simulation r and share kept (at most 1) are both highest
+  0.002 bits per character) and whose phrases are scored, the one with the highest phrase r whose
+  replacement by its phrase alone keeps under 20% of what it gives the model;
+- replacement-high.png: the one whose phrase r and share kept (at most 1) are both highest
   (the largest of the two's smaller).
-Each shows what the explanation predicts against what the cell does over the first 300 validation
-characters, and prints the cell and its two scores.
+Each shows what the phrase predicts, and the background (the last three characters), against what
+the cell does over the first 300 validation characters, and prints the cell and its scores.
 """
 
 import argparse
@@ -30,7 +30,7 @@ CHARS = 300
 
 def picks(found) -> dict:
     """{name: atlas row} of the two cells described in the module docstring."""
-    r, kept = found.arrays["simulation_r"], found.arrays["recovered"]
+    r, kept = found.arrays["phrase_r"], found.arrays["recovered"]
     measured = np.flatnonzero(np.isfinite(kept))
     low = [i for i in measured if kept[i] < 0.2]
     if not low or not len(measured):
@@ -56,15 +56,16 @@ def main():
         _, records, _ = engine.forward(engine.vocab.encode(passage, "the passage")[None], record=(kind,), layers=[layer])
         actual = records[(layer, kind)][0][:, cell]
         simulated = found.simulate(layer, kind, cell, passage)
+        context = found.simulate(layer, kind, cell, passage, "context")
         row = found.cells()[int(i)]
         label = f"layer {layer_number(layer)} {kind} cell {cell}"
-        chart = charts.simulation_chart(passage, simulated, actual, label, height=160).properties(
-            width=720, title=f"{label}: simulation r {row['simulation_r']:.2f}; replaced by its explanation, the model keeps "
+        chart = charts.simulation_chart(passage, simulated, actual, label, context, height=160).properties(
+            width=720, title=f"{label}: phrase r {row['phrase_r']:.2f}; replaced by its phrase alone, the model keeps "
                              f"{row['recovered']:.0%} (held at its mean: +{row['ablation_bits']:.4f} bpc)")
         out = args.out / f"replacement-{name}.png"
         chart.save(out, scale_factor=1.0)
-        print(f"{out}: {label} '{row['explanation']}' r {row['simulation_r']:.3f} kept {row['recovered']:.3f} "
-              f"ablation_bits {row['ablation_bits']:.4f}")
+        print(f"{out}: {label} '{row['explanation']}' phrase r {row['phrase_r']:.3f} beyond r {row['beyond_r']} "
+              f"context r {row['context_r']} kept {row['recovered']:.3f} ablation_bits {row['ablation_bits']:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,62 +1,38 @@
-"""The atlas: every cell of a run explained, with a dossier per cell, in one file.
+"""The atlas build: every cell of a run explained, with a dossier per cell, in one file.
 
 A build streams the whole corpus through the engine one group of rows at a time and keeps only
 what the dossiers need (summaries, top and bottom contexts, a character profile, samples at
-positions drawn before the pass), so memory never holds all characters x all cells. The file,
-`atlas-CHECKPOINT.npz`, is plain arrays and one JSON string read without pickle, and records the
-checkpoint's SHA-256: an atlas of other weights is refused. docs/atlas.md has the details.
+positions drawn before the pass), so memory never holds all characters x all cells; then it
+chooses every cell's phrase (explain.py) and measures what the model uses (replace.py). The file
+and its reader are atlas_file.py, whose names this module also gives (atlas.load, atlas.Atlas).
+docs/atlas.md has the details.
 """
 
-import functools
 import json
 import time
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from charmodel.analysis import explain, replace
+from charmodel.analysis import background, explain, replace
+from charmodel.analysis.atlas_file import (_ARRAYS, BACKGROUND, CONTEXT, EFFECT, FORMAT, FRAGMENT,  # noqa: F401 (read
+                                           HISTOGRAM_BINS, KINDS, NO_PHRASE, PER_QUANTILE, QUANTILES, RUNS_SHOWN,  # as atlas.X)
+                                           SCORES, TOP, Atlas, _scores, atlas_path, build_command, cell_keys, coverage,
+                                           load, weighted_coverage)
+from charmodel.analysis.candidates import GRAMMARS, library, signal_matrix
 from charmodel.analysis.cells import iter_activations
-from charmodel.engine import Engine, layer_number
-from charmodel.errors import CharModelError
+from charmodel.engine import Engine, ngram
+from charmodel.engine.scoring import ngram_bpc
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import sha256
 from charmodel.run.handle import Run
 
-FORMAT = 5  # 5: the profile reaches back to the last three characters (4: explanations start from each cell's
-# character profile; 3: what the model loses without each cell, and what its explanation wins back; 2: simulation r)
-KINDS = ("h", "c")
-FRAGMENT = 80  # characters per fragment for top and bottom contexts
-TOP = 20  # top and bottom contexts per cell
-CONTEXT = 40  # characters shown either side of a context's position
-QUANTILES = 10  # equal-count activation bins...
-PER_QUANTILE = 3  # ...and positions sampled from each
-HISTOGRAM_BINS = 50
 FIT_POSITIONS = 40_000  # training-text positions where explanations are chosen
 HELD_POSITIONS = 40_000  # at most this many validation positions where they are scored
 WINDOWED_SHARE = 0.25  # a windowed model's atlas reads at most this share of the text's positions (see stream)
 WINDOW_ROWS = 256  # windows per batch when reading sampled positions
-EFFECT = 5  # next characters a last-layer h cell most boosts, and most suppresses
-RUNS_SHOWN = 5  # runs of characters a dossier names, after which the cell stands furthest above (and below) its
-# mean after the character alone
 SEED = 0  # the sampled positions depend on this and the text's length only
 PIECE, WARMUP, GROUP = 800, 300, 32  # rows of the batched pass (see cells.batched_activations)
-_ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value", "bottom_position", "bottom_value",
-           "quantile_position", "quantile_value", "quantile_edges", "char_mean", "terms", "weights", "intercept",
-           "fit_r", "simulation_r", "term_r", "auc", "effect_chars", "effect_weights", "ablation_bits", "recovered",
-           "profile", "profile_r", "context_profile")
-
-
-PROFILE_PHRASE = "its mean after the last three characters"  # the character profile, as an explanation's last term
-
-
-def atlas_path(run, checkpoint: str) -> Path:
-    return Path(run) / f"atlas-{checkpoint}.npz"
-
-
-def build_command(run, checkpoint: str) -> str:
-    return f"python -m charmodel atlas --run {run} --checkpoint {checkpoint}"
 
 
 def sample_positions(train_chars: int, total_chars: int, seed: int = SEED, share: float | None = None):
@@ -156,11 +132,6 @@ def _distribution(sample: np.ndarray, positions: np.ndarray, lo: np.ndarray, hi:
 # ---------------------------------------------------------------- building
 
 
-def cell_keys(layers: int) -> list[tuple[int, str]]:
-    """(layer from 0, kind) in the order the atlas stores cells: layer by layer, h then c."""
-    return [(l, k) for l in range(layers) for k in KINDS]
-
-
 def stream(engine: Engine, text: str, train_chars: int, progress=None, seed: int = SEED) -> _Stream:
     """One pass over the whole text: the running statistics and the samples of every cell.
     progress: optional callable given the fraction of the pass done."""
@@ -241,61 +212,28 @@ def _sampled(engine: Engine, ids: np.ndarray, train_chars: int, progress, seed: 
 def explain_cells(samples: _Stream, text: str, train_chars: int, vocab_chars: str, grammar: str = "full"):
     """(candidates, explain.choose's arrays) for the streamed samples: candidates from the training
     text, chosen on the fit positions, scored on the held-out ones."""
-    candidates = explain.library(text[:train_chars], vocab_chars, grammar)
-    fit_signals, held_signals = explain.signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
     index = {ch: i for i, ch in enumerate(vocab_chars)}
     ids = np.fromiter((index[ch] for ch in text), np.int64, len(text))
-    runs = explain.context_codes(ids, len(vocab_chars))
+    candidates = library(text[:train_chars], vocab_chars, grammar)
+    if grammar == "full":
+        before = np.where(samples.fit > 0, ids[np.maximum(samples.fit - 1, 0)], -1)
+        candidates += explain.character_sets(samples.fit_x, ids[samples.fit], vocab_chars)
+        candidates += explain.character_sets(samples.fit_x, before, vocab_chars, previous=True)
+    fit_signals, held_signals = signal_matrix(candidates, text, vocab_chars, samples.fit, samples.held)
+    runs = background.context_codes(ids, len(vocab_chars))
     return candidates, explain.choose(samples.fit_x, fit_signals, samples.held_x, held_signals, candidates,
                                       ids[samples.fit], ids[samples.held], len(vocab_chars), runs[samples.fit],
                                       runs[samples.held])
 
 
-def coverage(first: np.ndarray, simulation_r: np.ndarray, candidates: list, layers: int, units: int) -> dict:
-    """Explained cells per (layer, kind) and per group of their first term, and the distribution of
-    the held-out simulation r. first, simulation_r: (N,) each cell's first term (-1: none) and its
-    explanation's held-out r, cells in atlas order."""
-    ok = np.array([explain.explained(r) for r in simulation_r], dtype=bool)
-    group = np.array([candidates[b].group if b >= 0 else "current" if np.isfinite(r) else None  # the profile alone
-                      for b, r in zip(first, simulation_r)])
-    by_part = {f"layer {layer_number(l)} {k}": {"cells": units, "explained": int(ok[i * units : (i + 1) * units].sum())}
-               for i, (l, k) in enumerate(cell_keys(layers))}
-    groups = {g: int((ok & (group == g)).sum()) for g in explain.GROUPS}
-    n = len(first)
-    finite = simulation_r[np.isfinite(simulation_r)]
-    return {"cells": n, "explained": int(ok.sum()), "by_layer_kind": by_part, "by_group": groups,
-            "long_context_share": round(groups["long"] / n, 4) if n else 0.0,
-            "median_simulation_r": round(float(np.median(finite)), 4) if len(finite) else None}
-
-
-def weighted_coverage(ablation_bits: np.ndarray, simulation_r: np.ndarray, min_r: float = explain.EXPLAINED_R) -> dict:
-    """How much of what single cells carry sits in explained cells: the share of the summed
-    ablation_bits (a negative one, where holding the cell helps, counts as 0) in cells whose
-    simulation r reaches min_r. None where no cell costs anything (or none was measured)."""
-    bits = np.maximum(np.nan_to_num(ablation_bits, nan=0.0), 0.0)
-    ok = np.isfinite(simulation_r) & (simulation_r >= min_r)
-    total = float(bits.sum())
-    return {"ablation_bits": round(total, 5), "ablation_bits_explained": round(float(bits[ok].sum()), 5),
-            "weighted_coverage": round(float(bits[ok].sum()) / total, 4) if total > 0 else None}
-
-
-def _number(x, digits: int):
-    return None if not np.isfinite(x) else round(float(x), digits)
-
-
-def _median(x: np.ndarray):
-    finite = x[np.isfinite(x)]
-    return round(float(np.median(finite)), 4) if len(finite) else None
-
-
-def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=explain.GRAMMARS) -> dict:
+def compare_grammars(engine: Engine, text: str, train_chars: int, grammars=GRAMMARS) -> dict:
     """{grammar: coverage} on the same samples and thresholds: what a richer grammar adds (the
     model card and benchmarks/atlas.py report it)."""
     samples = stream(engine, text, train_chars)
     out = {}
     for grammar in grammars:
         candidates, chosen = explain_cells(samples, text, train_chars, engine.vocab.chars, grammar)
-        out[grammar] = {"candidates": len(candidates), **coverage(chosen["terms"][:, 0], chosen["simulation_r"],
+        out[grammar] = {"candidates": len(candidates), **coverage(chosen["terms"][:, 0], _scores(chosen),
                                                                   candidates, engine.layers, engine.units)}
     return out
 
@@ -320,7 +258,8 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
     # stateful model's, so the build leaves them to `atlas --replace` and `ablate` (docs/atlas.md)
     scored = "" if engine.window else text[train_chars : train_chars + replace.REPLACE_CHARS]
     using = lambda f: say(first + 0.06 + (0.9 - first) * f, "what the model uses")
-    used, replaced = _what_the_model_uses(engine, candidates, chosen, contexts, scored, using, blas_threads)
+    used, replaced = _what_the_model_uses(engine, candidates, chosen, contexts, text[:train_chars], scored, using,
+                                          blas_threads)
     stages["what the model uses"] = time.perf_counter() - t0 - sum(stages.values())
     say(0.97, "distributions")
     mean = samples.sum / samples.count
@@ -346,7 +285,7 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "summary_positions": int(samples.count),
             "seed": seed, "fragment": FRAGMENT, "candidates": explain.candidate_dicts(candidates),
             "contexts": contexts.tolist(),
-            "thresholds": {"simulation_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
+            "thresholds": {"phrase_r": explain.EXPLAINED_R, "max_terms": explain.MAX_TERMS,
                            "min_gain": explain.MIN_GAIN, "min_evidence": explain.MIN_EVIDENCE,
                            "min_ablation_bits": replace.MIN_ABLATION_BITS},
             "ablation_chars": len(scored), "replacement": replaced,
@@ -364,7 +303,8 @@ def build(engine: Engine, text: str, train_chars: int, progress=None, seed: int 
             "effect_weights": np.take_along_axis(weights, effect_chars, axis=1).astype(np.float32)}
 
 
-def _what_the_model_uses(engine: Engine, candidates, chosen: dict, contexts, scored: str, progress, blas_threads: int):
+def _what_the_model_uses(engine: Engine, candidates, chosen: dict, contexts, train: str, scored: str, progress,
+                         blas_threads: int):
     """(replace.per_cell's arrays, replace.summary's dict) on the scored text, from the explanations
     chosen before the file exists; (arrays of NaN, None) without two characters to score."""
     if len(scored) < 2:
@@ -375,6 +315,8 @@ def _what_the_model_uses(engine: Engine, candidates, chosen: dict, contexts, sco
     used = replace.per_cell(engine, draft, scored, progress=lambda f: progress(0.9 * f), blas_threads=blas_threads)
     with replace.blas(blas_threads):
         replaced = replace.summary(engine, draft, scored)
+    replaced["scale"] = {"unigram": round(ngram.NGram.fit(train, 1).bpc(scored, train), 5),
+                         **{k: round(v, 5) for k, v in ngram_bpc(train, scored).items()}}
     progress(1.0)
     return used, replaced
 
@@ -390,180 +332,9 @@ def build_for_run(run, checkpoint: str | None = None, progress=None, blas_thread
     path = atlas_path(run.path, checkpoint)
     with runfolder.atomic_path(path, suffix=".tmp.npz") as tmp:
         arrays = {k: data[k] for k in _ARRAYS}
-        arrays["context_profile"], arrays["context_scale"] = explain.quantised(data["context_profile"])
+        arrays["context_profile"], arrays["context_scale"] = background.quantised(data["context_profile"])
         np.savez_compressed(tmp, meta=np.array(json.dumps(data["meta"])), **arrays)
     return path
-
-
-# ---------------------------------------------------------------- reading
-
-
-@dataclass
-class Atlas:
-    meta: dict
-    arrays: dict
-    path: Path
-
-    @functools.cached_property
-    def candidates(self) -> list[explain.Candidate]:
-        """Built once per Atlas: terms() reads them for every cell."""
-        return [explain.Candidate(**c) for c in self.meta["candidates"]]
-
-    def index(self, layer: int, kind: str, cell: int) -> int:
-        """Row of (layer from 0, kind, cell)."""
-        return (layer * len(KINDS) + KINDS.index(kind)) * self.meta["units"] + cell
-
-    def terms(self, i: int) -> list[dict]:
-        """Row i's terms, in the order chosen (the first is the strongest alone): explanation
-        (its phrase), name, group, metric, sign (+1/-1, its weight's), weight (cell units per unit
-        of its signal) and r (its own held-out r, times its sign; None without one)."""
-        cands, a = self.candidates, self.arrays
-        out = []
-        for j, w, r in zip(a["terms"][i], a["weights"][i], a["term_r"][i]):
-            if j < 0:
-                break
-            c = cands[j]
-            out.append({"explanation": c.phrase, "name": c.name, "group": c.group, "metric": c.metric,
-                        "sign": 1 if w >= 0 else -1, "weight": round(float(w), 5),
-                        "r": None if not np.isfinite(r) else round(float(r), 4)})
-        r = a["profile_r"][i]  # every explanation starts from it; it comes last, as the background of the terms
-        out.append({"explanation": PROFILE_PHRASE, "name": "profile", "group": "current", "metric": "r", "sign": 1,
-                    "weight": 1.0, "r": None if not np.isfinite(r) else round(float(r), 4)})
-        return out
-
-    @staticmethod
-    def phrase(terms: list[dict]) -> str:
-        """An explanation in words, from terms(): its chosen terms, or the profile alone when no
-        term moves the cell beyond its character."""
-        return explain.phrase([t for t in terms if t["name"] != "profile"]) or PROFILE_PHRASE
-
-    def cells(self) -> list[dict]:
-        """Every cell with its explanation: layer (from 0), kind, cell, explanation (the whole
-        phrase; None where no candidate was eligible, on a tiny text), terms, simulation_r
-        (held-out; None without one), auc (held-out, for a one-term yes/no explanation; else
-        None), direction (+1/-1: the first term's sign), group (the first term's), explained,
-        spread (std), ablation_bits (what holding it at its mean costs, bits per character) and
-        recovered (the share of that its explanation wins back; None where it is not measured)."""
-        U, out = self.meta["units"], []
-        a = self.arrays
-        for i in range(len(a["terms"])):
-            terms = self.terms(i)
-            layer, kind = divmod(i // U, len(KINDS))
-            sim, auc = a["simulation_r"][i], a["auc"][i]
-            out.append({"layer": layer, "kind": KINDS[kind], "cell": i % U,
-                        "explanation": self.phrase(terms), "terms": terms,
-                        "simulation_r": None if not np.isfinite(sim) else round(float(sim), 4),
-                        "auc": None if not np.isfinite(auc) else round(float(auc), 4),
-                        "direction": terms[0]["sign"] if terms else 1, "group": terms[0]["group"] if terms else None,
-                        "explained": explain.explained(sim), "spread": round(float(a["std"][i]), 4),
-                        "ablation_bits": _number(a["ablation_bits"][i], 5), "recovered": _number(a["recovered"][i], 4)})
-        return out
-
-    def headline(self, chosen: tuple | None = None) -> dict | None:
-        """The cell a run's front page opens on, as a cells() row: `chosen` (layer from 0, kind,
-        cell; a person's pick, see runfolder.read_highlights) when its explanation holds (explained)
-        and its first term reaches beyond the current character; else the best-explained cell
-        whose first term reads short or long context; else one reading a neighbouring character;
-        None when no such cell is explained."""
-        rows = [r for r in self.cells() if r["explained"] and r["group"] not in (None, "current")]
-        for r in rows:
-            if chosen is not None and (r["layer"], r["kind"], r["cell"]) == tuple(chosen):
-                return r
-        for groups in (("short", "long"), ("neighbour",)):
-            found = [r for r in rows if r["group"] in groups]
-            if found:
-                return max(found, key=lambda r: r["simulation_r"])
-        return None
-
-    def coverage(self) -> dict:
-        """Explained cells per (layer, kind) and per group of their first term; the share of what
-        single cells carry that sits in explained cells (weighted_coverage); the median recovered."""
-        a = self.arrays
-        out = coverage(a["terms"][:, 0], a["simulation_r"], self.candidates, self.meta["layers"], self.meta["units"])
-        return {**out, **weighted_coverage(a["ablation_bits"], a["simulation_r"]),
-                "median_recovered": _median(a["recovered"]), "replacement": self.meta.get("replacement")}
-
-    def simulate(self, layer: int, kind: str, cell: int, text: str) -> np.ndarray:
-        """What this cell's explanation predicts at every character of `text` (layer from 0)."""
-        i = self.index(layer, kind, cell)
-        a = self.arrays
-        return explain.predict(self.candidates, a["terms"][i], a["weights"][i], a["intercept"][i], text,
-                               self.meta["vocab"], a["profile"][i], self.meta["contexts"], a["context_profile"][i])
-
-    def dossier(self, layer: int, kind: str, cell: int) -> dict:
-        """What the app shows for one cell (layer from 0); positions index the corpus text."""
-        i = self.index(layer, kind, cell)
-        a, vocab = self.arrays, self.meta["vocab"]
-        out = {"summary": {k: float(a[k][i]) for k in ("mean", "std", "min", "max")},
-               "histogram": [{"from": float(a["min"][i] + (a["max"][i] - a["min"][i]) * b / HISTOGRAM_BINS),
-                              "to": float(a["min"][i] + (a["max"][i] - a["min"][i]) * (b + 1) / HISTOGRAM_BINS),
-                              "count": int(c)} for b, c in enumerate(a["histogram"][i])],
-               "top": list(zip(a["top_position"][i].tolist(), a["top_value"][i].tolist())),
-               "bottom": list(zip(a["bottom_position"][i].tolist(), a["bottom_value"][i].tolist())),
-               "quantiles": [{"from": float(a["quantile_edges"][i, q]), "to": float(a["quantile_edges"][i, q + 1]),
-                              "samples": list(zip(a["quantile_position"][i, q].tolist(), a["quantile_value"][i, q].tolist()))}
-                             for q in range(QUANTILES)],
-               "char_profile": [{"char": ch, "mean": float(m)} for ch, m in zip(vocab, a["char_mean"][i])],
-               "terms": self.terms(i), "explanation": self.phrase(self.terms(i)),
-               "simulation_r": None if not np.isfinite(a["simulation_r"][i]) else
-               float(a["simulation_r"][i]), "fit_r": None if not np.isfinite(a["fit_r"][i]) else float(a["fit_r"][i]),
-               "auc": None if not np.isfinite(a["auc"][i]) else float(a["auc"][i]),
-               "effect": None, "ablation_bits": _number(a["ablation_bits"][i], 5),
-               "recovered": _number(a["recovered"][i], 4), "runs": self.runs(i)}
-        if layer == self.meta["layers"] - 1 and kind == "h":
-            chars, w = a["effect_chars"][cell], a["effect_weights"][cell]
-            out["effect"] = {"boosts": [(vocab[c], float(x)) for c, x in zip(chars[:EFFECT], w[:EFFECT])],
-                             "suppresses": [(vocab[c], float(x)) for c, x in zip(chars[EFFECT:], w[EFFECT:])]}
-        return out
-
-    def runs(self, i: int, k: int = RUNS_SHOWN) -> dict:
-        """Row i's profile further back: the k runs of the last characters after which the cell
-        stands furthest above, and below, its mean after the last character alone, as ("the", the
-        difference in the cell's units: the run's correction plus its shorter runs'), largest first."""
-        vocab, codes = self.meta["vocab"], self.meta["contexts"]
-        correction = self.arrays["context_profile"][i].astype(np.float64)
-        column = {c: j for j, c in enumerate(codes)}
-        base = len(vocab) + 1
-        total = correction.copy()
-        for j, code in enumerate(codes):  # a run of three stands on its run of two, and so on
-            length = len(explain.context_text(code, vocab))
-            total[j] += sum(correction[column[code % base**m]] for m in range(2, length) if code % base**m in column)
-        show = lambda j: (explain.context_text(codes[j], vocab), round(float(total[j]), 4))
-        order = np.argsort(-total, kind="stable")
-        return {"above": [show(j) for j in order[:k] if total[j] > 0],
-                "below": [show(j) for j in order[::-1][:k] if total[j] < 0]}
-
-    def part(self, position: int) -> str:
-        return "training" if position < self.meta["train_chars"] else "validation"
-
-
-def load(run, checkpoint: str) -> Atlas:
-    """The atlas of this checkpoint, checked against the checkpoint's current weights. A missing,
-    damaged or stale file is a CharModelError whose message names the command that rebuilds it."""
-    path = atlas_path(run, checkpoint)
-    rebuild = f"rebuild it with `{build_command(run, checkpoint)}`"
-    if not path.is_file():
-        raise CharModelError(f"run {Path(run).name} has no atlas for checkpoint {checkpoint}; build it with "
-                             f"`{build_command(run, checkpoint)}`.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            arrays = {k: f[k] for k in _ARRAYS} if meta.get("format") == FORMAT else None
-            if arrays is not None:  # stored as int8 steps of a scale per cell (explain.quantised)
-                arrays["context_profile"] = explain.dequantised(arrays["context_profile"], f["context_scale"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
-        raise CharModelError(f"{path.name} is damaged ({e.__class__.__name__}); {rebuild}.") from None
-    if arrays is None:
-        raise CharModelError(f"{path.name} is in atlas format {meta.get('format')}, not {FORMAT} (explanations now start "
-                             f"from each cell's mean after the last three characters); {rebuild}.")
-    weights = runfolder.checkpoint_path(run, checkpoint)
-    if not weights.is_file() or meta.get("weights_sha256") != sha256(weights):
-        raise CharModelError(f"{path.name} was built for other weights than checkpoint {checkpoint} has now; {rebuild}.")
-    n = meta["layers"] * len(KINDS) * meta["units"]
-    if any(len(v) != (meta["units"] if k.startswith("effect") else n) for k, v in arrays.items()) or \
-            arrays["context_profile"].shape[1] != len(meta.get("contexts", ())):
-        raise CharModelError(f"{path.name} is damaged (its arrays do not match its cells); {rebuild}.")
-    return Atlas(meta, arrays, path)
 
 
 def context_values(engine: Engine, text: str, positions: list[int], layer: int, kind: str, cell: int,

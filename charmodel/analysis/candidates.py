@@ -2,9 +2,13 @@
 
 A candidate is yes/no ("inside ( … )", "1–4 characters after ','") or a number ("position in
 line"), and has a stable name (stored in atlas files), the phrase a person reads, and a group by
-how much text it needs: current (the character itself), neighbour (the previous or next one),
+how much text it needs: current (the character itself), neighbour (the previous one),
 short (within SHORT_REACH characters) or long. The library is built from the text itself, not
 written per corpus; each kind of candidate is one block in the registry below.
+
+Every signal is causal: its value at character t depends on the text up to t and nothing after
+(tests/analysis/test_causal.py cuts the text after t and checks). What a cell anticipates is not a
+term of its explanation.
 """
 
 import re
@@ -14,17 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charmodel.analysis.cells import AFTER_QUOTE_CHARS, FEATURES, OPENERS, SCALAR, inside_quotation
-from charmodel.analysis.predicates import (MIN_LINES, PAIRS, after_mark, before_mark, bracket_depth, capped, class_mask,
+from charmodel.analysis.cells import AFTER_QUOTE_CHARS, FEATURES, LOOKAHEAD, OPENERS, SCALAR, inside_quotation
+from charmodel.analysis.predicates import (MIN_LINES, PAIRS, after_mark, bracket_depth, capped, class_mask,
                                            indentation, innermost_bracket, inside_pair, leading_whitespace,
                                            line_begins_with, line_bracket, position_in_word, quotation_closes,
                                            quotation_opens, since_last, string_marks, string_state, to_end_of_line,
-                                           word_shape)
+                                           word_shape, word_so_far, previous_word, words_since)
 
 SHORT_REACH = 8  # characters of context that still count as "short"
 MARK_REACH = (2, 4, 8, 16)  # k in "within k characters after X" and "X within the next k"
 FREQUENT = 0.001  # a character is frequent when it is at least this share of the fit text
-FREQUENT_WORDS = 30  # "inside the word W" for the text's most frequent words of 3+ letters
+FREQUENT_WORDS = 30  # "after the word W" for the text's most frequent words
+WORD_PREFIXES = 40  # "the word so far is W" for the text's most frequent beginnings of words, of 3+ letters
 FIRST_WORDS = 20  # "the line begins with W" for the text's most frequent first words of a line (of MIN_LINES+)
 GROUPS = ("current", "neighbour", "short", "long")
 
@@ -122,6 +127,8 @@ NAMED_REACH = {"quote": "long", "after_quote": "long", "parens": "long", "line_p
 @offers
 def _named(fit):
     for key, (description, _) in FEATURES.items():
+        if key in LOOKAHEAD:
+            continue
         yield Candidate(f"named:{key}", description, NAMED_REACH.get(key, "current"), "r" if key in SCALAR else "auc",
                         named=True)
 
@@ -161,17 +168,14 @@ SIGNALS["char"] = _char_signal
 
 @offers
 def _neighbours(fit):
-    for where, word in (("prev", "previous"), ("next", "next")):
-        for ch in fit.vocab:
-            yield Candidate(f"{where}:{ch}", f"{word} character {shown(ch)}", "neighbour", "auc")
-        for cls in NEIGHBOUR_CLASSES:
-            yield Candidate(f"{where}class:{cls}", f"{word} character is {CLASSES[cls][0]}", "neighbour", "auc")
+    for ch in fit.vocab:
+        yield Candidate(f"prev:{ch}", f"previous character {shown(ch)}", "neighbour", "auc")
+    for cls in NEIGHBOUR_CLASSES:
+        yield Candidate(f"prevclass:{cls}", f"previous character is {CLASSES[cls][0]}", "neighbour", "auc")
 
 
 SIGNALS["prev"] = lambda arg, text, ids: _shift(_mask(ids, arg, len(text)), 1)
-SIGNALS["next"] = lambda arg, text, ids: _shift(_mask(ids, arg, len(text)), -1)
 SIGNALS["prevclass"] = lambda arg, text, ids: _shift(class_mask(ids, CLASSES[arg][1]), 1)
-SIGNALS["nextclass"] = lambda arg, text, ids: _shift(class_mask(ids, CLASSES[arg][1]), -1)
 
 
 @offers
@@ -180,8 +184,6 @@ def _marks(fit):
         for k in MARK_REACH:
             group = "short" if k <= SHORT_REACH else "long"
             yield Candidate(f"after:{ch}:{k}", f"1–{k} characters after {shown(ch)}", group, "auc")
-            if not ch.isalnum():
-                yield Candidate(f"before:{ch}:{k}", f"{shown(ch)} within the next {k} characters", group, "auc")
 
 
 def _after_signal(arg, text, ids):
@@ -190,14 +192,6 @@ def _after_signal(arg, text, ids):
 
 
 SIGNALS["after"] = _after_signal
-
-
-def _before_signal(arg, text, ids):
-    ch, k = arg.rsplit(":", 1)
-    return before_mark(_mask(ids, ch, len(text)), int(k))
-
-
-SIGNALS["before"] = _before_signal
 
 
 @offers
@@ -231,40 +225,44 @@ SIGNALS["quotestart"] = lambda arg, text, ids: (since_last(quotation_opens(text)
 def _words(fit):
     for k in range(2, 7):
         yield Candidate(f"wordpos:{k}", f"character {k} of a word", "short", "auc")
+    for k in range(4, 9, 2):
+        yield Candidate(f"wordlen:{k}", f"{k} or more characters into a word", "short", "auc")
     yield Candidate("capword", "inside a capitalised word", "short", "auc")
-    yield Candidate("capsword", "inside a word in capitals", "short", "auc")
-    words = Counter(re.findall(r"[^\W\d_]{3,}", fit.text))
-    for w, _ in sorted(words.items(), key=lambda p: (-p[1], p[0]))[:FREQUENT_WORDS]:
-        yield Candidate(f"word:{w}", f"inside the word '{w}'", "short", "auc")
+    yield Candidate("capsword", "the word so far is in capitals", "short", "auc")
+    words = Counter(m.rstrip("'’") for m in re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)*", fit.text))
+    for w, _ in _most(words, FREQUENT_WORDS):
+        yield Candidate(f"prevword:{w}", f"after the word '{w}'", "long", "auc")
+    prefixes = Counter()
+    for w, n in words.items():
+        for k in range(3, len(w) + 1):
+            prefixes[w[:k]] += n
+    for w, _ in _most(prefixes, WORD_PREFIXES):
+        yield Candidate(f"sofar:{w}", f"the word so far is '{w}'", "short" if len(w) <= SHORT_REACH else "long", "auc")
+
+
+def _most(counts: Counter, k: int) -> list:
+    return sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:k]
 
 
 SIGNALS["wordpos"] = lambda arg, text, ids: position_in_word(text) == int(arg)
+SIGNALS["wordlen"] = lambda arg, text, ids: position_in_word(text) >= int(arg)
 SIGNALS["capword"] = lambda arg, text, ids: word_shape(text, ids, all_capitals=False)
 SIGNALS["capsword"] = lambda arg, text, ids: word_shape(text, ids, all_capitals=True)
-
-
-def _word_signal(arg, text, ids):
-    out = np.zeros(len(text), dtype=bool)
-    for m in re.finditer(rf"(?<![^\W\d_]){re.escape(arg)}(?![^\W\d_])", text):
-        out[m.start() : m.end()] = True
-    return out
-
-
-SIGNALS["word"] = _word_signal
+SIGNALS["prevword"] = lambda arg, text, ids: previous_word(text, arg)
+SIGNALS["sofar"] = lambda arg, text, ids: word_so_far(text, arg)
 
 
 @offers
 def _positions(fit):
     yield from (Candidate("pos:word", "position in word", "short", "r"),
                 Candidate("pos:sentence", "position in sentence (characters since . ! or ?)", "long", "r"),
-                Candidate("pos:paragraph", "position in paragraph", "long", "r"),
-                Candidate("until:\n", "characters until the next newline", "long", "r"),
-                Candidate("until: ", "characters until the next space", "short", "r"))
+                Candidate("pos:paragraph", "position in paragraph", "long", "r"))
     if "\n" in fit.counts and any(re.finditer(r"^[ \t]", fit.text, re.MULTILINE)):
         yield Candidate("indent", "indentation of the line", "long", "r")
     for ch in fit.frequent:
         if not ch.isalnum() and ch != " ":
             yield Candidate(f"since:{ch}", f"characters since the last {shown(ch)}", "long", "r")
+            yield Candidate(f"wordssince:{ch}", f"words since the last {shown(ch)}", "long", "r")
 
 
 def _position_signal(arg, text, ids):
@@ -280,7 +278,7 @@ def _position_signal(arg, text, ids):
 SIGNALS["pos"] = _position_signal
 
 
-SIGNALS["until"] = lambda arg, text, ids: capped(since_last(_mask(ids, arg, len(text))[::-1])[::-1])
+SIGNALS["wordssince"] = lambda arg, text, ids: words_since(_mask(ids, arg, len(text)), text)
 SIGNALS["indent"] = lambda arg, text, ids: indentation(text)
 SIGNALS["since"] = lambda arg, text, ids: capped(since_last(_mask(ids, arg, len(text))))
 
@@ -353,6 +351,46 @@ def _line_starts(fit):
 
 
 SIGNALS["linestart"] = lambda arg, text, ids: line_begins_with(text, arg)
+
+
+# Sets of characters, fitted to the cells on the fit part (explain.character_sets offers them): one
+# yes/no predicate each, "the character is one of a e i o u", read in one breath.
+
+SET_CHARS = 6  # characters at most in one set
+SET_NAMES = {" ": "space", "\n": "newline", "\t": "tab"}
+
+
+def character_set(chars: str, previous: bool) -> Candidate:
+    listed = " ".join(SET_NAMES.get(ch, ch) for ch in chars)  # one character each, invisible ones by name
+    if previous:
+        return Candidate(f"prevset:{chars}", f"the previous character is one of {listed}", "neighbour", "auc")
+    return Candidate(f"charset:{chars}", f"the character is one of {listed}", "current", "auc")
+
+
+def _in_set(arg: str, ids: dict, T: int) -> np.ndarray:
+    out = np.zeros(T, dtype=bool)
+    for ch in arg:
+        out |= _mask(ids, ch, T)
+    return out
+
+
+def from_phrase(phrase: str, fit_text: str, vocab_chars: str) -> Candidate | None:
+    """The candidate a person copied from an explanation (its phrase, without its sign): one of the
+    library's for this fit text, or a set of characters; None if neither."""
+    for c in library(fit_text, vocab_chars):
+        if c.phrase == phrase:
+            return c
+    for previous, lead in ((True, "the previous character is one of "), (False, "the character is one of ")):
+        if phrase.startswith(lead):
+            names = {name: ch for ch, name in SET_NAMES.items()}
+            chars = [names.get(w, w) for w in phrase[len(lead):].split(" ")]
+            if chars and all(len(ch) == 1 and ch in vocab_chars for ch in chars):
+                return character_set("".join(chars), previous)
+    return None
+
+
+SIGNALS["charset"] = lambda arg, text, ids: _in_set(arg, ids, len(text))
+SIGNALS["prevset"] = lambda arg, text, ids: _shift(_in_set(arg, ids, len(text)), 1)
 
 
 def masks(text: str, vocab_chars: str) -> dict:

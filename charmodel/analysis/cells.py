@@ -25,32 +25,44 @@ SENTENCE_END_WITHIN = 10  # "end of sentence coming": a . ! or ? within this man
 
 
 def _in_word(text: str) -> np.ndarray:
-    """Letters and digits, and apostrophes between two letters (don't, Alice's)."""
+    """Letters and digits, and an apostrophe right after a letter (don't, Alice's), decided from
+    what came before as the model must: in "know' said" the apostrophe counts too, and the space
+    after it ends the word."""
     a = np.array([ch.isalnum() for ch in text], dtype=bool)
-    for m in re.finditer(r"(?<=[^\W\d_])['’](?=[^\W\d_])", text):
+    for m in re.finditer(r"(?<=[^\W\d_])['’]", text):
         a[m.start()] = True
     return a
 
 
 def inside_quotation(text: str) -> np.ndarray:
-    """1 from an opening mark up to (not including) its closing mark.
+    """1 from an opening mark up to (not including) its closing mark, decided at each character
+    from the text read so far (causal).
 
-    A backtick (or ‘ “) opens; the matching apostrophe (or ’ ”) closes unless it sits between two
-    letters, as in don't. Straight double quotes toggle. A blank line ends any open quotation, as
-    multi-paragraph quotations re-open in each paragraph.
+    A backtick (or ‘ “) opens; the matching apostrophe (or ’ ”) closes. An apostrophe right after a
+    letter may be the one in don't: it stays inside, and the next character decides: a letter
+    continues the word and the quotation, anything else shows the apostrophe closed it (that
+    character is outside). Straight double quotes toggle. A blank line ends any open quotation,
+    as multi-paragraph quotations re-open in each paragraph.
     """
     out = np.zeros(len(text), dtype=bool)
-    inword = _in_word(text)
     closer = None  # the mark that would close the current quotation
+    pending = False  # an apostrophe after a letter: closing, unless a letter follows
     for t, ch in enumerate(text):
+        if pending:
+            pending = False
+            if not (ch.isalpha()):
+                closer = None
         if closer is None:
             if ch in OPENERS:
                 closer = OPENERS[ch]
             elif ch == '"':
                 closer = '"'
-        elif ch == closer and not inword[t]:
-            closer = None
-            continue  # the closing mark is outside
+        elif ch == closer:
+            if closer in "'’" and t > 0 and text[t - 1].isalpha():
+                pending = True
+            else:
+                closer = None
+                continue  # the closing mark is outside
         elif ch == "\n" and t > 0 and text[t - 1] == "\n":
             closer = None
         out[t] = closer is not None
@@ -80,25 +92,32 @@ def inside_parentheses(text: str) -> np.ndarray:
     return pair_depth(text, "(", ")") > 0
 
 
-def pair_depth(text: str, opener: str, closer: str, inword=None) -> np.ndarray:
-    """Nesting depth of opener ... closer after reading each character; the closer counts as outside,
-    an unmatched closer closes nothing. inword (a mask): closers there close nothing (the apostrophe
-    of don't). A mark that both opens and closes toggles; quotation-like pairs end at a blank line."""
+def pair_depth(text: str, opener: str, closer: str, apostrophe: bool = False) -> np.ndarray:
+    """Nesting depth of opener ... closer after reading each character, decided from the text read
+    so far (causal); the closer counts as outside, an unmatched closer closes nothing. apostrophe:
+    a closer right after a letter may be the apostrophe of don't, so it closes at the next
+    character, and only if that is not a letter (as inside_quotation). A mark that both opens and
+    closes toggles; quotation-like pairs end at a blank line (at its second newline)."""
     delta = np.zeros(len(text) + 1, dtype=np.int64)
     depth = 0
     for m in re.finditer("|".join(map(re.escape, sorted({opener, closer, "\n\n"}))), text):
         t, ch = m.start(), m.group()
-        before = depth
+        before, at = depth, t
         if ch == "\n\n":
+            at = t + 1
             if opener == closer or closer in "'’”":  # quotation-like: a blank line ends it
                 depth = 0
         elif opener == closer:
             depth = 1 - depth
         elif ch == opener:
             depth += 1
-        elif depth and not (inword is not None and inword[t]):
+        elif depth and apostrophe and t > 0 and text[t - 1].isalpha():
+            at = t + 1
+            if t + 1 < len(text) and not text[t + 1].isalpha():
+                depth -= 1
+        elif depth:
             depth -= 1
-        delta[t] += depth - before
+        delta[at] += depth - before
     return np.cumsum(delta[:-1])
 
 
@@ -139,6 +158,8 @@ FEATURES = {
     "sentence_end": (f"a . ! or ? within the next {SENTENCE_END_WITHIN} characters", sentence_end_coming),
 }
 SCALAR = {"line_position"}
+LOOKAHEAD = {"word_end", "sentence_end"}  # they read characters after the current one: hypotheses to rank cells by,
+# never terms of an explanation (candidates.py)
 
 
 def first_varying_feature(text: str) -> str:

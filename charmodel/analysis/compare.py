@@ -33,7 +33,7 @@ def layer_similarity(a: Engine, b: Engine, text: str) -> list[dict]:
 
 
 def changed_cells(first: atlas.Atlas, second: atlas.Atlas, top: int = 20) -> list[dict]:
-    """The cells whose explanation's held-out simulation r moved most between two atlases of the
+    """The cells whose phrase's held-out r (phrase_r) moved most between two atlases of the
     same architecture (the explanation itself may have changed): [{layer (from 0), kind, cell,
     before, after, score_before, score_after, change, explanation_changed}], largest |change| first."""
     a, b = first.cells(), second.cells()
@@ -41,7 +41,7 @@ def changed_cells(first: atlas.Atlas, second: atlas.Atlas, top: int = 20) -> lis
         raise ValueError("the two atlases cover different cells")
     out = []
     for x, y in zip(a, b):
-        sa, sb = x["simulation_r"], y["simulation_r"]
+        sa, sb = x["phrase_r"], y["phrase_r"]
         out.append({"layer": x["layer"], "kind": x["kind"], "cell": x["cell"], "before": x["explanation"],
                     "after": y["explanation"], "score_before": sa, "score_after": sb,
                     "change": None if sa is None or sb is None else round(sb - sa, 4),

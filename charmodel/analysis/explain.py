@@ -1,186 +1,96 @@
-"""Explanations for cells, scored as automated interpretability does: the simulation score, the
-Pearson r between what an explanation predicts and what the cell does, on text that played no
-part in choosing it.
+"""Explanations for cells: a phrase of at most MAX_TERMS causal terms, scored on held-out text.
 
-An explanation has up to MAX_TERMS terms from the candidates (candidates.py), chosen by forward
-selection on the fit part; its prediction is the least-squares sum of the terms, and its group is
-that of its first term, the strongest alone. The atlas's explanations (fourth edition) start from
-the cell's character profile, its mean after each current character, which counts as one of the
-MAX_TERMS: the other terms are chosen on what the profile leaves, so they say what moves the cell
-beyond its character, and a cell the profile alone explains is grouped "current". Since the fifth
-edition the profile reaches back to the last CONTEXT_CHARS characters: what profile and terms leave
-after each run of the last two characters joins it, then what is left after each run of three,
-each shrunk toward nothing where the run is rare (CONTEXT_PRIOR) and left out where it is rarer
-than MIN_CONTEXT, so the background of the terms is the cell's mean after the last three characters.
+A term is one yes/no predicate or one number read from the text up to the current character
+(candidates.py; none reads ahead). The phrase predicts intercept + Σ weight · term, fitted by least
+squares for the phrase alone on the fit part, and three scores, all on the held-out part, say what
+it is worth:
 
-Rare predicates win by chance, so a yes/no candidate
-is eligible only with MIN_EVIDENCE positive and negative characters in the fit part (the held-out
-text never decides eligibility). docs/atlas.md gives the reasoning; no TensorFlow here.
+- phrase_r: the Pearson r of the phrase's prediction with the cell (the simulation score of
+  automated interpretability). This is the explanation's score: a cell is explained when it
+  reaches EXPLAINED_R.
+- context_r: the r of the background (background.py: the cell's mean after the last one to three
+  characters, a table, fitted alone): what the last three characters already tell.
+- beyond_r: the partial r of the phrase with the cell, the background regressed out of both: what
+  the phrase tells about the cell that three characters do not.
+
+Terms are chosen by forward selection on the fit part for both at once: each step adds the
+candidate that most raises the phrase's R² plus its R² on what the background leaves (cell and
+candidates, each less its own background), and a term, the first included, joins only if it
+raises the phrase's fit r plus its fit r beyond the background by MIN_GAIN. For replacement
+(replace.py) each cell also gets the background plus the phrase: least squares of the cell on its
+background and its terms together (`both_*`).
+
+Rare predicates win by chance, so a yes/no candidate is eligible only with MIN_EVIDENCE positive
+and negative characters in the fit part (the held-out text never decides eligibility).
+docs/atlas.md gives the reasoning; no TensorFlow here.
 """
 
+from collections import Counter
 from dataclasses import asdict
 
 import numpy as np
 
-from charmodel.analysis.candidates import (GRAMMARS, GROUPS, Candidate, library, masks, signal,  # noqa: F401
-                                           signal_matrix)
-from charmodel.analysis.predicates import line_bracket, string_marks, string_state  # noqa: F401
+from charmodel.analysis import background
+from charmodel.analysis.candidates import SET_CHARS, Candidate, character_set, masks, signal
+from charmodel.analysis.stats import MIN_EVIDENCE, eligible, moments, pearson, per_char_means, scores, standardised
 
-MIN_EVIDENCE = 30  # positive (and negative) characters a yes/no candidate needs in each part
-EXPLAINED_R = 0.5  # a cell is explained when its explanation's held-out simulation r reaches this
-MAX_TERMS = 4  # terms of one explanation, its character profile one of them
-MIN_GAIN = 0.02  # a further term joins only if it raises the fit part's r by at least this
-PREFER_NAMED = 0.01  # a named hypothesis wins a first term over a mechanical one at most this much higher in |r|
-CONTEXT_CHARS = 3  # the profile reaches back to the last this many characters...
-MIN_CONTEXT = 5  # ...through the runs of 2 to CONTEXT_CHARS characters seen at least this often in the fit part,
-CONTEXT_PRIOR = 3  # each seen n times getting n / (n + CONTEXT_PRIOR) of the mean of what is left after it
+EXPLAINED_R = 0.5  # a cell is explained when its phrase's held-out r reaches this
+MAX_TERMS = 3  # terms of one phrase
+MIN_GAIN = 0.02  # a term joins only if it raises the phrase's fit r plus its fit r beyond the background by this
+PREFER_NAMED = 0.01
+SETS = 120  # sets of characters offered as candidates, the ones most often best for a cell (character_sets)  # a named hypothesis wins a first term over a mechanical one at most this much behind
 
 
-AUC_BINS = 16384  # value bins per cell for ranks, as cells.auc_columns; pairs in one bin count as ties
+def forward_select(spaces, ok: np.ndarray, named: np.ndarray, max_terms: int = MAX_TERMS,
+                   min_gain: float = MIN_GAIN, weights=None) -> tuple[np.ndarray, list]:
+    """Each cell's terms by forward selection in several spaces at once, on correlations alone.
 
-
-def centred_ranks(x: np.ndarray, bins: int = AUC_BINS, block: int = 256) -> np.ndarray:
-    """Per column of x (n, N): each value's midrank among the column's values (ties share the mean
-    rank), minus the mean rank (n + 1) / 2. Values are binned as in cells.auc_columns. float32."""
-    n, N = x.shape
-    out = np.empty((n, N), dtype=np.float32)
-    for j in range(0, N, block):
-        xb = np.array(x[:, j : j + block], dtype=np.float32)
-        m = xb.shape[1]
-        lo, hi = xb.min(axis=0), xb.max(axis=0)
-        xb -= lo
-        xb *= ((bins - 1) / np.where(hi > lo, hi - lo, 1.0)).astype(np.float32)
-        q = np.rint(xb, out=xb).astype(np.int64) + np.arange(m) * bins  # (n, m) bin of each value
-        counts = np.bincount(q.ravel(), minlength=m * bins).reshape(m, bins)
-        mid = (np.cumsum(counts, axis=1) - counts + (counts + 1) / 2.0).ravel()  # each bin's midrank, 1-based
-        out[:, j : j + m] = mid[q] - (n + 1) / 2.0
-    return out
-
-
-def scores(x: np.ndarray, signals: np.ndarray, metrics: np.ndarray, block: int = 512) -> np.ndarray:
-    """(C, N) float64: AUC of every yes/no candidate, Pearson r of every number, for every column of
-    x (n, N). signals: (n, C) float32, metrics: (C,) "auc" or "r". AUC = 0.5 + the sum over
-    positives of the centred midrank / (n_pos n_neg): one matrix product for all candidates, `block`
-    cells at a time (so only one block of ranks is ever held)."""
-    n = len(x)
-    out = np.full((signals.shape[1], x.shape[1]), np.nan)
-    yes = np.flatnonzero(metrics == "auc")
-    num = np.flatnonzero(metrics == "r")
-    y = signals[:, yes]
-    pos = y.sum(axis=0).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        scale = 1 / (pos * (n - pos))  # inf for a constant signal: its AUC is NaN below
-    v = signals[:, num].astype(np.float64)
-    v -= v.mean(axis=0)
-    sd = v.std(axis=0)
-    v = (v / np.where(sd > 0, sd, np.inf)).astype(np.float32)  # (n, C_num), standardised
-    for j in range(0, x.shape[1], block):
-        cols = slice(j, j + block)
-        if len(yes):
-            with np.errstate(invalid="ignore"):
-                out[yes, cols] = 0.5 + (y.T @ centred_ranks(x[:, cols])) * scale[:, None]
-        if len(num):
-            c = np.asarray(x[:, cols], dtype=np.float64)
-            c -= c.mean(axis=0)
-            csd = c.std(axis=0)
-            z = (c / np.where(csd > 0, csd, np.inf)).astype(np.float32)
-            out[num, cols] = (v.T @ z) / n
-    out[yes[~np.isfinite(scale)]] = np.nan
-    out[num[sd == 0]] = np.nan
-    return out
-
-
-def eligible(signals: np.ndarray, metrics: np.ndarray, held_n: int) -> np.ndarray:
-    """(C,) bool, from the fit part alone: a yes/no candidate needs MIN_EVIDENCE positives and
-    negatives here, and as many expected in a held-out part of held_n characters at this rate; a
-    number must vary."""
-    n = len(signals)
-    pos = signals.sum(axis=0)
-    rate = pos / max(n, 1)
-    yes = (np.minimum(pos, n - pos) >= MIN_EVIDENCE) & (np.minimum(rate, 1 - rate) * held_n >= MIN_EVIDENCE)
-    return np.where(metrics == "auc", yes, signals.std(axis=0) > 0)
-
-
-def moments(a: np.ndarray, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, sd) float64 per column, `block` columns at a time (no float64 copy of the whole)."""
-    mean, sd = np.empty(a.shape[1]), np.empty(a.shape[1])
-    for j in range(0, a.shape[1], block):
-        b = np.asarray(a[:, j : j + block], dtype=np.float64)
-        mean[j : j + block] = b.mean(axis=0)
-        sd[j : j + block] = b.std(axis=0)
-    return mean, sd
-
-
-def _standardised(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(z float32, mean, sd) per column; a constant column's z is 0."""
-    mean, sd = moments(a)
-    z = np.asarray(a, dtype=np.float32) - mean.astype(np.float32)
-    z /= np.where(sd > 0, sd, np.inf).astype(np.float32)
-    return z, mean, sd
-
-
-def correlations(x: np.ndarray, signals: np.ndarray, block: int = 512) -> np.ndarray:
-    """(C, N) float64 Pearson r of every signal (n, C) with every cell (n, N); 0 where either is
-    constant. One matrix product, `block` cells at a time."""
-    zs, _, _ = _standardised(signals)
-    out = np.empty((signals.shape[1], x.shape[1]))
-    for j in range(0, x.shape[1], block):
-        zx, _, _ = _standardised(x[:, j : j + block])
-        out[:, j : j + block] = (zs.T @ zx) / len(x)
-    return out
-
-
-def forward_select(r: np.ndarray, gram: np.ndarray, ok: np.ndarray, named: np.ndarray, max_terms: int = MAX_TERMS,
-                   min_gain: float = MIN_GAIN, share=None) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's terms by forward selection, on correlations alone (no pass over the text).
-
-    r: (C, N) correlations of candidates with cells; gram: (C, C) correlations between candidates;
-    ok: (C,) eligible. The first term is the largest |r| (a named candidate wins within
-    PREFER_NAMED). Each later step adds the candidate whose part not already explained by the terms
-    so far (its residual) best predicts the cell: the gain in R² is cov(cell, residual)² /
-    var(residual), kept up to date by Gram-Schmidt on the correlations (rr, vv below). A term joins
-    only if the fit's r, sqrt(R²), rises by min_gain. share: (N,) for cells whose variance is
-    partly explained already (by their character profile): the share left to the terms; the
-    fit's r is then that of the whole, sqrt(1 - share + share R²). Returns (terms (N, max_terms)
-    int, -1 where none; the terms' fit r (N,), of what they were chosen on)."""
-    whole = (lambda x: x) if share is None else (lambda x: np.sqrt(np.clip(1 - share + share * x**2, 0, 1)))
-    C, N = r.shape
+    spaces: [(r (C, N) correlations of candidates with cells, gram (C, C) between candidates)], one
+    per way of reading the cell (the cell itself; what its background leaves). In each space the
+    gain of candidate j is the R² its residual (its part the terms so far do not span) adds:
+    cov(cell, residual)² / var(residual), kept up to date by Gram-Schmidt on the correlations. Each
+    step adds the candidate with the largest summed gain (a named one wins the first step within
+    PREFER_NAMED); it joins only if the summed r, Σ sqrt(R²), rises by min_gain. ok: (C,) eligible;
+    weights: one per space, what its gain and its r count for (default 1 each; 0 leaves a space out).
+    Returns (terms (N, max_terms), -1 where none; the fit r (N,) in each space)."""
+    C, N = spaces[0][0].shape
     cols = np.arange(N)
-    rr = r.copy()  # cov(cell, residual of candidate j), everything standardised
-    vv = np.ones((C, N))  # var(residual of candidate j)
-    q = []  # per step: (C, N) cov(candidate j, that step's unit direction)
+    weights = [1.0] * len(spaces) if weights is None else list(weights)
+    state = [{"rr": r.copy(), "vv": np.repeat(np.diag(gram)[:, None], N, axis=1), "q": [], "r2": np.zeros(N)}
+             for r, gram in spaces]
     terms = np.full((N, max_terms), -1)
-    r2 = np.zeros(N)
     active = np.ones(N, dtype=bool)
     for t in range(max_terms):
-        if t == 0:
-            gain = np.abs(r) + (named * PREFER_NAMED)[:, None]
-        else:
+        gain = np.zeros((C, N))
+        for s, lam in zip(state, weights):
             with np.errstate(divide="ignore", invalid="ignore"):
-                gain = np.where(vv > 1e-6, rr**2 / vv, 0.0)  # a candidate the terms already span adds nothing
+                gain += lam * np.where(s["vv"] > 1e-6, s["rr"] ** 2 / s["vv"], 0.0)  # one the terms span adds nothing
+        if t == 0:  # on the scale of r, not R²: a named candidate wins within PREFER_NAMED of sqrt(gain)
+            gain = (np.sqrt(gain) + (named * PREFER_NAMED)[:, None]) ** 2
+        else:
             gain[terms[:, :t].T, cols] = -np.inf
         gain[~ok] = -np.inf
         k = np.argmax(gain, axis=0)
-        best = gain[k, cols]
-        v = np.maximum(vv[k, cols], 1e-12)  # a cell with no candidate left: not joined below
-        cx = rr[k, cols] / np.sqrt(v)  # cov(cell, the new unit direction)
-        new_r2 = r2 + cx**2
-        if t == 0:
-            join = active & np.isfinite(best)
-        else:
-            join = active & np.isfinite(best) & (whole(np.sqrt(new_r2)) - whole(np.sqrt(r2)) >= min_gain)
+        steps = []
+        for s in state:
+            v = s["vv"][k, cols]
+            cx = np.where(v > 1e-6, s["rr"][k, cols] / np.sqrt(np.maximum(v, 1e-12)), 0.0)
+            steps.append((v, cx, s["r2"] + cx**2))
+        rise = sum(lam * (np.sqrt(new) - np.sqrt(s["r2"])) for s, (_, _, new), lam in zip(state, steps, weights))
+        join = active & np.isfinite(gain[k, cols]) & (rise >= min_gain)
         if not join.any():
             break
-        c = gram[:, k] - sum((qm * qm[k, cols] for qm in q), np.zeros((C, N)))
-        c /= np.sqrt(v)  # cov(candidate j, the new unit direction)
-        c = np.where(join, c, 0.0)
-        rr -= c * np.where(join, cx, 0.0)
-        vv -= c**2
-        q.append(c)
-        r2 = np.where(join, new_r2, r2)
+        for (r, gram), s, (v, cx, new) in zip(spaces, state, steps):
+            moves = join & (v > 1e-6)
+            c = gram[:, k] - sum((qm * qm[k, cols] for qm in s["q"]), np.zeros((C, N)))
+            c = np.where(moves, c / np.sqrt(np.maximum(v, 1e-12)), 0.0)  # cov(candidate j, the new unit direction)
+            s["rr"] -= c * np.where(moves, cx, 0.0)
+            s["vv"] -= c**2
+            s["q"].append(c)
+            s["r2"] = np.where(moves, new, s["r2"])
         terms[join, t] = k[join]
         active &= join
-    return terms, np.sqrt(r2)
+    return terms, [np.sqrt(s["r2"]) for s in state]
 
 
 def least_squares(terms: np.ndarray, r: np.ndarray, gram: np.ndarray, sig_mean, sig_sd, x_mean, x_sd):
@@ -234,145 +144,6 @@ def held_out(terms, weights, held_x, held_signals, block: int = 512) -> tuple[np
     return sim, alone
 
 
-def per_char_means(a: np.ndarray, chars: np.ndarray, vocab_size: int, block: int = 512) -> np.ndarray:
-    """(vocab_size, columns) float32: each column's mean over the rows whose character is v (0 where
-    none), `block` columns at a time."""
-    counts = np.maximum(np.bincount(chars, minlength=vocab_size), 1)[:, None]
-    out = np.zeros((vocab_size, a.shape[1]), np.float32)
-    for j in range(0, a.shape[1], block):
-        sums = np.zeros((vocab_size, min(block, a.shape[1] - j)))
-        np.add.at(sums, chars, np.asarray(a[:, j : j + block], dtype=np.float64))
-        out[:, j : j + block] = sums / counts
-    return out
-
-
-def context_codes(ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """(len(ids), CONTEXT_CHARS - 1) int64: at each position of a text read as vocabulary ids (-1: a
-    character outside the vocabulary), the code of its last 2, 3, ... CONTEXT_CHARS characters, read
-    in base vocab_size + 1 from ids + 1 so that runs of different lengths never share a code; -1
-    where the text is shorter than the run or the run holds a character outside the vocabulary."""
-    ids = np.asarray(ids, np.int64)
-    out = np.full((len(ids), CONTEXT_CHARS - 1), -1, np.int64)
-    code, ok = ids + 1, ids >= 0
-    for length in range(2, CONTEXT_CHARS + 1):
-        back = length - 1
-        prev = np.concatenate([np.full(back, -1), ids[:-back]])[: len(ids)]
-        code = code + (prev + 1) * (vocab_size + 1) ** back
-        ok = ok & (prev >= 0)
-        out[:, length - 2] = np.where(ok, code, -1)
-    return out
-
-
-def context_text(code: int, vocab: str) -> str:
-    """The run of characters a context code stands for."""
-    out = ""
-    while code:
-        code, digit = divmod(code, len(vocab) + 1)
-        out = vocab[digit - 1] + out
-    return out
-
-
-def context_columns(contexts, codes) -> np.ndarray:
-    """Each code's column in `contexts` (sorted codes), -1 where it is not among them."""
-    contexts, codes = np.asarray(contexts, np.int64), np.asarray(codes, np.int64)
-    if not len(contexts):
-        return np.full(codes.shape, -1)
-    j = np.minimum(np.searchsorted(contexts, codes), len(contexts) - 1)
-    return np.where((contexts[j] == codes) & (codes >= 0), j, -1)
-
-
-def _r(p: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Column by column Pearson r of two (n, cols) arrays; NaN where either is constant."""
-    p, x = p - p.mean(axis=0), x - x.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.einsum("ij,ij->j", p, x, dtype=np.float64) / np.sqrt(
-            np.einsum("ij,ij->j", p, p, dtype=np.float64) * np.einsum("ij,ij->j", x, x, dtype=np.float64))
-    return np.where(np.isfinite(out), out, np.nan)
-
-
-def _background(profile, context_profile, chars, columns, cols: slice) -> np.ndarray:
-    """(n, cells of cols) float32: the profile at each row's character, plus the corrections of the
-    runs that end there (columns: (n, CONTEXT_CHARS - 1), -1 where a run has none)."""
-    out = np.asarray(profile[cols], np.float32).T[chars]
-    if context_profile is not None:
-        table = np.asarray(context_profile[cols], np.float32).T
-        for level in range(columns.shape[1]):
-            seen = columns[:, level] >= 0
-            out[seen] += table[columns[seen, level]]
-    return out
-
-
-def _predicted(background, intercept, signals, k, w, cols: slice) -> np.ndarray:
-    out = background + intercept[cols]
-    for t in range(k.shape[1]):
-        out += signals[:, k[cols, t]] * w[cols, t]
-    return out
-
-
-def quantised(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 (N, K), scale (N,) float32): each row in steps of its largest |value| / 127, as the
-    atlas file stores the runs' table (compressed, under half of float16's size: 3.5 MB against 8.2 for Alice)."""
-    scale = (np.abs(table).max(axis=1) / 127 if table.shape[1] else np.zeros(len(table))).astype(np.float32)
-    return np.round(table / np.where(scale > 0, scale, 1)[:, None]).astype(np.int8), scale
-
-
-def dequantised(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return q.astype(np.float32) * np.asarray(scale, np.float32)[:, None]
-
-
-def _context_profile(fit_x, fit_signals, fit_chars, columns, n_contexts: int, profile, terms, weights, intercept,
-                     block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(context_profile (N, n_contexts) float32, the fit part's r (N,) with it): the mean of what the
-    explanation (profile, intercept and terms) leaves after each run of the last two characters,
-    n / (n + CONTEXT_PRIOR) of it for a run seen n times, then the same on what is left after each
-    run of three, and so on; columns: (n_fit, CONTEXT_CHARS - 1) each fit row's runs (-1: none).
-    The table holds exactly what the atlas file keeps (quantised), and the fit r is of that."""
-    N = fit_x.shape[1]
-    levels = []  # per run length: its rows, ordered by run, and the runs' columns, counts and first rows
-    for level in range(columns.shape[1]):
-        seen = np.flatnonzero(columns[:, level] >= 0)
-        order = seen[np.argsort(columns[seen, level], kind="stable")]
-        which, starts, n = np.unique(columns[order, level], return_index=True, return_counts=True)
-        levels.append((seen, order, which, starts, n))
-    k, w = np.where(terms >= 0, terms, 0), np.where(terms >= 0, weights, 0.0).astype(np.float32)
-    out, fit_r = np.zeros((N, n_contexts), np.float32), np.full(N, np.nan)
-    for j in range(0, N, block):
-        cols = slice(j, min(j + block, N))
-        x = np.asarray(fit_x[:, cols], np.float32)
-        before = _predicted(_background(profile, None, fit_chars, columns, cols), intercept, fit_signals, k, w, cols)
-        pred = before.copy()
-        table = np.zeros((n_contexts, x.shape[1]), np.float32)
-        for level, (seen, order, which, starts, n) in enumerate(levels):
-            if not len(order):
-                continue
-            sums = np.add.reduceat((x - pred)[order].astype(np.float64), starts, axis=0)
-            table[which] = sums / (n[:, None] + CONTEXT_PRIOR)
-            pred[seen] += table[columns[seen, level]]
-        out[cols] = dequantised(*quantised(table.T))
-        for level in range(columns.shape[1]):  # the fit r of what is kept
-            seen = columns[:, level] >= 0
-            before[seen] += out[cols].T[columns[seen, level]]
-        fit_r[cols] = _r(before, x)
-    return out, fit_r
-
-
-def _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars, context_profile=None,
-                    held_columns=None, block: int = 256):
-    """(simulation r (N,), the profile's own r (N,)) on the held-out part: the correlation with the
-    cell of profile[cell, character] (+ the corrections of the runs ending there) + intercept + the
-    weighted terms, and of the profile (with the runs) alone."""
-    N = held_x.shape[1]
-    sim, alone = np.full(N, np.nan), np.full(N, np.nan)
-    k, w = np.where(terms >= 0, terms, 0), np.where(terms >= 0, weights, 0.0).astype(np.float32)
-    for j in range(0, N, block):
-        cols = slice(j, min(j + block, N))
-        x = np.asarray(held_x[:, cols], dtype=np.float32)
-        base = _background(profile, context_profile, held_chars, held_columns, cols)
-        sim[cols] = _r(_predicted(base, intercept, held_signals, k, w, cols), x)
-        alone[cols] = _r(base, x)
-    return sim, alone
-
-
 def _auc_column(terms, weights, metrics, held_x, held_signals) -> np.ndarray:
     """(N,) the held-out ROC AUC of each one-term yes/no explanation in its sign; NaN for the
     others, and where the held-out part lacks MIN_EVIDENCE of either side."""
@@ -393,90 +164,144 @@ def _auc_column(terms, weights, metrics, held_x, held_signals) -> np.ndarray:
     return auc
 
 
-def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], fit_chars=None, held_chars=None,
-           vocab_size: int | None = None, fit_contexts=None, held_contexts=None) -> dict:
-    """Each cell's explanation, chosen on the fit part and scored on the held-out part.
+def _correlations(fit_x, fit_signals, residual_signals, bg_of, block: int = 512):
+    """(r (C, N), gram (C, C)) of the candidates with the cells, and of what the background leaves
+    of each (residual_signals; bg_of(cols): the cells' background on the fit rows)."""
+    n, N = fit_x.shape
+    spaces = []
+    for sig, less in ((fit_signals, False), (residual_signals, True)):
+        zs, _, _ = standardised(sig)
+        r = np.empty((sig.shape[1], N))
+        for j in range(0, N, block):
+            cols = slice(j, min(j + block, N))
+            x = np.asarray(fit_x[:, cols], np.float32)
+            zx, _, _ = standardised(x - bg_of(cols) if less else x)
+            r[:, cols] = (zs.T @ zx) / n
+        spaces.append((r, (zs.T.astype(np.float64) @ zs) / n))
+    return spaces
 
-    With the characters of both parts (fit_chars, held_chars: ids of the current character at each
-    row), every explanation starts from the cell's character profile, its mean after each current
-    character on the fit part, and its terms (up to MAX_TERMS - 1) are chosen by the same forward
-    selection on what the profile leaves: the cell and every candidate with their per-character
-    means taken out, so a character detector adds nothing and a term says what moves the cell
-    beyond its character. The arrays then hold `profile` (N, vocab_size): the prediction is
-    profile[cell, character] + intercept + the weighted terms, and `profile_r` its own held-out r.
-    With the runs of both parts too (fit_contexts, held_contexts: context_codes at each row), the
-    profile reaches back CONTEXT_CHARS characters: `contexts` (K,) the codes of the runs seen
-    MIN_CONTEXT times in the fit part, and `context_profile` (N, K) float32, what the explanation
-    leaves after each (see _context_profile), added to the prediction where a run ending at the
-    current character is one of them; fit_r, simulation_r and profile_r count it.
 
-    fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
-    signal_matrix. Returns arrays over cells: terms (N, MAX_TERMS) indices into candidates (-1:
-    none; all -1 where no candidate was eligible), weights (N, MAX_TERMS) and intercept (N,) of
-    the prediction, fit_r (N,), simulation_r (N,) held out, term_r (N, MAX_TERMS) each term's own
-    held-out r in its sign, and auc (N,): the held-out ROC AUC of a one-term yes/no explanation in
-    its sign (NaN otherwise, or where the held-out part lacks MIN_EVIDENCE of either side).
-    """
-    metrics, named = np.array([c.metric for c in candidates]), np.array([c.named for c in candidates])
-    ok = eligible(fit_signals, metrics, len(held_x))
-    profiled = fit_chars is not None
-    if profiled:  # what the profile leaves: the cell and each candidate less their means per character
-        V = int(vocab_size)
-        px, ps = per_char_means(fit_x, fit_chars, V), per_char_means(fit_signals, fit_chars, V)
-        x_fit = np.asarray(fit_x, dtype=np.float32) - px[fit_chars]
-        s_fit = np.asarray(fit_signals, dtype=np.float32) - ps[fit_chars]
-        ok &= s_fit.std(axis=0) > 1e-6  # a candidate the current character decides has nothing left
-    else:
-        x_fit, s_fit = fit_x, fit_signals
-    r = correlations(x_fit, s_fit)
-    zs, sig_mean, sig_sd = _standardised(s_fit)
-    gram = (zs.T.astype(np.float64) @ zs) / len(zs)
-    del zs
-    x_mean, x_sd = moments(x_fit)
-    share = None
-    if profiled:  # the share of each cell's variance its profile leaves to the terms
-        _, whole_sd = moments(fit_x)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(whole_sd > 0, (x_sd / whole_sd) ** 2, 1.0)
-    terms, fit_r = forward_select(r, gram, ok, named, MAX_TERMS - profiled, share=share)
-    weights, intercept = least_squares(terms, r, gram, sig_mean, sig_sd, x_mean, x_sd)
-    if profiled:
-        terms = np.concatenate([terms, np.full((len(terms), 1), -1, terms.dtype)], axis=1)  # MAX_TERMS wide
-        weights = np.concatenate([weights, np.zeros((len(weights), 1))], axis=1)
-        has = terms >= 0
-        # the prediction, profile + intercept + Σ w (s - ps[char]), as profile' + intercept + Σ w s
-        profile = px.T.astype(np.float64) - np.einsum("nt,vnt->nv", np.where(has, weights, 0.0),
-                                                      ps[:, np.where(has, terms, 0)].astype(np.float64))
-        _, alone = held_out(terms, weights, held_x, held_signals)
-        profile = profile.astype(np.float32)
-        fit_r = np.where(whole_sd > 0, np.sqrt(np.clip(1 - share + share * fit_r**2, 0, 1)), np.nan)
-        context_profile, held_columns, contexts = None, None, None
-        if fit_contexts is not None:  # the runs' corrections, on what profile and terms leave
-            codes, counts = np.unique(fit_contexts[fit_contexts >= 0], return_counts=True)
-            contexts = codes[counts >= MIN_CONTEXT]
-            context_profile, fit_r = _context_profile(fit_x, fit_signals, fit_chars,
-                                                      context_columns(contexts, fit_contexts), len(contexts), profile,
-                                                      terms, weights, intercept)
-            held_columns = context_columns(contexts, held_contexts)
-        sim, profile_r = _profile_scores(profile, terms, weights, intercept, held_x, held_signals, held_chars,
-                                         context_profile, held_columns)
-    else:
-        sim, alone = held_out(terms, weights, held_x, held_signals)
-        sim = np.where(terms[:, 0] >= 0, sim, np.nan)
-    auc = _auc_column(terms, weights, metrics, held_x, held_signals)
-    out = {"terms": terms.astype(np.int16), "weights": weights.astype(np.float32),
-           "intercept": intercept.astype(np.float32),
-           "fit_r": (fit_r if profiled else np.where(terms[:, 0] >= 0, fit_r, np.nan)).astype(np.float32),
-           "simulation_r": sim.astype(np.float32), "term_r": alone.astype(np.float32), "auc": auc.astype(np.float32)}
-    if profiled:
-        out |= {"profile": profile, "profile_r": profile_r.astype(np.float32)}
-        if contexts is not None:
-            out |= {"contexts": contexts, "context_profile": context_profile}
+def with_background(fit_x, fit_signals, bg_of, terms, block: int = 128):
+    """(coefficient of the background (N,), term weights (N, T), intercept (N,)): least squares of
+    each cell on its background and its terms together, on the fit rows."""
+    N, T = terms.shape
+    has = terms >= 0
+    k = np.where(has, terms, 0)
+    beta, w, intercept = np.zeros(N), np.zeros((N, T)), np.zeros(N)
+    for j in range(0, N, block):
+        cols = slice(j, min(j + block, N))
+        x = np.asarray(fit_x[:, cols], np.float64)
+        d = np.concatenate([bg_of(cols)[:, :, None], fit_signals[:, k[cols]]], axis=2).astype(np.float64)
+        d *= np.concatenate([np.ones((x.shape[1], 1)), has[cols]], axis=1)[None]  # (n, m, 1 + T)
+        dm, xm = d.mean(axis=0), x.mean(axis=0)
+        d -= dm
+        x -= xm
+        a = np.einsum("nmi,nmj->mij", d, d) / len(x)
+        b = np.einsum("nmi,nm->mi", d, x) / len(x)
+        off = np.diagonal(a, axis1=1, axis2=2) < 1e-12  # a missing term, or a constant background
+        a = a + np.where(off[:, :, None], np.eye(1 + T)[None], 0.0)
+        coef = np.linalg.solve(a + 1e-9 * np.eye(1 + T), np.where(off, 0.0, b)[..., None])[..., 0]
+        beta[cols], w[cols] = coef[:, 0], coef[:, 1:]
+        intercept[cols] = xm - (coef * dm).sum(axis=1)
+    return beta, w, intercept
+
+
+def _three_scores(terms, weights, both_weights, held_x, held_signals, held_residual, bg_of, block: int = 256):
+    """(phrase_r, context_r, beyond_r), each (N,), on the held-out rows (see the module docstring);
+    bg_of(cols): the cells' background on those rows; held_residual: each candidate less its own
+    background there. beyond_r is the partial r given the background table: the r of what the
+    table leaves of the phrase (its terms with the weights they take beside the background,
+    both_weights) with what it leaves of the cell. NaN where a prediction is constant."""
+    N = held_x.shape[1]
+    out = [np.full(N, np.nan) for _ in range(3)]
+    k = np.where(terms >= 0, terms, 0)
+    for j in range(0, N, block):
+        cols = slice(j, min(j + block, N))
+        x = np.asarray(held_x[:, cols], np.float32)
+        s = held_signals[:, k[cols]]
+        p = (s * np.where(terms >= 0, weights, 0.0)[cols][None]).sum(axis=2)
+        q = (held_residual[:, k[cols]] * np.where(terms >= 0, both_weights, 0.0)[cols][None]).sum(axis=2)
+        b = bg_of(cols)
+        out[0][cols], out[1][cols], out[2][cols] = pearson(p, x), pearson(b, x), pearson(q, x - b)
     return out
 
 
-def explained(simulation_r) -> bool:
-    return bool(np.isfinite(simulation_r) and simulation_r >= EXPLAINED_R)
+def choose(fit_x, fit_signals, held_x, held_signals, candidates: list[Candidate], fit_chars, held_chars,
+           vocab_size: int, fit_codes, held_codes, select=(1.0, 1.0)) -> dict:
+    """Each cell's phrase, chosen and fitted on the fit part and scored on the held-out part.
+
+    fit_x (n_fit, N), held_x (n_held, N): activations of N cells; *_signals: (n, C) from
+    signal_matrix; *_chars: the current character's id at each row; *_codes: background.context_codes
+    at each row; select: what the phrase's R² and its R² beyond the background count for in the
+    choice (forward_select's weights; benchmarks/phrases.py compares them). Returns arrays over
+    cells: terms (N, MAX_TERMS) indices into candidates (-1: none),
+    weights (N, MAX_TERMS) and intercept (N,) of the phrase alone; fit_r (N,) the phrase's r on the
+    fit part; phrase_r, context_r, beyond_r (N,) held out; term_r (N, MAX_TERMS) each term's own
+    held-out r in its weight's sign; auc (N,) the held-out AUC of a one-term yes/no phrase; the
+    background: profile (N, V), contexts (K,), context_profile (N, K), context_fit_r (N,); and the
+    background plus the phrase: both_background (N,), both_weights (N, MAX_TERMS), both_intercept (N,).
+    """
+    metrics, named = np.array([c.metric for c in candidates]), np.array([c.named for c in candidates])
+    ok = eligible(fit_signals, metrics, len(held_x))
+    profile, contexts, table, context_fit_r = background.fit(fit_x, fit_chars, fit_codes, vocab_size)
+    s_profile, _, s_table, _ = background.fit(fit_signals, fit_chars, fit_codes, vocab_size)
+    fit_columns = background.context_columns(contexts, fit_codes)
+    held_columns = background.context_columns(contexts, held_codes)
+    residual = np.asarray(fit_signals, np.float32) - background.values(s_profile, s_table, fit_chars, fit_columns,
+                                                                        slice(None))
+    fit_bg = lambda cols: background.values(profile, table, fit_chars, fit_columns, cols)
+    held_bg = lambda cols: background.values(profile, table, held_chars, held_columns, cols)
+    spaces = _correlations(fit_x, fit_signals, residual, fit_bg)
+    del residual
+    terms, (fit_r, _) = forward_select(spaces, ok, named, weights=select)
+    sig_mean, sig_sd = moments(fit_signals)
+    x_mean, x_sd = moments(fit_x)
+    weights, intercept = least_squares(terms, spaces[0][0], spaces[0][1], sig_mean, sig_sd, x_mean, x_sd)
+    both = with_background(fit_x, fit_signals, fit_bg, terms)
+    held_residual = held_signals - background.values(s_profile, s_table, held_chars, held_columns, slice(None))
+    phrase_r, context_r, beyond_r = _three_scores(terms, weights, both[1], held_x, held_signals, held_residual,
+                                                  held_bg)
+    _, term_r = held_out(terms, weights, held_x, held_signals)
+    f32 = lambda a: np.asarray(a, np.float32)
+    return {"terms": terms.astype(np.int16), "weights": f32(weights), "intercept": f32(intercept),
+            "fit_r": f32(np.where(terms[:, 0] >= 0, fit_r, np.nan)), "phrase_r": f32(phrase_r),
+            "context_r": f32(context_r), "beyond_r": f32(beyond_r), "term_r": f32(term_r),
+            "auc": f32(_auc_column(terms, weights, metrics, held_x, held_signals)),
+            "profile": profile, "contexts": contexts, "context_profile": table, "context_fit_r": f32(context_fit_r),
+            "both_background": f32(both[0]), "both_weights": f32(both[1]), "both_intercept": f32(both[2])}
+
+
+def character_sets(fit_x, chars: np.ndarray, vocab_chars: str, previous: bool = False, keep: int = SETS,
+                   block: int = 512) -> list[Candidate]:
+    """The `keep` sets of characters most often the best for a cell (candidates.character_set), from
+    the fit part alone: for each cell and sign, its characters ranked by its mean after them (chars:
+    the id of the current, or previous, character at each fit row; -1 for none), and the first
+    1 to SET_CHARS of them whose presence correlates most with the cell. A set must hold
+    MIN_EVIDENCE rows and leave as many out."""
+    V = len(vocab_chars)
+    ok = chars >= 0
+    counts = np.bincount(chars[ok], minlength=V).astype(np.float64)
+    found = Counter()
+    for j in range(0, fit_x.shape[1], block):
+        x = np.asarray(fit_x[ok, j : j + block], np.float64)
+        means = per_char_means(x, chars[ok], V).astype(np.float64)  # (V, m)
+        m, sd = x.mean(axis=0), x.std(axis=0)
+        for sign in (1, -1):
+            order = np.argsort(-sign * means, axis=0, kind="stable")[:SET_CHARS]  # (k, m)
+            size = np.cumsum(counts[order], axis=0)
+            inside = np.cumsum(counts[order] * np.take_along_axis(means, order, axis=0), axis=0) / np.maximum(size, 1)
+            p = size / max(ok.sum(), 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = sign * (inside - m) * np.sqrt(p / (1 - p)) / np.where(sd > 0, sd, np.inf)
+            r[(size < MIN_EVIDENCE) | (ok.sum() - size < MIN_EVIDENCE) | ~np.isfinite(r)] = -np.inf
+            best = np.argmax(r, axis=0)
+            for c in np.flatnonzero(np.isfinite(r[best, np.arange(r.shape[1])])):
+                found["".join(sorted(vocab_chars[v] for v in order[: best[c] + 1, c]))] += 1
+    return [character_set(s, previous) for s, _ in sorted(found.items(), key=lambda p: (-p[1], p[0]))[:keep]]
+
+
+def explained(phrase_r) -> bool:
+    return bool(phrase_r is not None and np.isfinite(phrase_r) and phrase_r >= EXPLAINED_R)
 
 
 SIGNS = {1: "+", -1: "−"}
@@ -500,37 +325,16 @@ def term_phrases(explanation: str) -> list[str]:
 
 
 def predict(candidates: list[Candidate], terms, weights, intercept: float, text: str, vocab_chars: str,
-            profile=None, contexts=None, context_profile=None) -> np.ndarray:
-    """What an explanation predicts at every character of `text`: intercept + Σ weight · signal, plus
-    profile[character] for an explanation that starts from the cell's character profile (and the
-    corrections of the runs ending there, with contexts and context_profile)."""
+            base=None, base_weight: float = 1.0) -> np.ndarray:
+    """What a phrase predicts at every character of `text`: intercept + Σ weight · signal; with
+    base (T,) (a background's values), plus base_weight times it (the background plus the phrase)."""
     ids = masks(text, vocab_chars)
     out = np.full(len(text), float(intercept))
-    if profile is not None:
-        extra = None if context_profile is None else np.asarray(context_profile)[None]
-        out += profile_values(np.asarray(profile)[None], text, vocab_chars, contexts, extra)[:, 0]
+    if base is not None:
+        out += float(base_weight) * np.asarray(base, np.float64)
     for j, w in zip(terms, weights):
         if j >= 0:
             out += float(w) * signal(candidates[j], text, ids).astype(np.float64)
-    return out
-
-
-def profile_values(profiles: np.ndarray, text: str, vocab_chars: str, contexts=None, context_profiles=None) -> np.ndarray:
-    """(len(text), cells) float64: each cell's profile (cells, vocabulary) at each character of
-    `text`; a character the vocabulary lacks gets the profile's average over the vocabulary. With
-    contexts and context_profiles (cells, len(contexts)): plus the corrections of the runs of the
-    last 2 to CONTEXT_CHARS characters that end at each position and have one."""
-    index = {ch: i for i, ch in enumerate(vocab_chars)}
-    ids = np.fromiter((index.get(ch, -1) for ch in text), np.int64, len(text))
-    table = np.concatenate([np.asarray(profiles, np.float64), np.asarray(profiles, np.float64).mean(axis=1,
-                                                                                                   keepdims=True)], axis=1)
-    out = table[:, ids].T  # -1: the appended average
-    if context_profiles is not None:
-        columns = context_columns(contexts, context_codes(ids, len(vocab_chars)))
-        table = np.asarray(context_profiles, np.float64)
-        for level in range(columns.shape[1]):
-            seen = columns[:, level] >= 0
-            out[seen] += table[:, columns[seen, level]].T
     return out
 
 

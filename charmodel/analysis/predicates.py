@@ -35,15 +35,15 @@ def before_mark(mask: np.ndarray, k: int) -> np.ndarray:
 
 def inside_pair(text: str, opener: str, closer: str) -> np.ndarray:
     """1 from an opener up to (not including) its closer, nesting counted. An apostrophe-like closer
-    between two letters (don't) closes nothing; a mark that both opens and closes toggles, and a
+    after a letter closes at the next character unless that is a letter (don't; see
+    cells.pair_depth); a mark that both opens and closes toggles, and a
     blank line ends it, as quotations re-open in each paragraph. The closer is outside, as in
     cells.inside_quotation."""
-    inword = _in_word(text) if closer in "'’" else None
-    return pair_depth(text, opener, closer, inword) > 0
+    return pair_depth(text, opener, closer, apostrophe=closer in "'’") > 0
 
 
 def bracket_depth(text: str) -> np.ndarray:
-    return sum(pair_depth(text, o, c, None) for o, c in PAIRS[:3]).astype(np.float64)
+    return sum(pair_depth(text, o, c) for o, c in PAIRS[:3]).astype(np.float64)
 
 
 def position_in_word(text: str) -> np.ndarray:
@@ -53,11 +53,13 @@ def position_in_word(text: str) -> np.ndarray:
 
 
 def indentation(text: str) -> np.ndarray:
-    """Leading spaces and tabs of the line each character is on."""
+    """Leading spaces and tabs of the line each character is on, as read so far: on the leading
+    whitespace itself, how much of it has been read (causal); the newline ends its own line."""
     out = np.zeros(len(text))
     for m in re.finditer(r"^[ \t]*", text, re.MULTILINE):
         end = text.find("\n", m.end())
         out[m.start() : len(text) if end < 0 else end + 1] = m.end() - m.start()
+        out[m.start() : m.end()] = np.arange(1, m.end() - m.start() + 1)
     return out
 
 
@@ -105,33 +107,46 @@ def _for_the_last_text(fn):
 STRING_MARKS = ("'", '"', "`")  # marks that may delimit strings, when the text holds them in pairs
 
 
+PREFIX = re.compile(r"(?:^|\W)(?:[rRbBuUfF]|[rR][bBfF]|[bBfF][rR])$")  # a string's prefix: r'…', rb'…', f'…'
+
+
 def _apostrophe(text: str, a: int) -> bool:
-    """An apostrophe between two letters or digits (it's) opens and closes nothing."""
-    return 0 < a < len(text) - 1 and text[a] in "'’" and text[a - 1].isalnum() and text[a + 1].isalnum()
+    """An apostrophe right after a letter or digit (it's) opens nothing, unless what precedes it is
+    a string prefix (r'…'): decided from what came before."""
+    return a > 0 and text[a] in "'’" and text[a - 1].isalnum() and not PREFIX.search(text[max(0, a - 3) : a])
 
 
 @_for_the_last_text
 def string_state(text: str, marks: str) -> np.ndarray:
-    """A small lexer for string literals in any language. Per character: 0 outside strings; 1 + i
-    inside a string opened by marks[i] alone (from the opening mark to the closing one, both
-    included; a newline ends it unclosed); -(1 + i) inside marks[i] tripled (a block such as a
-    docstring, across lines, to the next tripled mark). A backslash escapes the next character;
-    inside a string the other marks are plain characters; see _apostrophe."""
-    tokens = "|".join([re.escape(m * 3) for m in marks] + [re.escape(m) for m in marks])
+    """A small lexer for string literals in any language, decided at each character from the text
+    read so far (causal). Per character: 0 outside strings; 1 + i inside a string opened by marks[i]
+    alone (from the opening mark to the closing one, both included; a newline ends it unclosed);
+    -(1 + i) inside marks[i] tripled (a block such as a docstring, across lines, to the next
+    tripled mark). A tripled opening reads first as an empty string, then as a block from its third
+    mark on. A backslash escapes the next character; inside a string the other marks are plain
+    characters; see _apostrophe."""
     state = np.zeros(len(text), dtype=np.int8)
-    cur, opened = 0, 0
-    for t in re.finditer(r"\\.|\n|" + tokens, text, re.S):
-        tok = t.group()
-        if tok[0] == "\\" or (cur == 0 and tok == "\n"):
-            continue
+    cur, opened, empty, run, last = 0, 0, -2, 0, -2  # empty: where an empty string last closed; run: marks in a row
+    for t in re.finditer(r"\\.|\n|[" + re.escape(marks) + "]", text, re.S):
+        tok, at = t.group(), t.start()
         if cur == 0:
-            if len(tok) == 1 and _apostrophe(text, t.start()):
+            if tok[0] == "\\" or tok == "\n" or _apostrophe(text, at):
                 continue
-            cur = (-1 if len(tok) == 3 else 1) * (1 + marks.index(tok[0]))
-            opened = t.start()
-        elif (cur > 0 and tok in ("\n", marks[cur - 1])) or (cur < 0 and tok == marks[-cur - 1] * 3):
-            state[opened : t.start() if tok == "\n" else t.end()] = cur
-            cur = 0
+            k = 1 + marks.index(tok)
+            cur, opened = (-k, at) if empty == at - 1 and text[empty] == tok else (k, at)
+            run, last = (0, -2)
+        elif cur > 0:
+            if tok == "\n" or tok == marks[cur - 1]:
+                state[opened : at if tok == "\n" else at + 1] = cur
+                empty = at if tok != "\n" and at == opened + 1 else -2
+                cur = 0
+        elif tok == marks[-cur - 1]:
+            run, last = (run + 1 if last == at - 1 else 1), at
+            if run == 3:
+                state[opened : at + 1] = cur
+                cur, empty = 0, -2
+        else:
+            run, last = 0, -2
     if cur:
         state[opened:] = cur
     return state
@@ -205,10 +220,15 @@ def innermost_bracket(text: str) -> np.ndarray:
 
 
 def line_begins_with(text: str, word: str) -> np.ndarray:
-    """1 from the line's first word, when it is `word`, up to (not including) the newline."""
+    """1 once the line's first word is known to be `word`, up to (not including) the newline: from
+    the character after it for a word that could go on (def, not define), from its last character
+    for a mark (#). Causal: decided from the text read so far."""
     delta = np.zeros(len(text) + 1, dtype=np.int32)
-    tail = r"(?!\w)" if word[-1].isalnum() or word[-1] == "_" else ""
-    spans = [(m.start(1), m.end()) for m in re.finditer(rf"^[ \t]*({re.escape(word)}){tail}[^\n]*", text, re.MULTILINE)]
+    open_ended = word[-1].isalnum() or word[-1] == "_"
+    tail = r"(?!\w)" if open_ended else ""
+    spans = [(m.end(1) - (not open_ended), m.end()) for m in
+             re.finditer(rf"^[ \t]*({re.escape(word)}){tail}[^\n]*", text, re.MULTILINE)]
+    spans = [(a, b) for a, b in spans if a < b]
     if spans:
         a, b = np.array(spans).T
         np.add.at(delta, a, 1)
@@ -224,18 +244,18 @@ def capped(d: np.ndarray) -> np.ndarray:
 
 
 def word_shape(text: str, ids: dict, all_capitals: bool) -> np.ndarray:
-    """1 inside words that start with a capital (or, all_capitals, are 2+ letters with no lowercase)."""
+    """1 inside a word that starts with a capital, from its first character on (or, all_capitals,
+    where the word so far has 2+ characters and no lowercase letter). Causal: the word so far."""
     w = _in_word(text)
-    starts = np.flatnonzero(word_start(text))
-    ends = np.flatnonzero(w & ~np.concatenate([w[1:], [False]])) + 1  # one past each word's end
-    keep = class_mask(ids, str.isupper)[starts]
+    start = since_last(word_start(text))  # characters since the word began
+    first = np.arange(len(text)) - start  # where the current word began
+    upper = class_mask(ids, str.isupper)
+    out = w & upper[np.clip(first, 0, max(len(text) - 1, 0))] if len(text) else w
     if all_capitals:
         lower = np.concatenate([[0], np.cumsum(class_mask(ids, str.islower))])
-        keep &= (lower[ends] - lower[starts] == 0) & (ends - starts >= 2)
-    delta = np.zeros(len(text) + 1, dtype=np.int64)
-    np.add.at(delta, starts[keep], 1)
-    np.add.at(delta, ends[keep], -1)
-    return np.cumsum(delta[:-1]) > 0
+        t = np.arange(len(text))
+        out = out & (lower[t + 1] - lower[np.clip(first, 0, None)] == 0) & (start >= 1)
+    return out
 
 
 def class_mask(ids: dict, pred) -> np.ndarray:
@@ -244,3 +264,47 @@ def class_mask(ids: dict, pred) -> np.ndarray:
         if pred(ch):
             out = m.copy() if out is None else out | m
     return out if out is not None else np.zeros(len(next(iter(ids.values()))), dtype=bool)
+
+
+# ---------------------------------------------------------------- words, as read so far
+
+
+@_for_the_last_text
+def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the words (cells._in_word's runs; ends one past the last character)."""
+    w = np.concatenate([[False], _in_word(text), [False]]).astype(np.int8)
+    edges = np.diff(w)
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def word_so_far(text: str, word: str) -> np.ndarray:
+    """1 where the word read so far is exactly `word`: at its last character, when the word began
+    there (it may still go on: 'the' in 'them')."""
+    out = np.zeros(len(text), dtype=bool)
+    starts, _ = word_spans(text)
+    n = len(word)
+    hits = [s + n - 1 for s in starts if text.startswith(word, s)]
+    out[np.array(hits, dtype=np.int64)] = True
+    return out
+
+
+def previous_word(text: str, word: str) -> np.ndarray:
+    """1 where the last finished word is `word` (a trailing apostrophe aside): from the character
+    that ends it (the first one outside it) up to the end of the next word, so through the gap and
+    the next word as it is read. Causal: a word is finished once a character outside it is read."""
+    starts, ends = word_spans(text)
+    delta = np.zeros(len(text) + 1, dtype=np.int32)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        if e < len(text) and text[s:e].rstrip("'’") == word:
+            delta[e] += 1
+            delta[ends[i + 1] if i + 1 < len(ends) and ends[i + 1] < len(text) else len(text)] -= 1
+    return np.cumsum(delta[:-1]) > 0
+
+
+def words_since(mask: np.ndarray, text: str) -> np.ndarray:
+    """Words begun since the last position where mask holds (at or before t), capped at CAP; CAP
+    before the first."""
+    begun = np.cumsum(word_start(text))
+    last = _last(mask)
+    out = begun - np.where(last >= 0, begun[np.maximum(last, 0)], -CAP)
+    return np.minimum(out, CAP).astype(np.float64)

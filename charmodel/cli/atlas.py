@@ -12,16 +12,17 @@ def add_atlas(sub) -> None:
     p = sub.add_parser("atlas", help="explain every cell of a run: build its atlas file, or --list it")
     run_args(p)
     p.add_argument("--list", action="store_true", help="print every cell's explanation from the atlas file")
-    p.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose held-out "
-                   "simulation r is at least this")
-    p.add_argument("--simulate", action="store_true", help="what one cell's explanation predicts over a text, "
-                   "beside the cell's own values (with --layer, --kind, --cell and --text or --text-file)")
+    p.add_argument("--min-score", type=float, default=None, help="with --list: only cells whose phrase's "
+                   "held-out r (phrase_r) is at least this")
+    p.add_argument("--simulate", action="store_true", help="what one cell's phrase predicts over a text, beside "
+                   "its background and the cell's own values (with --layer, --kind, --cell and --text or --text-file)")
     p.add_argument("--replace", action="store_true", help="every explained cell (of --layer and --kind, else of "
-                   "every layer and kind) held at its mean, and replaced by what its explanation predicts: how much "
-                   "of what the cells give the model their explanations carry")
+                   "every layer and kind) held at its mean, replaced by its background (the last three characters), "
+                   "by its phrase, and by both: what the phrases win back of what the model knows beyond three "
+                   "characters")
     p.add_argument("--weighted", action="store_true", help="with --replace: instead, the share of what single cells "
                    "carry (each held at its mean alone, as the atlas stores it) that sits in explained cells")
-    p.add_argument("--min-r", type=float, default=None, help="with --replace: the simulation r from which a cell "
+    p.add_argument("--min-r", type=float, default=None, help="with --replace: the phrase r from which a cell "
                    "counts as explained (default 0.5)")
     p.add_argument("--chars", type=int, default=None, help="with --replace: validation characters scored "
                    "(default 2000)")
@@ -60,19 +61,22 @@ def cmd_atlas(args) -> int:
         found = atlas.load(run.path, chosen)
         rows = found.cells()
         if args.min_score is not None:
-            rows = [r for r in rows if r["simulation_r"] is not None and r["simulation_r"] >= args.min_score]
+            rows = [r for r in rows if r["phrase_r"] is not None and r["phrase_r"] >= args.min_score]
         if args.json:
             print(json.dumps([{"layer": layer_number(r["layer"]), **{k: r[k] for k in
-                              ("kind", "cell", "explanation", "simulation_r", "auc", "terms", "direction", "group",
-                               "ablation_bits", "recovered")}}
+                              ("kind", "cell", "explanation", "phrase_r", "context_r", "beyond_r", "auc", "terms",
+                               "direction", "group", "ablation_bits", "recovered")}}
                               for r in rows]))
             return 0
+        number = lambda v, form, blank: blank if v is None else format(v, form)
+        print("phrase: the phrase's held-out r (the score); beyond: what it tells beyond the last three characters; "
+              "context: what those already tell")
         for r in rows:
-            score = "  -  " if r["simulation_r"] is None else f"{r['simulation_r']:+.3f}"
-            bits = "   -   " if r["ablation_bits"] is None else f"{r['ablation_bits']:+.4f}"
-            kept = "  - " if r["recovered"] is None else f"{r['recovered']:4.0%}"
-            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  r {score}  ablation {bits}  "
-                  f"kept {kept}  {r['explanation']}")
+            print(f"layer {layer_number(r['layer'])} {r['kind']} cell {r['cell']:4d}  phrase "
+                  f"{number(r['phrase_r'], '+.3f', '  -   ')}  beyond {number(r['beyond_r'], '+.3f', '  -   ')}  "
+                  f"context {number(r['context_r'], '+.3f', '  -   ')}  ablation "
+                  f"{number(r['ablation_bits'], '+.4f', '   -   ')}  kept {number(r['recovered'], '4.0%', '  - ')}  "
+                  f"{r['explanation']}")
         print("In all: " + "; ".join(line for line in (weighted_line(found, explain.EXPLAINED_R), replacement_line(found))
                                      if line) + ".")
         return 0
@@ -87,12 +91,14 @@ def cmd_atlas(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{summary['explained']} of {summary['cells']} cells explained (held-out simulation r >= "
-              f"{explain.EXPLAINED_R}; median r {summary['median_simulation_r']}); long context: "
-              f"{summary['by_group']['long']}")
+        print(f"{summary['explained']} of {summary['cells']} cells explained (their phrase's held-out r >= "
+              f"{explain.EXPLAINED_R}; median phrase r {summary['median_phrase_r']}); beyond the last three "
+              f"characters: median r {summary['median_beyond_r']}, {summary['beyond_half']} cells >= "
+              f"{explain.EXPLAINED_R}; what those three characters already tell: median r "
+              f"{summary['median_context_r']}")
         for part, d in summary["by_layer_kind"].items():
             print(f"  {part}: {d['explained']} of {d['cells']}")
-        print("  by the group of their best explanation: " +
+        print("  by the group of their phrase's first term: " +
               ", ".join(f"{g} {n}" for g, n in summary["by_group"].items()))
         for line in (weighted_line(built, explain.EXPLAINED_R), replacement_line(built)):
             if line:
@@ -107,9 +113,9 @@ def weighted_line(found, min_r: float) -> str:
 
     from charmodel.analysis.atlas import weighted_coverage
 
-    r = found.arrays["simulation_r"]
+    r = found.arrays["phrase_r"]
     w = weighted_coverage(found.arrays["ablation_bits"], r, min_r)
-    explains = f"explains {int((np.isfinite(r) & (r >= min_r)).sum()):,} of {len(r):,} cells (simulation r >= {min_r:g})"
+    explains = f"explains {int((np.isfinite(r) & (r >= min_r)).sum()):,} of {len(r):,} cells (phrase r >= {min_r:g})"
     if not found.meta["ablation_chars"]:
         return (f"{explains}; what single cells carry is not measured in a windowed model's atlas (each character "
                 "has its own window pass; `ablate --sweep` measures one layer)")
@@ -120,13 +126,19 @@ def weighted_line(found, min_r: float) -> str:
 
 
 def replacement_line(found) -> str | None:
-    """'replaced by their explanations, the explained cells keep X% ...', from the atlas file."""
+    """'the phrases win back X% of what the model knows beyond three characters ...', from the atlas file."""
     r = (found.meta.get("replacement") or {}).get("model")
-    if not r or r["recovered"] is None:
-        return None
-    return (f"replaced by their explanations all at once, the {r['cells']:,} explained cells keep {r['recovered']:.0%} "
-            f"of what they give the model ({r['bpc']:.4f} bpc as it is, {r['bpc_means']:.4f} held at their means, "
-            f"{r['bpc_explained']:.4f} replaced)")
+    return None if not r else replacement_sentence(r)
+
+
+def replacement_sentence(r: dict) -> str:
+    """replace.replace_cells' figures in words."""
+    share = lambda v: "-" if v is None else f"{v:.0%}"
+    return (f"the {r['cells']:,} explained cells replaced all at once by their backgrounds plus their phrases win back "
+            f"{share(r['beyond_context'])} of what the model knows beyond three characters ({r['bpc']:.4f} bpc as it "
+            f"is; {r['bpc_context']:.4f} by the last three characters alone; {r['bpc_both']:.4f} with the phrases); "
+            f"by their phrases alone it reads {r['bpc_phrase']:.4f} against {r['bpc_means']:.4f} held at their "
+            f"means ({share(r['recovered'])} recovered)")
 
 
 def _replace(args, checkpoint: str) -> int:
@@ -151,7 +163,7 @@ def _replace(args, checkpoint: str) -> int:
         if args.layer is not None or args.chars is not None:
             flag = "--chars" if args.chars is not None else "--layer, --kind and --cell"
             raise CharModelError(f"--weighted reads every cell's ablation from the atlas; leave out {flag}.")
-        result = atlas.weighted_coverage(found.arrays["ablation_bits"], found.arrays["simulation_r"], min_r)
+        result = atlas.weighted_coverage(found.arrays["ablation_bits"], found.arrays["phrase_r"], min_r)
         print(json.dumps(result) if args.json else weighted_line(found, min_r))
         return 0
     engine = load_engine(args)
@@ -176,14 +188,9 @@ def _replace(args, checkpoint: str) -> int:
         print(json.dumps(result))
         return 0
     what = f"layer {args.layer} {args.kind}" if parts else "every layer and kind"
-    print(f"{result['cells']} explained cells of {what} (simulation r >= {min_r:g}), over {len(text)} validation "
+    print(f"{result['cells']} explained cells of {what} (phrase r >= {min_r:g}), over {len(text)} validation "
           f"characters:")
-    print(f"  unablated {result['bpc']:.4f} bpc; held at their means {result['bpc_means']:.4f}; replaced by their "
-          f"explanations {result['bpc_explained']:.4f}")
-    if result["recovered"] is None:
-        print("  holding them at their means costs nothing here: no share to recover.")
-    else:
-        print(f"  replaced by their explanations, the model keeps {result['recovered']:.0%} of what these cells give it")
+    print(f"  {replacement_sentence(result)}")
     return 0
 
 
@@ -191,7 +198,7 @@ def _simulate(args, checkpoint: str) -> int:
     """atlas --simulate: the explanation's prediction and the cell's own values over a text."""
     import numpy as np
 
-    from charmodel.analysis import atlas, explain
+    from charmodel.analysis import atlas
     from charmodel.engine import inspect
 
     missing = [f for f, v in (("--layer", args.layer), ("--kind", args.kind), ("--cell", args.cell)) if v is None]
@@ -207,13 +214,14 @@ def _simulate(args, checkpoint: str) -> int:
     row = found.index(layer, args.kind, args.cell)
     terms = found.terms(row)
     simulated = found.simulate(layer, args.kind, args.cell, text)
+    context = found.simulate(layer, args.kind, args.cell, text, "context")
     actual = inspect(engine, text, record=(args.kind,), layers=[layer]).values(layer, args.kind)[:, args.cell]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = float(np.corrcoef(simulated, actual)[0, 1]) if len(text) > 1 else float("nan")
     out = {"layer": args.layer, "kind": args.kind, "cell": args.cell,
            "explanation": found.phrase(terms), "terms": terms, "chars": list(text),
-           "simulated": np.round(simulated, 6).tolist(), "actual": actual.astype(np.float64).round(6).tolist(),
-           "r": None if not np.isfinite(r) else round(r, 4)}
+           "simulated": np.round(simulated, 6).tolist(), "context": np.round(context, 6).tolist(),
+           "actual": actual.astype(np.float64).round(6).tolist(), "r": None if not np.isfinite(r) else round(r, 4)}
     if args.json:
         print(json.dumps(out))
     else:

@@ -174,17 +174,17 @@ def cmd_probe(args) -> int:
         regex_signal(args.regex, "")  # a bad pattern fails before the slow part
         signal_of, what = (lambda text: regex_signal(args.regex, text)), f"regex {args.regex!r}"
     else:
-        from charmodel.analysis import explain
+        from charmodel.analysis import candidates, explain
 
         terms = explain.term_phrases(args.explanation)
         if len(terms) > 1:
             raise CharModelError(f"{args.explanation!r} has {len(terms)} terms; a probe reads one yes/no term: give one "
                                  f"of {', '.join(repr(t) for t in terms)}.")
-        found = [c for c in explain.library(train, engine.vocab.chars) if c.phrase == terms[0]]
-        if not found or found[0].metric != "auc":
+        found = candidates.from_phrase(terms[0], train, engine.vocab.chars)
+        if found is None or found.metric != "auc":
             raise CharModelError(f"{terms[0]!r} is not a yes/no term of this run's atlas grammar; copy one term of an "
                                  "explanation that `python -m charmodel atlas --run RUN --list` prints.")
-        signal_of = lambda text: explain.signal(found[0], text, explain.masks(text, engine.vocab.chars))
+        signal_of = lambda text: candidates.signal(found, text, candidates.masks(text, engine.vocab.chars))
         what = args.explanation
     with percent_bar("probes", args.quiet) as progress:
         result = probe(engine, train, val, signal_of, layers, kinds, progress=progress)

@@ -79,11 +79,11 @@ def cmd_evaluate(args) -> int:
         if result["stateful_bpc"] is not None:
             print(f"{result['stateful_bpc']:.4f} bits per character stateful (the state carried through the whole "
                   "text, which a model trained on windows may not support)")
-        for name, bpc in result["baselines"].items():
-            print(f"  {name:5s} {bpc:.4f}")
+        for name, bpc in result["baselines"].items():  # gzip, bz2, lzma, 3-gram, 5-gram
+            print(f"  {name:6s} {bpc:.4f} bpc")
         if not result["baselines"]:
             print(f"  (no compressor baselines: under {MIN_BASELINE_CHARS} characters they measure the compressor's "
-                  "own overhead)")
+                  "own overhead; the n-gram baselines are left out with them)")
     return 0
 
 

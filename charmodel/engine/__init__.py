@@ -4,7 +4,8 @@
     lstm         Engine: the LSTM step written once, run stateful or over windows; Carry; Clamp
     inspection   whole texts: every recorded value, next-character guesses, bits per character
     sampling     generate text, stateful and batched
-    scoring      evaluate a run, and the compressors' bits per character beside it
+    ngram        NGram: a character n-gram model (interpolated Witten-Bell), a baseline for scoring
+    scoring      evaluate a run, and the compressors' and n-grams' bits per character beside it
 """
 
 from charmodel.engine.threads import THREADS_ENV, blas_threads, cores, parse_threads, pin_blas, set_threads

@@ -3,7 +3,9 @@
 A compressor's conditional cost for text `val` after `train` is
     (|C(train + val)| - |C(train)|) * 8 / |val|   bits per character,
 which is what it pays for the new text once it has seen the training text, the same situation the
-model is in.
+model is in. A character n-gram model (engine.ngram, interpolated Witten-Bell) counted on the
+training text and read after its tail is the other baseline: what a model that only counts
+short contexts pays.
 """
 
 import bz2
@@ -12,11 +14,14 @@ import lzma
 
 from charmodel.engine.inspection import bits_per_char
 from charmodel.engine.lstm import Engine, check_window
+from charmodel.engine.ngram import NGram
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import clean, read_text
 from charmodel.run.handle import Run
 
 MIN_BASELINE_CHARS = 2000  # below this, a compressor's header and block overhead dwarf the text
+NGRAM_ORDERS = (3, 5)  # the n-gram baselines evaluate reports, named "3-gram" and "5-gram"
+BEST_OF = ("bz2", "5-gram")  # the baselines best_baseline chooses between
 
 COMPRESSORS = {
     "gzip": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
@@ -31,14 +36,26 @@ def compressor_bpc(train: str, val: str) -> dict[str, float]:
     return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
 
 
+def ngram_bpc(train: str, val: str, orders=NGRAM_ORDERS) -> dict[str, float]:
+    """Bits per character of an n-gram model of each order, counted on `train`, for `val` after it."""
+    return {f"{n}-gram": NGram.fit(train, n).bpc(val, context=train) for n in orders}
+
+
+def best_baseline(baselines: dict[str, float]) -> tuple[str, float] | None:
+    """The lower of bz2 and the 5-gram, as (name, bpc); None when neither was measured."""
+    found = [(name, baselines[name]) for name in BEST_OF if name in baselines]
+    return min(found, key=lambda pair: pair[1]) if found else None
+
+
 def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False,
              window=None) -> dict:
-    """Bits per character on the run's validation split (or a given file), plus compressor baselines.
+    """Bits per character on the run's validation split (or a given file), plus the baselines.
 
     The run's own way (stateful, or windowed for a run that records a window), or windows of
     `window` characters when given (see engine.bits_per_char). A windowed run is also scored
     statefully ("stateful_bpc") so a person sees which way the model holds up.
-    For a given file, the baselines are conditioned on the run's training text too.
+    Baselines: gzip, bz2, lzma, 3-gram and 5-gram. For a given file they are conditioned on the
+    run's training text too.
     progress: optional callable(characters done, characters in all), called as the pass advances.
     """
     config = runfolder.read_config(run)
@@ -71,5 +88,6 @@ def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, 
         "run": str(run),
         "checkpoint": checkpoint,
         # a compressor's cost on a few characters is mostly its own overhead, not the text's
-        "baselines": compressor_bpc(train_text, val_text) if len(val_text) >= MIN_BASELINE_CHARS else {},
+        "baselines": (compressor_bpc(train_text, val_text) | ngram_bpc(train_text, val_text)
+                      if len(val_text) >= MIN_BASELINE_CHARS else {}),
     }

@@ -193,15 +193,20 @@ def simulation_histogram(r: np.ndarray, threshold: float, height: int = 180):
     return bars + rule
 
 
-def simulation_chart(chars: str, simulated: np.ndarray, actual: np.ndarray, label: str, height: int = 220):
-    """The explanation's prediction against the cell's value over a passage (the neuron viewers'
-    'explanation vs activation')."""
+def simulation_chart(chars: str, simulated: np.ndarray, actual: np.ndarray, label: str, context=None,
+                     height: int = 220):
+    """The phrase's prediction against the cell's value over a passage (the neuron viewers'
+    'explanation vs activation'), and with context, the background (the last three characters)."""
     n = len(chars)
+    series = [("actual", actual), ("the phrase", simulated)] + ([] if context is None else
+                                                                  [("the last three characters", context)])
     df = pd.concat([pd.DataFrame({"position": np.arange(n), "value": np.asarray(v, dtype=float), "series": s,
                                   "char": [show_char(c) for c in chars]})
-                    for s, v in (("actual", actual), ("simulated", simulated))])
-    return (alt.Chart(df, height=height, title="what the explanation predicts, against what the cell does")
+                    for s, v in series])
+    return (alt.Chart(df, height=height, title="what the phrase predicts, against what the cell does")
             .mark_line(strokeWidth=1.2)
             .encode(x=alt.X("position:Q", title="character"), y=alt.Y("value:Q", title=label),
-                    color=alt.Color("series:N", title=None, scale=alt.Scale(range=["#2166ac", "#f4a582"])),
+                    color=alt.Color("series:N", title=None, sort=[s for s, _ in series],
+                                    scale=alt.Scale(domain=[s for s, _ in series],
+                                                    range=["#2166ac", "#f4a582", "#bbbbbb"][: len(series)])),
                     tooltip=["position", "char", "series", alt.Tooltip("value:Q", format="+.3f")]))

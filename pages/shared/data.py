@@ -341,7 +341,8 @@ def _atlas_table(run_dir: str, checkpoint: str, stamp: float, file_stamp: float)
 
     rows = _atlas(run_dir, checkpoint, stamp, file_stamp).cells()
     frame = pd.DataFrame([{**r, "layer": layer_number(r["layer"])} for r in rows])
-    return frame.astype({"simulation_r": float, "auc": float, "ablation_bits": float, "recovered": float})  # None as NaN: a blank cell
+    return frame.astype({"phrase_r": float, "context_r": float, "beyond_r": float, "auc": float, "ablation_bits": float,
+                         "recovered": float})  # None as NaN: a blank cell
 
 
 def atlas_table(run: str, checkpoint: str):

@@ -1,0 +1,82 @@
+"""The character n-gram baseline: a proper distribution at every step, finite on the unseen, better
+with a longer context on English, and reported by evaluate beside the compressors."""
+
+import numpy as np
+import pytest
+
+from charmodel.engine.ngram import NGram
+from charmodel.engine.scoring import MIN_BASELINE_CHARS, best_baseline, evaluate, ngram_bpc
+
+from .conftest import make_random_run
+
+
+def witten_bell(train: str, history: str, c: str) -> float:
+    """The textbook recursion, written slowly, to check the vectorised counts against."""
+    lower = witten_bell(train, history[1:], c) if history else 1 / (len(set(train)) + 1)
+    j = len(history)
+    follows = [train[i] for i in range(j, len(train)) if train[i - j:i] == history]
+    if not follows:
+        return lower
+    return (follows.count(c) + len(set(follows)) * lower) / (len(follows) + len(set(follows)))
+
+
+def test_the_counts_match_the_textbook_recursion():
+    train = "abracadabra cadabra abra"
+    model = NGram.fit(train, 3)
+    for history in ("", "a", "ab", "ra", "x", "bx", "zz", "cadab"):
+        probs = model.next_probs(history)
+        for i, c in enumerate(model.chars + ["?"]):  # an order-3 model reads the last two characters
+            assert probs[i] == pytest.approx(witten_bell(train, history[-2:], c)), (history, c)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_probabilities_sum_to_one_at_every_step(order):
+    text = "the cat sat on the mat; the hat sat on the cat."
+    model = NGram.fit(text, order)
+    for i in range(len(text) + 1):
+        probs = model.next_probs(text[:i])  # (V + 1,) the vocabulary and the unseen slot
+        assert probs.sum() == pytest.approx(1.0) and (probs > 0).all()
+    # bits() reads the same distributions: each character's cost is its probability there
+    bits = model.bits(text[10:20], context=text[:10])
+    expected = [-np.log2(model.next_probs(text[:10 + k])[model.chars.index(text[10 + k])]) for k in range(10)]
+    assert bits == pytest.approx(expected)
+
+
+def test_a_5gram_beats_a_3gram_on_english(alice_text):
+    train, val = alice_text[:100_000], alice_text[100_000:110_000]
+    three = NGram.fit(train, 3).bpc(val, context=train)
+    five = NGram.fit(train, 5).bpc(val, context=train)
+    assert five < three < 3.5
+
+
+def test_an_unseen_character_costs_finite_bits():
+    model = NGram.fit("abc abc abc", 3)
+    bits = model.bits("ab\u2603c", context="abc ")  # a snowman, never seen, then a seen character after it
+    assert np.isfinite(bits).all() and bits[2] > bits[0]
+    assert model.next_probs("a\u2603")[-1] > 0  # an unseen character in the context backs off too
+
+
+def test_a_predictable_text_costs_almost_nothing():
+    train = "abcd" * 500
+    assert NGram.fit(train, 3).bpc("abcd" * 50, context=train) < 0.01
+
+
+def test_evaluate_reports_ngram_baselines_on_a_long_enough_text(tmp_path, alice_text):
+    run = make_random_run(tmp_path / "long", alice_text[:30000])  # NumPy weights: no TensorFlow
+    result = evaluate(run)
+    assert result["chars"] >= MIN_BASELINE_CHARS
+    assert set(result["baselines"]) == {"gzip", "bz2", "lzma", "3-gram", "5-gram"}
+    assert result["baselines"]["5-gram"] < result["baselines"]["3-gram"]
+
+
+def test_evaluate_leaves_every_baseline_out_on_a_tiny_text(random_run):
+    assert evaluate(random_run)["baselines"] == {}
+
+
+def test_ngram_bpc_names_each_order_and_the_best_baseline_is_the_lower():
+    text = "Alice was beginning to get very tired of sitting by her sister on the bank. " * 20
+    scores = ngram_bpc(text[:1200], text[1200:], orders=(2, 4))
+    assert set(scores) == {"2-gram", "4-gram"}
+    assert best_baseline({"gzip": 1.0, "bz2": 2.5, "5-gram": 2.2}) == ("5-gram", 2.2)
+    assert best_baseline({"bz2": 2.1, "5-gram": 2.2}) == ("bz2", 2.1)
+    assert best_baseline({}) is None

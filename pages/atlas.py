@@ -177,8 +177,9 @@ with left:
                f"min {s['min']:+.3f}, max {s['max']:+.3f}.")
     if d["effect"]:
         fmt = lambda pairs: ", ".join(f"{markdown_text(show_char(c))} ({w:+.2f})" for c, w in pairs)
-        st.markdown(f"**Output effect** (its Dense weights): boosts {fmt(d['effect']['boosts'])}; "
-                    f"suppresses {fmt(d['effect']['suppresses'])}.")
+        st.markdown(f"**What it anticipates** (its Dense weights, read by the next character's guess; never part of "
+                    f"a score or a replacement): boosts {fmt(d['effect']['boosts'])}; suppresses "
+                    f"{fmt(d['effect']['suppresses'])}.")
     st.markdown("**What the model loses without it**")
     explained = d["phrase_r"] is not None and d["phrase_r"] >= EXPLAINED_R
     said = cell_sentence(d["ablation_bits"], d["recovered"], explained)

@@ -7,6 +7,7 @@ from charmodel.engine import layer_number
 from charmodel.exchange.keras_io import imported_line
 from charmodel.run.corpus import opening
 from charmodel.view.render import coloured_text, display_values, legend
+from charmodel.view.words import headline_sentence
 from pages.shared.background import atlas_job, start_atlas_job
 from pages.shared.data import (atlas_headline, generated, headline_passage, layer_values, load_atlas, load_engine,
                                prefetch_cell_activations, run_config, split_text)
@@ -81,9 +82,7 @@ with right:
         raw = layer_values(name, checkpoint, text, best["layer"], best["kind"], only_this=True)[:, best["cell"]]
         values, (lo, hi) = display_values(raw, best["kind"])
         style()
-        st.markdown(f"**The headline cell**: layer {number} {best['kind']} cell {best['cell']}, explained by the atlas "
-                    f"as *{best['explanation']}* (phrase r {best['phrase_r']:.2f} on text it was not fitted on; beyond "
-                    f"what the last three characters tell, r {best['beyond_r']:.2f})")
+        st.markdown(headline_sentence(best))
         st.html(legend(lo, hi, f"layer {number} cell {best['cell']} {best['kind']}") +
                 coloured_text(text, values, lo, hi))
         st.page_link("pages/visualise.py", label="Open this cell in Visualise", icon=":material/palette:",

@@ -90,20 +90,26 @@ def test_home_without_an_atlas_says_so_offers_it_and_then_opens_on_its_headline_
     assert 'class="cm-' in htmls(at)
 
 
-def test_a_cell_a_person_picked_heads_home_when_the_atlas_explains_it(weights):
+def test_a_cell_a_person_picked_gives_way_when_its_phrase_says_nothing_beyond_three_characters(weights):
+    """The stored pick heads Home only when its phrase tells what the last three characters do not
+    (atlas_file's headline; the other branch: tests/test_atlas.py); else the atlas's own choice."""
     from charmodel.analysis import atlas
 
     run = weights / "alice"
     atlas.build_for_run(run, "best")
-    rows = [r for r in atlas.load(run, "best").cells() if r["explained"]]
-    picked = sorted(rows, key=lambda r: -1 if r["beyond_r"] is None else r["beyond_r"])[0]  # not the atlas's choice
+    book = atlas.load(run, "best")
+    refused = [r for r in book.cells() if r["explained"] and (r["beyond_r"] is None or r["beyond_r"] < 0.5)]
+    picked, best = refused[0], book.headline()
+    assert (picked["layer"], picked["kind"], picked["cell"]) != (best["layer"], best["kind"], best["cell"])
     runfolder.write_highlights(run, "best", {"layer": picked["layer"], "kind": picked["kind"], "cell": picked["cell"],
                                              "score": 0.9, "direction": 1, "metric": "auc", "feature": "quote",
                                              "description": "inside a quotation"})
     at = app()
-    assert any(f"cell {picked['cell']}, explained by the atlas" in m.value for m in at.markdown)
+    no_errors(at)
+    assert any(f"layer {best['layer'] + 1} {best['kind']} cell {best['cell']}, explained by the atlas" in m.value
+               for m in at.markdown)
     at.switch_page("pages/visualise.py").run()
-    assert at.number_input(key="cell").value == picked["cell"]  # Visualise opens on it too
+    assert at.number_input(key="cell").value == best["cell"]  # Visualise opens on it too
 
 
 def test_generate_follows_seed_and_temperature(weights):
@@ -493,7 +499,10 @@ def test_atlas_page_offers_to_build_then_shows_the_table_and_a_dossier(weights):
     no_errors(at)
     assert at.subheader[0].value.startswith("Layer ") and "cell" in at.subheader[0].value
     assert 'class="cm-' in htmls(at)  # contexts coloured by the cell
-    assert any(c.value.startswith("Reaching back up to three characters, it stands furthest above") for c in at.caption)
+    assert any(c.value.startswith("The background (not the explanation): reaching back up to three characters")
+               for c in at.caption)
+    assert any("phrase r **" in m.value and "context r" in m.value and "beyond r" in m.value or
+               m.value.startswith("No phrase") for m in at.markdown)  # the dossier opens with the phrase's scores
     assert any(m.value.startswith("Over the first ") and "held at its mean it costs the model" in m.value
                for m in at.markdown)  # from the atlas
     at.button(key="atlas_ablate").click().run()

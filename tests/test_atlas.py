@@ -334,6 +334,26 @@ def test_atlas_file_round_trips_and_lists_every_cell(built):
                                       abs=1e-3)
 
 
+def test_the_headline_is_the_cell_whose_phrase_says_most_beyond_three_characters(built):
+    run, _ = built
+    found = atlas.load(run, "best")
+    a = found.arrays
+    explained = np.flatnonzero(a["phrase_r"] >= explain.EXPLAINED_R)
+    assert len(explained) >= 2
+    first, second = (int(i) for i in explained[:2])
+    a["beyond_r"][:] = np.nan
+    a["beyond_r"][first], a["beyond_r"][second] = 0.6, 0.9
+    key = lambda i: (i // 24, ("h", "c")[i // 12 % 2], i % 12)  # 2 layers x (h, c) x 12 cells
+    assert found.index(*key(first)) == first
+    best = found.headline()
+    assert found.index(best["layer"], best["kind"], best["cell"]) == second  # the highest beyond r
+    picked = found.headline(key(first))  # a person's pick whose phrase says something beyond: it heads Home
+    assert found.index(picked["layer"], picked["kind"], picked["cell"]) == first
+    a["beyond_r"][first] = 0.3  # ...and one whose phrase says little beyond gives way
+    best = found.headline(key(first))
+    assert found.index(best["layer"], best["kind"], best["cell"]) == second
+
+
 def found_text(run) -> str:
     train, val = Run.of(run).split()
     return train + val

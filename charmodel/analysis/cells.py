@@ -147,7 +147,7 @@ FEATURES = {
     "quote": ("inside a quotation", inside_quotation),
     "after_quote": (f"the {AFTER_QUOTE_CHARS} characters after a quotation closes", after_quotation),
     "word_start": ("first character of a word", word_start),
-    "word_end": ("last character of a word", word_end),
+    "word_end": ("last character of a word (known only from the next character)", word_end),
     "parens": ("inside parentheses", inside_parentheses),
     "line_position": ("position in line (characters since the last newline)", line_position),
     "capital": ("capital letter", _chars(str.isupper)),

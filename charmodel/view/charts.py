@@ -181,13 +181,13 @@ def similarity_chart(rows: list[dict], height: int = 200):
 
 
 def simulation_histogram(r: np.ndarray, threshold: float, height: int = 180):
-    """How many cells reach each held-out simulation r, with the 'explained' threshold as a rule."""
+    """How many cells reach each held-out phrase r, with the 'explained' threshold as a rule."""
     r = np.asarray(r, dtype=float)
     r = r[np.isfinite(r)]
     counts, edges = np.histogram(r, bins=40, range=(min(-0.2, float(r.min()) if len(r) else 0), 1.0))
     df = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "cells": counts})
-    bars = alt.Chart(df, height=height, title="held-out simulation r of every cell's explanation").mark_bar().encode(
-        x=alt.X("from:Q", bin="binned", title="simulation r"), x2="to:Q", y=alt.Y("cells:Q"),
+    bars = alt.Chart(df, height=height, title="held-out phrase r of every cell's phrase").mark_bar().encode(
+        x=alt.X("from:Q", bin="binned", title="phrase r"), x2="to:Q", y=alt.Y("cells:Q"),
         tooltip=[alt.Tooltip("from:Q", format=".2f"), alt.Tooltip("to:Q", format=".2f"), "cells"])
     rule = alt.Chart(pd.DataFrame({"r": [threshold]})).mark_rule(strokeDash=[4, 4], color="#b2182b").encode(x="r:Q")
     return bars + rule

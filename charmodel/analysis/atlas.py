@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from charmodel.analysis import background, explain, replace
-from charmodel.analysis.atlas_file import (_ARRAYS, BACKGROUND, CONTEXT, EFFECT, FORMAT, FRAGMENT,  # noqa: F401 (read
+from charmodel.analysis.atlas_file import (_ARRAYS, CONTEXT, EFFECT, FORMAT, FRAGMENT,  # noqa: F401 (read
                                            HISTOGRAM_BINS, KINDS, NO_PHRASE, PER_QUANTILE, QUANTILES, RUNS_SHOWN,  # as atlas.X)
                                            SCORES, TOP, Atlas, _scores, atlas_path, build_command, cell_keys, coverage,
                                            load, weighted_coverage)

@@ -41,7 +41,6 @@ _ARRAYS = ("mean", "std", "min", "max", "histogram", "top_position", "top_value"
 
 
 NO_PHRASE = "no term says more than the last three characters"  # a cell without a phrase
-BACKGROUND = "what the last three characters already tell"  # the background, as a person reads it
 
 
 def atlas_path(run, checkpoint: str) -> Path:

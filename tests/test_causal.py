@@ -18,7 +18,7 @@ CODE = ('def f(x, y):\n    """Doc: it\'s a \'string\'."""\n    s = r\'a\\\'b\' +
 
 def _cut_mismatches(fit: str, text: str) -> dict:
     vocab = "".join(sorted(set(fit + text)))
-    library = candidates.library(fit, vocab)
+    library = candidates.library(fit, vocab) + [candidates.character_set("aeiou ", previous) for previous in (False, True)]
     full = {c.name: np.asarray(candidates.signal(c, text, candidates.masks(text, vocab)), float) for c in library}
     bad = {}
     for t in range(len(text)):
@@ -36,7 +36,7 @@ def test_cutting_the_text_after_t_changes_no_signal_at_t(corpus, piece):
     bad, kinds = _cut_mismatches(fit, piece)
     assert not bad, f"signals that read ahead (name: first position): {bad}"
     assert {"named", "pair", "afterquote", "quotestart", "wordpos", "capword", "capsword", "prevword", "sofar",
-            "pos", "since", "wordssince"} <= kinds
+            "pos", "since", "wordssince", "charset", "prevset"} <= kinds
     if corpus == "python.txt":
         assert {"string", "block", "indent", "linestart", "lead", "linepair", "innermost", "toeol"} <= kinds
 

@@ -7,10 +7,10 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel.view.render import coloured_text, legend
-from pages.shared.data import attribution, generated, load_engine
+from pages.shared.data import attribution, generated, load_engine, savings_over_counting
 from pages.shared.mode import sidebar
-from pages.shared.widgets import (attribution_controls, attribution_strip, selected_run, style, text_or_drop,
-                                  user_message)
+from pages.shared.widgets import (attribution_controls, attribution_strip, savings_view, selected_run, style,
+                                  text_or_drop, user_message)
 
 SURPRISAL_MAX = 8.0  # bits at which the colour is darkest; a guess among 256 characters
 
@@ -28,9 +28,10 @@ length = st.slider("Length (new characters)", 10, 3000, 500, 10, key="length")
 c1, c2 = st.columns(2)
 compare = c1.multiselect("Compare temperatures side by side", [0.0, 0.2, 0.5, 0.8, 1.0, 1.2, 1.5], key="compare",
                          help="Like the Keras example's diversity list; empty: just the sidebar temperature.")
-colour = c2.radio("Colour by", ["nothing", "probability", "surprisal"], horizontal=True, key="colour",
-                  help="probability of each chosen character under the model (temperature 1), or its surprisal "
-                       "in bits (red: the characters the model did not expect). The prime is shown in grey.")
+colour = c2.radio("Colour by", ["nothing", "probability", "surprisal", "bits saved over a 5-gram"], horizontal=True,
+                  key="colour", help="probability of each chosen character under the model (temperature 1), its "
+                  "surprisal in bits (red: the characters the model did not expect), or the bits the model saves "
+                  "over a 5-gram count of the training text (red: where its longer context pays). The prime is grey.")
 
 prime = text_or_drop(prime, engine.vocab, key="drop_prime")
 if prime is None:
@@ -50,6 +51,9 @@ for col, temp in zip(columns, temperatures):
             st.code(prime + text, language=None, wrap_lines=True)
         elif colour == "probability":
             st.html(legend(0.0, 1.0, "p(char)") + coloured_text(text, probs, 0.0, 1.0, prime=prime))
+        elif colour == "bits saved over a 5-gram":
+            found = savings_over_counting(name, checkpoint, text, -np.log2(np.maximum(probs, 1e-12)), context=prime)
+            savings_view(found, text, key=f"savings_{temp}", prime=prime)
         else:  # surprising characters stand out: white (expected) to red (surprising)
             bits = -np.log2(np.maximum(probs, 1e-12))
             st.html(legend(0.0, SURPRISAL_MAX, "surprisal, bits", palette="sequential") +

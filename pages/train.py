@@ -11,13 +11,14 @@ from charmodel.exchange.archive import export_run, import_run
 from charmodel.exchange.keras_io import import_uploads, sniff_bytes
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import decode
+from charmodel.engine.scoring import best_baseline, split_baselines
 from charmodel.run.settings import SETTINGS, Setting
 from charmodel.training import recipe as recipes
 from charmodel.training.jobs import corpus_facts_of, training_estimate, training_policy
 from charmodel.training.train import plan_run
 from charmodel.view.charts import batch_frame, epoch_frame, loss_chart
 from pages.shared.background import job_manager
-from pages.shared.mode import BUNDLED, weights_root
+from pages.shared.mode import BUNDLED, run_path, weights_root
 from pages.shared.widgets import atlas_after_training, keep_widget_values, open_links, user_message
 
 UPLOAD_MB = 10  # largest upload the page accepts
@@ -76,7 +77,7 @@ facts = corpus_facts(source, upload)
 chosen = None
 if auto and facts:
     shown = {s.name: st.session_state.get(f"train_{s.name}", s.default) for s in SETTINGS}
-    chosen = recipes.from_speeds(minutes, facts[0], facts[1], shown, recipes.threads_for(app=True))
+    chosen = recipes.from_speeds(minutes, facts[0], facts[1], shown, recipes.training_threads())
     if chosen is not None:
         for name, value in chosen.settings.items():
             if name != "minutes":
@@ -247,9 +248,10 @@ def live():
                     f"{p.chars_per_s:,.0f} chars/s" + (f", about {eta:.0f} s left in this epoch" if eta else ""))
     if p.batches:
         c1, c2 = st.columns(2)
-        c1.altair_chart(loss_chart(batch_frame(p.batches), "step", "per batch"), key="live_batches")
+        to_beat = best_baseline(split_baselines(run_path(p.run)))
+        c1.altair_chart(loss_chart(batch_frame(p.batches), "step", "per batch", to_beat=to_beat), key="live_batches")
         if p.rows:
-            c2.altair_chart(loss_chart(epoch_frame(p.rows), "epoch", "per epoch"), key="live_epochs")
+            c2.altair_chart(loss_chart(epoch_frame(p.rows), "epoch", "per epoch", to_beat=to_beat), key="live_epochs")
     if p.rows:
         st.markdown("**Checkpoints**")
         table = pd.DataFrame(p.rows)[["epoch", "val_bpc", "wall_s", "chars_per_s"]]

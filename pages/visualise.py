@@ -9,10 +9,10 @@ from charmodel.engine import KINDS, layer_index, layer_number
 from charmodel.view import charts
 from charmodel.view.render import KIND_LABELS, coloured_text, display_values, hover_titles, legend
 from pages.shared.data import (attention, attribution, generated, guesses, headline, layer_values, load_engine,
-                               split_text)
+                               savings_over_counting, split_text)
 from pages.shared.mode import sidebar
-from pages.shared.widgets import (attention_strip, attribution_controls, attribution_strip, selected_run, style,
-                                  text_or_drop, user_message)
+from pages.shared.widgets import (attention_strip, attribution_controls, attribution_strip, savings_view,
+                                  selected_run, style, text_or_drop, user_message)
 
 name, checkpoint = selected_run()
 engine = load_engine(name, checkpoint)
@@ -177,6 +177,10 @@ if engine.attention is not None and st.toggle("Which earlier characters did the 
                f"#{position} ({shown[position]!r}), each step weighted as coloured; the Dense reads that average."
                + (f" The first {padding} steps are the padding before its text begins (not shown): "
                   f"{read['padding']:.1%} of the weight." if padding else ""))
+
+# ---------------------------------------------------------------- where the model beats counting
+if st.toggle("Where does the model beat counting? (bits it saves over a 5-gram at each character)", key="show_savings"):
+    savings_view(savings_over_counting(name, checkpoint, text).after(shown_from), shown, key="savings_trace")
 
 # ---------------------------------------------------------------- the whole layer
 if st.toggle(f"Heatmap of layer {layer}, to spot candidate cells (click a row to select it)", key="show_heatmap"):

@@ -139,6 +139,20 @@ def test_generate_compares_temperatures_and_colours_by_probability(weights):
     assert htmls(at).count('class="cm-text"') == 2
 
 
+def test_generate_and_visualise_colour_a_text_by_the_bits_saved_over_a_5gram(weights):
+    at = app()
+    at.switch_page("pages/generate.py").run()
+    at.radio(key="colour").set_value("bits saved over a 5-gram").run()
+    no_errors(at)
+    said = [c.value for c in at.caption if "5-gram count of the training text" in c.value]
+    assert len(said) == 1 and "bits saved over a 5-gram count" in htmls(at)
+    at.switch_page("pages/visualise.py").run()
+    at.toggle(key="show_savings").set_value(True).run()
+    no_errors(at)
+    said = [c.value for c in at.caption if "5-gram count of the training text" in c.value]
+    assert len(said) == 1 and "999 characters" in said[0]  # a 1,000-character passage: the first has no guess
+
+
 def test_generate_names_unknown_prime_characters_and_offers_to_drop_them(weights):
     at = app()
     at.switch_page("pages/generate.py").run()
@@ -392,13 +406,13 @@ def test_train_page_asks_for_a_budget_first_and_fills_in_the_recipe_for_it(weigh
     assert at.radio[0].key == "train_budget" and at.radio[0].value == "10 minutes"  # the first choice
     assert at.toggle(key="train_auto").value
     chars, vocab = corpus_facts_of(ROOT / "data" / "alice.txt")
-    expected = recipe.from_speeds(10, chars, vocab, {}, recipe.threads_for(app=True))
+    expected = recipe.from_speeds(10, chars, vocab, {}, recipe.training_threads())
     assert any(i.value == expected.sentence for i in at.info)
     units = at.number_input(key="train_units")
     assert units.disabled and units.value == expected.shape.units
     assert at.number_input(key="train_lr").value == expected.shape.lr
     at.radio(key="train_budget").set_value("1 hour").run()
-    longer = recipe.from_speeds(60, chars, vocab, {}, recipe.threads_for(app=True))
+    longer = recipe.from_speeds(60, chars, vocab, {}, recipe.training_threads())
     assert any(i.value == longer.sentence for i in at.info) and "in 60 minutes" in longer.sentence
     at.toggle(key="train_auto").set_value(False).run()  # everything stays the person's to change
     assert not at.number_input(key="train_units").disabled

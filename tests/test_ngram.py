@@ -1,6 +1,8 @@
 """The character n-gram baseline: a proper distribution at every step, finite on the unseen, better
 with a longer context on English, and reported by evaluate beside the compressors."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,36 @@ def test_ngram_bpc_names_each_order_and_the_best_baseline_is_the_lower():
     assert best_baseline({"gzip": 1.0, "bz2": 2.5, "5-gram": 2.2}) == ("5-gram", 2.2)
     assert best_baseline({"bz2": 2.1, "5-gram": 2.2}) == ("bz2", 2.1)
     assert best_baseline({}) is None
+
+
+def test_a_runs_split_baselines_are_written_once_and_read_back_for_that_corpus_only(tmp_path, alice_text):
+    from charmodel.engine import scoring
+
+    run = make_random_run(tmp_path / "run", alice_text[:30000])
+    assert scoring.split_baselines(run) == {}  # nothing written yet
+    written = scoring.write_split_baselines(run)
+    assert set(written) == {"gzip", "bz2", "lzma", "3-gram", "5-gram"} and all(1 < v < 8 for v in written.values())
+    assert scoring.split_baselines(run) == pytest.approx(written)
+    config = json.loads((run / "config.json").read_text())
+    config["corpus"]["sha256"] = "0" * 64  # another text: its baselines are not these
+    (run / "config.json").write_text(json.dumps(config))
+    assert scoring.split_baselines(run) == {}
+    (run / scoring.BASELINES).write_text("{not json")
+    assert scoring.split_baselines(run) == {}
+
+
+def test_savings_are_the_counts_bits_less_the_models_at_each_character(random_run, alice_text):
+    from charmodel.engine import Engine, inspect, scoring
+
+    engine = Engine.load(random_run, "best")
+    counted = NGram.fit(alice_text[:20000], 5)
+    text = alice_text[30000:30400]
+    found = scoring.savings(engine, counted, text)
+    model = inspect(engine, text, record=(), top_k=1).surprisal_bits
+    assert np.isnan(found.saved[0]) and found.scored == len(text) - 1  # no guess before the first character
+    np.testing.assert_allclose(found.model_bits[1:], model[1:])
+    np.testing.assert_allclose(found.ngram_bits[1:], counted.bits(text)[1:])
+    assert found.total == pytest.approx(float(np.sum(counted.bits(text)[1:] - model[1:])))
+    assert found.total < 0 and "loses" in found.sentence()  # random weights: the count wins
+    after = found.after(100)
+    assert after.scored == len(text) - 100 and after.total == pytest.approx(float(np.nansum(found.saved[100:])))

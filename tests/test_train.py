@@ -12,6 +12,7 @@ import pytest
 
 from charmodel import CharModelError
 from charmodel.engine import Engine
+from charmodel.engine.scoring import BASELINES
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import Vocab
 from charmodel.run.handle import Run
@@ -35,8 +36,9 @@ def test_training_writes_a_complete_run_folder(trained_run):
     assert len(config["corpus"]["sha256"]) == 64 and config["corpus"]["val_fraction"] == 0.1
     history = runfolder.read_history(trained_run)
     assert [r["epoch"] for r in history] == [1, 2]
-    assert all(r["val_bpc"] > 0 and r["chars_per_s"] > 0 for r in history)
+    assert all(r["val_bpc"] > 0 and r["chars_per_s"] > 0 and 0 < r["batch_s"] <= r["wall_s"] for r in history)
     assert sorted(runfolder.read_samples(trained_run)) == [1, 2]
+    assert (trained_run / BASELINES).is_file()  # written when training began (800 validation characters: none)
     assert runfolder.available_checkpoints(trained_run) == ["best", "latest", "1", "2"]
     assert runfolder.read_train_state(trained_run)["epoch"] == 2
     for which in runfolder.available_checkpoints(trained_run):

@@ -12,17 +12,16 @@ import argparse
 from pathlib import Path
 
 
-import altair as alt
 import pandas as pd
 
 from charmodel.analysis import atlas
 from charmodel.analysis import explain
 from charmodel.run import folder as runfolder
 from charmodel.run.handle import Run
-from charmodel.view.charts import epoch_frame
+from charmodel.view.charts import epoch_frame, loss_chart
 from charmodel.analysis.cells import batched_activations, feature, headline, rank_cells
 from charmodel.engine import Engine, bits_per_char, layer_number
-from charmodel.engine.scoring import evaluate
+from charmodel.engine.scoring import best_baseline, evaluate, split_baselines, write_split_baselines
 from charmodel.engine.sampling import generate
 
 
@@ -47,10 +46,8 @@ def main():
     history = pd.DataFrame(runfolder.read_history(run))
 
     long = epoch_frame(runfolder.read_history(run), "train (with dropout)", "validation (chunked)")
-    chart = (alt.Chart(long, width=560, height=300, title=f"{run.name}: loss per epoch")
-             .mark_line(point=True)
-             .encode(x="epoch:Q", y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
-                     color=alt.Color("series:N", title=None)))
+    to_beat = best_baseline(split_baselines(run) or write_split_baselines(run))  # the line the curves must beat
+    chart = loss_chart(long, "epoch", f"{run.name}: loss per epoch", height=300, to_beat=to_beat).properties(width=560)
     chart.save(str(run / "loss_curve.png"), scale_factor=2)
 
     print("## History\n")

@@ -40,12 +40,12 @@ def _recipe(args, settings: dict) -> dict:
     """The settings a --minutes budget's recipe chooses (flags given win); the time spent timing
     shapes comes out of the budget."""
     from charmodel.run.settings import check
-    from charmodel.training.recipe import for_text, threads_for
+    from charmodel.training.recipe import for_text, training_threads
 
     check(settings)  # a bad flag is named before anything is timed
     t0 = time.monotonic()
     say = lambda key: print(f"timing a few batches of {key} on this machine…", file=sys.stderr, flush=True)
-    chosen, sentence = for_text(text_file(args), settings, threads_for(app=False), int(args.max_mb * 2**20), say)
+    chosen, sentence = for_text(text_file(args), settings, training_threads(), int(args.max_mb * 2**20), say)
     if sentence:
         print(sentence, flush=True)
     spent = (time.monotonic() - t0) / 60

@@ -10,11 +10,17 @@ short contexts pays.
 
 import bz2
 import gzip
+import json
 import lzma
+from dataclasses import dataclass
+from pathlib import Path
 
-from charmodel.engine.inspection import bits_per_char
+import numpy as np
+
+from charmodel.engine.inspection import bits_per_char, inspect
 from charmodel.engine.lstm import Engine, check_window
 from charmodel.engine.ngram import NGram
+from charmodel.errors import CharModelError
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import clean, read_text
 from charmodel.run.handle import Run
@@ -45,6 +51,83 @@ def best_baseline(baselines: dict[str, float]) -> tuple[str, float] | None:
     """The lower of bz2 and the 5-gram, as (name, bpc); None when neither was measured."""
     found = [(name, baselines[name]) for name in BEST_OF if name in baselines]
     return min(found, key=lambda pair: pair[1]) if found else None
+
+
+@dataclass(frozen=True)
+class Savings:
+    """Where the model beats counting: the bits each character of a text costs under the model and
+    under an n-gram model counted on the training text, both reading the text from its start."""
+
+    model_bits: np.ndarray  # (T,) -log2 p(text[t] | text[:t]) under the model; NaN where it made no guess
+    ngram_bits: np.ndarray  # (T,) the same under the n-gram model; NaN where the model's is
+    order: int  # the n-gram's order: it reads the last order - 1 characters
+
+    @property
+    def saved(self) -> np.ndarray:
+        """(T,) bits the model saves at each character: positive where it pays less than the count."""
+        return self.ngram_bits - self.model_bits
+
+    @property
+    def scored(self) -> int:
+        return int(np.sum(~np.isnan(self.saved)))
+
+    @property
+    def total(self) -> float:
+        """Bits saved over the whole text (negative: the count did better)."""
+        return float(np.nansum(self.saved))
+
+    def after(self, start: int) -> "Savings":
+        """The same from character `start` on (a prime left out)."""
+        return Savings(self.model_bits[start:], self.ngram_bits[start:], self.order)
+
+    def sentence(self) -> str:
+        if not self.scored:
+            return "No character here has a prediction before it to score."
+        model, counted = float(np.nansum(self.model_bits)), float(np.nansum(self.ngram_bits))
+        verb = "saves" if self.total >= 0 else "loses"
+        return (f"Over these {self.scored:,} characters the model pays {model:,.0f} bits and a {self.order}-gram count "
+                f"of the training text {counted:,.0f}: the model {verb} {abs(self.total):,.0f} bits "
+                f"({abs(self.total) / self.scored:.2f} per character). Red: where the model pays less than the "
+                "count, which is where context beyond the last few characters pays; blue: where it pays more.")
+
+
+def savings(engine: Engine, ngram: NGram, text: str, model_bits: np.ndarray | None = None,
+            context: str = "") -> Savings:
+    """Savings over `ngram` at each character of `text`. model_bits: the model's own costs when the
+    caller has them (a generated text's, after its prime `context`); else the model reads `text`
+    from a zero state, and the n-gram reads it from its start too."""
+    if model_bits is None:
+        model_bits = inspect(engine, text, record=(), top_k=1).surprisal_bits  # NaN at t = 0
+    counted = ngram.bits(text, context)
+    counted = np.where(np.isnan(model_bits), np.nan, counted)
+    return Savings(np.asarray(model_bits, float), counted, ngram.order)
+
+
+BASELINES = "baselines.json"  # a run folder's baselines on its own split, written when training starts
+
+
+def write_split_baselines(run) -> dict[str, float]:
+    """bz2's, gzip's, lzma's and the n-gram models' bits per character on the run's own validation
+    split after its training split, written to the run folder (a few seconds for 450 KB), so the
+    Train page and the model card can draw the line to beat without computing it."""
+    train_text, val_text = Run.open(run).split()
+    found = compressor_bpc(train_text, val_text) | ngram_bpc(train_text, val_text) \
+        if len(val_text) >= MIN_BASELINE_CHARS else {}
+    sha = runfolder.read_config(run)["corpus"]["sha256"]
+    runfolder.atomic_write_json(Path(run) / BASELINES, {"sha256": sha, "bpc": found})
+    return found
+
+
+def split_baselines(run) -> dict[str, float]:
+    """What `write_split_baselines` wrote for this run's corpus; {} when it has not (an older or
+    imported run) or the file is damaged."""
+    try:
+        data = json.loads((Path(run) / BASELINES).read_text(encoding="utf-8"))
+        if data["sha256"] == runfolder.read_config(run)["corpus"]["sha256"]:
+            return {str(k): float(v) for k, v in data["bpc"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, CharModelError):
+        pass
+    return {}
 
 
 def evaluate(run, text_path=None, checkpoint: str | None = None, progress=None, drop_unknown: bool = False,

@@ -31,7 +31,7 @@ from charmodel.numbering import layer_index, layer_number
 
 CONFIG = "config.json"
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_bpc", "wall_s", "chars_per_s"]
-HISTORY_OPTIONAL = ["lr"]  # learning rate of the epoch; older runs have no such column
+HISTORY_OPTIONAL = ["lr", "batch_s"]  # learning rate at the epoch's start, seconds in its batches; older runs lack them
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -105,6 +105,8 @@ SETTINGS = [
             "(0.5 halves it; 1: off)", "Learning rate factor after an epoch without progress", low=0, low_open=True,
             high=1, resumable=True, step=0.05,
             toggle=("Halve the learning rate when validation stalls", 0.5, 1.0)),
+    Setting("clip_norm", 0.0, "scale each batch's gradients down to at most this global norm (0: off)",
+            "Gradient clipping (global norm)", low=0, step=0.5),
     Setting("weight_decay", 0.0, "decoupled weight decay (AdamW); 0 is plain Adam", "Weight decay", low=0, high=1,
             high_open=True, step=0.01),
     Setting("patience", 0, "stop after this many epochs without a better validation loss (0: never)",

@@ -12,16 +12,13 @@ from charmodel.errors import CharModelError
 from charmodel.training.jobs import NICE
 
 
-def _cap_threads() -> None:
-    """Lower this process's priority and leave one core to the app: TensorFlow gets the others."""
+def _lower_priority() -> None:
+    """Run below the app: TensorFlow keeps every core (as from the command line), and the app's
+    own reruns still come first (benchmarks/app_load.py measures a page while this trains)."""
     try:
         os.nice(NICE)
     except OSError:
         pass
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(max(1, cores() - 1))
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def _event_stream():
@@ -60,7 +57,7 @@ def train_main() -> int:
             send(event="notice", text=text)
 
     try:
-        _cap_threads()
+        _lower_priority()
         train(job["run"], job["text_path"], resume=job["resume"], listener=Listener(), stop=stop,
               max_bytes=job["max_bytes"], corpus_name=job["corpus_name"], **job["settings"])
         send(event="done", status="stopped" if stop.is_set() else "finished", error="")
@@ -77,13 +74,13 @@ def train_main() -> int:
 
 def speeds_main() -> int:
     """The SpeedJob's child: time what it is given, one JSON line per event on stdout."""
-    from charmodel.training.recipe import threads_for, time_missing
+    from charmodel.training.recipe import time_missing, training_threads
 
     events, send = _event_stream()
     job = json.loads(sys.stdin.readline())
     try:
-        _cap_threads()
-        time_missing(job["settings"], threads_for(app=True), job["vocab_size"], say=lambda key: send(event="timing", key=key))
+        _lower_priority()
+        time_missing(job["settings"], training_threads(), job["vocab_size"], say=lambda key: send(event="timing", key=key))
         send(event="done", status="finished")
     except CharModelError as e:
         send(event="done", status="failed", error=str(e))

@@ -282,7 +282,7 @@ class AtlasJob(_ChildJob):
 
 class SpeedJob(_ChildJob):
     """A few timed batches of each of several training settings (`recipe.time_missing`), in a
-    child process set up as the training child is (lower priority, one core left to the app),
+    child process set up as the training child is (lower priority, every core),
     recorded in speeds.json; what the app knows of it: which settings it is timing, and whether
     it failed."""
 
@@ -352,7 +352,7 @@ def training_speed(root, settings: dict) -> tuple[float, str] | None:
     from statistics import median
 
     from charmodel.run.folder import list_runs, read_config, read_history
-    from charmodel.training.recipe import EFFICIENCY, known_speeds, speed_key, threads_for
+    from charmodel.training.recipe import EFFICIENCY, known_speeds, speed_key, training_threads
 
     key = lambda layers, units, batch, rd: (layers, units, batch, bool(rd))
     wanted = key(settings["layers"], settings["units"], settings["batch_size"], settings.get("recurrent_dropout", 0.0))
@@ -370,7 +370,7 @@ def training_speed(root, settings: dict) -> tuple[float, str] | None:
     if measured:
         name = max(measured, key=lambda n: measured[n][0])  # the longest record
         return measured[name][1], f"the {measured[name][1]:,.0f} chars/s run {name} recorded (median of its epochs)"
-    timed = known_speeds().get(speed_key(settings, threads_for(app=True)))
+    timed = known_speeds().get(speed_key(settings, training_threads()))
     if timed:  # validation, checkpoints and samples take their share of the time too
         return timed * EFFICIENCY, (f"{timed * EFFICIENCY:,.0f} chars/s (a few batches timed on this machine, less the "
                                     f"{1 - EFFICIENCY:.0%} of training spent outside batches)")

@@ -2,7 +2,8 @@
 
 The post used two blocks of (LSTM 512 + Dropout) and a Dense softmax, fed with a normalised
 integer per character; here the input is an Embedding. The LSTM keeps Keras' defaults
-(tanh, sigmoid, no recurrent dropout, no unroll), so on a GPU Keras picks the cuDNN kernel itself.
+(tanh, sigmoid, no recurrent dropout, no unroll), so on a GPU Keras picks the cuDNN kernel itself;
+on a CPU its loop is fused.py's (the same layer and weights, a faster backward pass).
 Imports TensorFlow: only training and the equivalence tests use this module.
 """
 
@@ -18,13 +19,15 @@ def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0
     `recurrent_dropout` act in training only; the weights are the same either way."""
     import keras
 
+    from charmodel.training.fused import LSTM
+
     if stateful_batch:
         inputs = keras.Input(batch_shape=(stateful_batch, None), dtype="int32", name="chars")
     else:
         inputs = keras.Input(shape=(None,), dtype="int32", name="chars")  # (B, T)
     x = keras.layers.Embedding(vocab_size, embedding, name="embedding")(inputs)
     for l in range(layers):
-        x = keras.layers.LSTM(units, return_sequences=True, stateful=bool(stateful_batch),
+        x = LSTM(units, return_sequences=True, stateful=bool(stateful_batch),
                               recurrent_dropout=recurrent_dropout, name=f"lstm{l}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{l}")(x)
     logits = keras.layers.Dense(vocab_size, name="dense")(x)  # (B, T, vocab)

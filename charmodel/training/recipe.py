@@ -19,6 +19,7 @@ from pathlib import Path
 from charmodel.errors import CharModelError
 from charmodel.run.settings import DEFAULTS
 
+LOOP = "fused"  # which LSTM loop the speeds were timed with (fused.py): speeds of an older loop are not reused
 TIMED_BATCHES = 3  # timed after one untimed batch (which builds the graph)
 EFFICIENCY = 0.7  # the share of a budget spent in batches at the timed speed: 0.65-0.74 in 4 runs (docs/training.md)
 MIN_CHARS_PER_PARAM = 3  # characters trained on per parameter: 0.6 lost, 8.5 and more won (docs/training.md)
@@ -60,19 +61,19 @@ def parameters(layers: int, units: int, embedding: int, vocab_size: int) -> int:
 
 # ---------------------------------------------------------------- speeds on this machine
 
-def threads_for(app: bool) -> int:
-    """TensorFlow's intra-op threads when training: all cores from the command line; all but one
-    in the app's training child (jobs.py leaves one core to the app)."""
+def training_threads() -> int:
+    """TensorFlow's threads when training: every core, from the command line and in the app's
+    training child alike (the child runs at a lower priority, so the app still answers first)."""
     from charmodel.engine import cores
 
-    return max(1, cores() - 1) if app else cores()
+    return cores()
 
 
 def speed_key(settings: dict, threads: int) -> str:
-    """What sets training speed: size, embedding, batch, chunk length, recurrent dropout, XLA, threads."""
+    """What sets training speed: size, embedding, batch, chunk length, recurrent dropout, XLA, threads, the loop."""
     s = {**DEFAULTS, **settings}
     return (f"{s['layers']}x{s['units']} e{s['embedding']} b{s['batch_size']} s{s['seq_len']}"
-            f"{' rd' if s['recurrent_dropout'] else ''}{' jit' if s['jit_compile'] else ''} t{threads}")
+            f"{' rd' if s['recurrent_dropout'] else ''}{' jit' if s['jit_compile'] else ''} t{threads} {LOOP}")
 
 
 def cache_path() -> Path:

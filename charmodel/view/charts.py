@@ -104,14 +104,23 @@ def epoch_frame(rows: list[dict], train: str = "train", validation: str = "valid
                       pd.DataFrame({"epoch": h["epoch"], "bpc": h["val_bpc"], "series": validation})])
 
 
-def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260):
-    """Lines of bits per character; `df` has columns x, 'bpc' and 'series'."""
-    return (
+def loss_chart(df: pd.DataFrame, x: str, title: str, height: int = 260, to_beat: tuple[str, float] | None = None):
+    """Lines of bits per character; `df` has columns x, 'bpc' and 'series'. to_beat: (name, bpc)
+    of a baseline on the same validation split (`scoring.best_baseline`), drawn as a dashed line."""
+    lines = (
         alt.Chart(df, height=height, title=title)
         .mark_line(point=len(df) < 60)
         .encode(x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1)), y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
                 color=alt.Color("series:N", title=None), tooltip=[x, "series", alt.Tooltip("bpc:Q", format=".3f")])
     )
+    if to_beat is None:
+        return lines
+    line = pd.DataFrame({"bpc": [to_beat[1]], "label": [f"{to_beat[0]}: {to_beat[1]:.3f} (to beat)"]})
+    rule = alt.Chart(line).mark_rule(strokeDash=[6, 4], color="gray").encode(
+        y="bpc:Q", tooltip=["label", alt.Tooltip("bpc:Q", format=".3f")])
+    text = alt.Chart(line).mark_text(align="left", dx=4, dy=-6, color="gray").encode(
+        y="bpc:Q", x=alt.value(0), text="label")
+    return lines + rule + text
 
 
 def histogram_chart(bins: list[dict], label: str, height: int = 200):

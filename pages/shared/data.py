@@ -17,7 +17,8 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel.analysis import atlas
-from charmodel.engine import KINDS, Engine, inspect, layer_number
+from charmodel.engine import KINDS, Engine, inspect, layer_number, scoring
+from charmodel.engine.ngram import NGram
 from charmodel.run import folder as runfolder
 from charmodel.run.corpus import paragraph_start
 from charmodel.run.handle import Run, RunConfig
@@ -291,6 +292,22 @@ def generated(run: str, checkpoint: str, prime: str, length: int, temperature: f
     """(new text, probability of each chosen character): cached, so a page that shows several
     samples, or changes only how they are coloured, samples each one once."""
     return _generated(*_key(run, checkpoint), prime, length, float(temperature), int(seed))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Counting the training text's 5-grams…")
+def _ngram(run_dir: str, stamp: float) -> NGram:
+    return NGram.fit(_split_text(run_dir, stamp)[0], 5)
+
+
+def savings_over_counting(run: str, checkpoint: str, text: str, model_bits=None, context: str = "") -> scoring.Savings:
+    """The bits the model saves over a 5-gram count of the run's training text at each character
+    of `text` (see scoring.savings); the model's own costs come from the activation cache unless
+    given (a generated text's, after its prime `context`)."""
+    key = _key(run, checkpoint)
+    if model_bits is None:
+        model_bits = _activations(*key, text).surprisal_bits
+    path = run_path(run)
+    return scoring.savings(_engine(*key), _ngram(str(path), _stamp(path / runfolder.CONFIG)), text, model_bits, context)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -6,7 +6,8 @@ import streamlit as st
 
 from charmodel import CharModelError
 from charmodel.run import folder as runfolder
-from charmodel.view.render import coloured_text, css, legend
+from charmodel.view.charts import trace
+from charmodel.view.render import char_name, coloured_text, css, legend
 from pages.shared.background import job_manager
 from pages.shared.data import load_engine
 from pages.shared.mode import ROOT, run_path, weights_root
@@ -179,3 +180,19 @@ def training_in_sidebar() -> None:
     job = manager.job
     building = job is not None and (build := manager.atlas(job.run, "best")) is not None and build.alive
     st.fragment(show, run_every=2.0 if job is not None and (job.alive or building) else None)()
+
+
+SAVED_MAX = 4.0  # bits saved over the count at the colour scale's ends
+
+
+def savings_view(savings, text: str, key: str, prime: str = "") -> None:
+    """`text` coloured by the bits the model saves over a 5-gram count at each character (red: it
+    pays less), its trace, and the total in a sentence (scoring.Savings)."""
+    saved = np.nan_to_num(savings.saved)
+    titles = [f"#{t} {char_name(ch)}  model {m:.2f} bits, {savings.order}-gram {n:.2f}: saves {s:+.2f}"
+              for t, (ch, m, n, s) in enumerate(zip(text, savings.model_bits, savings.ngram_bits, saved))]
+    label = f"bits saved over a {savings.order}-gram count"
+    st.html(legend(-SAVED_MAX, SAVED_MAX, label) + coloured_text(text, saved, -SAVED_MAX, SAVED_MAX, titles=titles,
+                                                                 prime=prime))
+    st.altair_chart(trace(saved, text, label, (-SAVED_MAX, SAVED_MAX), height=200), key=key)
+    st.caption(savings.sentence())

@@ -33,7 +33,8 @@ from charmodel.training.recipe import SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE_FLAGS = {f"{s.layers}x{s.units}": ["--layers", str(s.layers), "--units", str(s.units), "--batch-size",
-                                         str(s.batch_size), "--lr", str(s.lr), "--dropout", str(s.dropout)]
+                                         str(s.batch_size), "--lr", str(s.lr), "--dropout", str(s.dropout),
+                                         "--clip-norm", str(s.clip_norm)]
                for s in SHAPES}
 
 
@@ -43,12 +44,12 @@ def baselines(text_path) -> dict:
     return {**compressor_bpc(text[:n], text[n:]), **ngram_bpc(text[:n], text[n:])}
 
 
-def train(text_path, run: Path, minutes: float, shape: str, extra: list[str]) -> dict:
+def train(text_path, run: Path, minutes: float, shape: str, extra: list[str], root: Path = ROOT) -> dict:
     flags = ([] if shape == "recipe" else SHAPE_FLAGS[shape] + ["--epochs", "1000"]) + extra
     cmd = [sys.executable, "-m", "charmodel", "train", "--text-file", str(text_path), "--run", str(run),
            "--minutes", str(minutes), *flags]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     wall_s = time.perf_counter() - t0
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
@@ -83,8 +84,8 @@ def summary(run: Path, asked: str, wall_s: float, sentence: str) -> dict:
     best = min(rows, key=lambda r: r["val_bpc"])
     config = runfolder.read_config(run)
     arch, t = config["architecture"], config["training"]
-    in_batches = sum(r["batch_s"] for r in rows)  # seconds in training batches
-    passes = sum(r["batch_s"] * r["chars_per_s"] for r in rows) / config["corpus"]["train_chars"]
+    in_batches = sum(r.get("batch_s", float("nan")) for r in rows)  # seconds in batches (NaN: an older run)
+    passes = sum(r.get("batch_s", float("nan")) * r["chars_per_s"] for r in rows) / config["corpus"]["train_chars"]
     promised = re.search(r"about ([0-9.]+) passes", sentence)
     return {"shape": f"{arch['layers']}x{arch['units']}", "asked": asked, "epochs": len(rows),
             "batch_size": t["batch_size"], "carry_state": t.get("carry_state", False),
@@ -111,6 +112,8 @@ def main():
     p.add_argument("--text", action="append", required=True)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--shapes", default="recipe," + ",".join(SHAPE_FLAGS))
+    p.add_argument("--root", type=Path, default=ROOT,
+                   help="train with the checkout in this folder (a `git worktree` of an older commit: the baseline)")
     p.add_argument("--page", action="store_true", help="also train each text the Train page's way (recipe alone)")
     p.add_argument("--variant", action="append", default=[], help='NAME="FLAGS": train again with these flags')
     p.add_argument("--atlas", action="store_true", help="build the recipe run's atlas and count its cells")
@@ -122,11 +125,11 @@ def main():
         for text in args.text:
             base = baselines(text)
             name, better = best_baseline(base)
-            for shape in args.shapes.split(","):
+            for shape in filter(None, args.shapes.split(",")):  # --shapes "": the page's way alone
                 for variant, flags in variants:
                     run = Path(scratch) / f"{Path(text).stem}-{shape}-{variant}"
                     r = {"text": text, "minutes": args.minutes, "variant": variant,
-                         **train(text, run, args.minutes, shape, shlex.split(flags)),
+                         **train(text, run, args.minutes, shape, shlex.split(flags), args.root),
                          "bz2": round(base["bz2"], 4), "5-gram": round(base["5-gram"], 4), "better": name}
                     r["ratio"] = round(r["val_bpc"] / better, 3)
                     if args.atlas and shape == "recipe":

@@ -117,3 +117,12 @@ def test_tokenising_to_a_memory_mapped_file_matches_encoding_the_text(tmp_path, 
     wide = tmp_path / "wide.txt"
     wide.write_text("".join(chr(0x4E00 + i) for i in range(300)) * 3, encoding="utf-8")
     assert tokenise(wide, tmp_path / "wide.npy", scan(wide)).dtype == np.uint16
+
+
+def test_an_opening_never_starts_inside_a_word():
+    from charmodel.run.corpus import opening
+
+    assert opening("x\n\n  `I'm glad you came") == "  `I'm glad "  # a paragraph: its first words
+    assert opening("cept the king\nAnd the queen went\nto bed") == "And the "  # verse: the next line
+    assert opening("cept the king went") == "the king "  # no lines: the next word
+    assert opening("alone") == "alone"  # a single word: all there is

@@ -71,5 +71,6 @@ def test_the_recipe_for_a_text_keeps_what_the_person_set(tmp_path, monkeypatch, 
                                          threads=1)
     assert sentence.startswith(("1 × 8:", "1 × 16:")) and "passes over your text in 1 minute." in sentence
     assert settings["lr"] == 0.02 and settings["embedding"] == 4 and settings["units"] in (8, 16)
-    given = {"minutes": 1.0, "layers": 1, "units": 8, "batch_size": 4, "lr": 0.01, "dropout": 0.0}
+    given = {"minutes": 1.0, "layers": 1, "units": 8, "batch_size": 4, "lr": 0.01, "dropout": 0.0, "clip_norm": 1.0,
+             "seq_len": 10}
     assert recipe.for_text(small_corpus, given, threads=1) == (given, "")  # nothing left to choose

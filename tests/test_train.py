@@ -224,6 +224,20 @@ def test_weight_decay_is_recorded_and_pulls_the_weights_towards_zero(trained_run
         train(tmp_path / "bad", corpus, **TINY, weight_decay=-0.1)
 
 
+def test_clip_norm_is_recorded_and_changes_the_updates(trained_run, tmp_path):
+    corpus = trained_run.parent / "small.txt"
+    weights = {}
+    for clip in (0.0, 1e-4):  # 1e-4: every batch's gradient is scaled to that norm, each by its own factor
+        run = tmp_path / f"clip{clip}"
+        train(run, corpus, **{**TINY, "epochs": 1}, init_from=str(trained_run), clip_norm=clip)
+        assert runfolder.read_config(run)["training"]["clip_norm"] == clip
+        weights[clip] = runfolder.load_weights_npz(runfolder.checkpoint_path(run, "latest"))
+    # same start, seed and batches: Adam sees each batch's gradient rescaled, so the steps differ
+    assert not np.allclose(weights[0.0]["lstm0_recurrent"], weights[1e-4]["lstm0_recurrent"], atol=1e-6)
+    with pytest.raises(CharModelError, match="clip_norm must be"):
+        train(tmp_path / "bad", corpus, **TINY, clip_norm=-1.0)
+
+
 def test_recurrent_dropout_is_random_in_training_only_and_recorded(trained_run, tmp_path):
     from charmodel.training.model import build
 

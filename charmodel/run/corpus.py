@@ -196,9 +196,16 @@ def paragraph_start(text: str, at: int = 0) -> int:
 def opening(text: str, words: int = 2, at: int = 0) -> str:
     """The first `words` words of the first paragraph that starts after `at` (its indentation
     included, and one space after them): a prime in the text's own voice ("  `I'm glad ",
-    "    @classmethod\n    def "). From `at` itself when no paragraph starts after it."""
+    "    @classmethod\n    def "). A text without paragraphs (verse, one line each) starts at the
+    next line instead, and one without lines at the next word: never inside a word ("cept")."""
     i = text.find("\n\n", at)
-    start = i + 2 if i >= 0 else at
+    if i >= 0:
+        start = i + 2
+    elif "\n" in text[at:]:
+        start = text.index("\n", at) + 1
+    else:
+        found = re.search(r"\s\S", text[at:])
+        start = at + found.start() + 1 if found else at  # one word: all there is
     while start < len(text) and text[start] == "\n":
         start += 1
     found = re.match(r"(\s*\S+){1,%d} ?" % words, text[start : start + 200])

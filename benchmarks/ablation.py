@@ -3,7 +3,7 @@
     python benchmarks/ablation.py [--repeats 3] [--chars 2000]
 
 Over the first --chars characters of weights/alice's validation text: one cell held at its mean
-(median of --repeats), then every cell of layer 2 h swept (charmodel.ablate.sweep: batches of
+(median of --repeats), then every cell of layer 2 h swept (charmodel.analysis.ablate.sweep: batches of
 GROUP ablations, layer 1 computed once for all rows; median of --repeats), against the same
 ablations run one by one (timed for 8 cells and scaled to 512: the baseline). Then, once each,
 layer 2 h with every core's BLAS thread (the CLI's setting), and layer 1 c (no layer below to

@@ -4,7 +4,7 @@
                                     [--threads 1,2] [--skip-post]
 
 All three use the same weights, in one process:
-  * engine  charmodel.sample.generate (stateful, one step per character);
+  * engine  charmodel.engine.sampling.generate (stateful, one step per character);
   * floor   the least a batch-1 NumPy sampler can do: input projection folded into the embedding
             table, contiguous weights, one matmul per layer, cumulative-sum sampling;
   * post    the post's method: Keras model.predict on the last 100 characters for every new one.

@@ -7,7 +7,7 @@ The baseline is checked out into a temporary git worktree. Each repeat runs one 
 checkout, one after the other, which one first alternating (so both see the same machine), each timing, on the shipped Alice run (2 x 512)
 with one BLAS thread: generate() of --chars characters at batch 1; a stateful forward() over
 --chars characters recording h; a windowed forward() (window 100) over --window-chars characters.
-The snippet imports only names both layouts have (charmodel.engine.Engine, charmodel.sample).
+The snippet imports charmodel.engine.Engine, and generate from where each layout keeps it.
 Prints the medians in characters per second and the ratio this / baseline.
 """
 
@@ -26,7 +26,10 @@ PROBE = r"""
 import json, sys, time
 import numpy as np
 from charmodel.engine import Engine, set_threads
-from charmodel.sample import generate
+try:
+    from charmodel.engine.sampling import generate
+except ImportError:  # a layout before charmodel/engine/ (the flat one)
+    from charmodel.sample import generate
 set_threads(1)
 chars, window_chars = int(sys.argv[1]), int(sys.argv[2])
 engine = Engine.load("weights/alice", "best")

@@ -7,21 +7,17 @@ The front door for a notebook (docs/api.md shows each in use):
     charmodel.generate(engine, "Alice ", 200)      # text, sampled statefully
     charmodel.inspect(engine, text)                # every cell's value at every character
     charmodel.open_atlas(run).cells()              # every cell explained
-    charmodel.ablate_cells(engine, text, 1, "c", 380)  # what the model loses without a cell
+    charmodel.ablate(engine, text, 1, "c", 492)    # what the model loses without a cell
 
 Importing this package does not import TensorFlow; training imports it when training starts.
 """
 
-from charmodel import moved
 from charmodel.errors import CharModelError
-
-moved.install()
-
-from charmodel.run.handle import Run  # noqa: E402  (the layers, bottom up)
-from charmodel.engine import Engine, bits_per_char, generate, inspect  # noqa: E402
-from charmodel.analysis.ablate import ablate as ablate_cells  # noqa: E402  (charmodel.ablate is the old module name)
-from charmodel.analysis.atlas import Atlas  # noqa: E402
-from charmodel.view.render import coloured_text, css  # noqa: E402
+from charmodel.run.handle import Run  # the layers, bottom up
+from charmodel.engine import Engine, bits_per_char, generate, inspect
+from charmodel.analysis.ablate import ablate
+from charmodel.analysis.atlas import Atlas
+from charmodel.view.render import coloured_text, css
 
 
 def open_run(path) -> Run:
@@ -38,5 +34,5 @@ def open_atlas(run, checkpoint: str | None = None) -> Atlas:
 
 
 __all__ = ["CharModelError", "Run", "open_run", "Engine", "generate", "inspect", "bits_per_char", "Atlas", "open_atlas",
-           "ablate_cells", "coloured_text", "css"]
+           "ablate", "coloured_text", "css"]
 __version__ = "0.2.0"

@@ -1,4 +1,3 @@
-import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed
     """A run folder with random weights, written with NumPy only (no TensorFlow)."""
     from charmodel.run import folder as runfolder
     from charmodel.run.corpus import Vocab, split
+    from charmodel.run.handle import RunConfig, write_config
 
     vocab = Vocab.from_text(text)
     rng = np.random.default_rng(seed)
@@ -41,7 +41,7 @@ def make_random_run(path: Path, text: str, layers=2, units=24, embedding=8, seed
                    "chars": len(text), "train_chars": len(train), "val_chars": len(val)},
         "vocab": vocab.chars,
     }
-    (path / "config.json").write_text(json.dumps(config))
+    write_config(path, RunConfig.from_json(config, path / runfolder.CONFIG))  # the one writer of config.json
     runfolder.save_weights_npz(path / "best.npz", w)
     return path
 

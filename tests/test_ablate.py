@@ -34,7 +34,7 @@ def test_a_cell_with_no_outgoing_weights_changes_nothing(random_run, small_text,
 
 
 def test_the_batched_sweep_equals_ablations_one_by_one(random_run, small_text, monkeypatch):
-    import charmodel.ablate as ab
+    import charmodel.analysis.ablate as ab
 
     monkeypatch.setattr(ab, "GROUP", 7)  # several batches, the last one short
     monkeypatch.setattr(ab, "CHUNK", 150)  # the carry crosses chunks

@@ -71,3 +71,17 @@ def test_stateful_model_carries_the_same_state_across_batches():
     for _ in range(2):  # the second batch starts from the first one's last state
         batch = rng.integers(12, size=(2, 7))
         np.testing.assert_allclose(np.asarray(new(batch)), np.asarray(ref(batch)), atol=TOLERANCE)
+
+
+def test_a_model_compiled_with_xla_trains_through_the_fused_loop_alike():
+    """--jit compiles the whole step, the fused loop and its hand-written gradient included."""
+    rng = np.random.default_rng(2)
+    x, y = (rng.integers(12, size=(4, 9)).astype("int32") for _ in range(2))
+    losses = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = kmodel.build(12, layers=1, units=8, dropout=0.0, embedding=4)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        losses.append([float(model.train_on_batch(x, y)) for _ in range(3)])  # the 2nd and 3rd follow a step
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)

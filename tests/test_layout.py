@@ -76,7 +76,7 @@ def test_no_import_cycle_inside_charmodel():
 # The layers of docs/architecture.md, one folder each: a module imports only from its own folder or
 # the folders below. The package's own face (__init__) is the front door, above everything.
 LAYERS = [
-    {"errors", "numbering", "moved"},  # leaves
+    {"errors", "numbering"},  # leaves
     {"run"},                           # a run folder, its text and settings
     {"engine"},                        # the NumPy engine
     {"analysis"},                      # what the cells learned
@@ -100,22 +100,6 @@ def test_every_module_has_a_layer_and_imports_only_downwards():
     assert upwards == [], f"imports from a higher layer: {upwards}"
     analyses = [m for m in g if folder_of(m) == "analysis"]
     assert not any(folder_of(d) == "training" for m in analyses for d in g[m])  # no analysis reaches training
-
-
-def test_old_flat_names_are_only_aliases():
-    """Scripts written against the flat layout still import (charmodel.runfolder is
-    charmodel.run.folder); nothing in the package uses those names itself."""
-    import importlib
-
-    import charmodel
-    from charmodel.moved import MOVED
-
-    assert not set(charmodel.__all__) & set(MOVED)  # importing an old name would shadow a front-door name
-
-    g = graph()
-    assert not [(m, d) for m, deps in g.items() for d in deps if d in MOVED]
-    for old, new in MOVED.items():
-        assert importlib.import_module(f"charmodel.{old}") is importlib.import_module(f"charmodel.{new}")
 
 
 def test_the_package_shows_its_layers():

@@ -15,7 +15,7 @@ from .test_cli import cli
 
 
 def test_probe_curve_trades_cells_for_auc(random_run, monkeypatch):
-    import charmodel.probe as pr
+    import charmodel.analysis.probe as pr
 
     monkeypatch.setattr(pr, "FIT_CHARS", 3000)
     engine = Engine.load(random_run)

@@ -21,7 +21,7 @@ def test_same_seed_gives_same_text_and_other_seed_differs(random_run):
 
 def test_same_seed_gives_same_text_across_processes(random_run):
     code = (
-        "from charmodel.engine import Engine; from charmodel.sample import generate; "
+        "from charmodel.engine import Engine; from charmodel.engine.sampling import generate; "
         f"print(generate(Engine.load({str(random_run)!r}), 'the ', 150, 0.9, seed=11)[0], end='')"
     )
     outs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -153,10 +153,8 @@ class Run:
         return folder.available_checkpoints(self.path)
 
     def default_checkpoint(self) -> str:
-        found = self.checkpoints()
-        if not found:
-            raise CharModelError(f"run folder {self.path} has no checkpoint yet; wait for the first epoch to finish.")
-        return found[0]
+        """'best' if the run has it, else the first checkpoint it has (folder.default_checkpoint)."""
+        return folder.default_checkpoint(self.path)
 
     def history(self) -> list[dict]:
         return folder.read_history(self.path)

@@ -162,7 +162,7 @@ def char_profile(rows: list[dict], label: str, height: int = 200):
 
 
 def sweep_chart(rows: list[dict], label: str, top: int = 40, height: int = 260):
-    """The `top` cells whose ablation costs most (charmodel.ablate.sweep's rows), largest first."""
+    """The `top` cells whose ablation costs most (charmodel.analysis.ablate.sweep's rows), largest first."""
     df = pd.DataFrame(rows[:top])
     return alt.Chart(df, height=height, title=f"{label}: bits per character lost without each cell").mark_bar().encode(
         x=alt.X("cell:N", sort=None, title=f"cell (the {min(top, len(rows))} that cost most)"),

@@ -399,7 +399,7 @@ def _sweep_store() -> SharedLRU:
 
 
 def ablation_sweep(run: str, checkpoint: str, layer: int, kind: str) -> list[dict]:
-    """Every cell of (layer from 0, kind) ablated alone (charmodel.ablate.sweep), shared by every
+    """Every cell of (layer from 0, kind) ablated alone (charmodel.analysis.ablate.sweep), shared by every
     session, with a progress bar while it runs."""
     from charmodel.analysis.ablate import sweep
 
@@ -430,7 +430,7 @@ def _attribution(run_dir: str, checkpoint: str, stamp: float, text: str, positio
 
 
 def attribution(run: str, checkpoint: str, text: str, position: int, target: dict, method: str, window: int) -> dict:
-    """charmodel.saliency.attribute, cached per (run, checkpoint file version, text, position, target, method)."""
+    """charmodel.analysis.saliency.attribute, cached per (run, checkpoint file version, text, position, target, method)."""
     return _attribution(*_key(run, checkpoint), text, position, tuple(sorted(target.items())), method, window)
 
 
@@ -455,7 +455,7 @@ def _similarity(run_dir: str, first: str, stamp_a: float, second: str, stamp_b: 
 
 
 def similarity(run: str, first: str, second: str) -> list[dict]:
-    """Linear CKA of each layer and kind between two checkpoints (charmodel.compare)."""
+    """Linear CKA of each layer and kind between two checkpoints (charmodel.analysis.compare)."""
     path = run_path(run)
     return _similarity(str(path), first, _stamp(runfolder.checkpoint_path(path, first)), second,
                        _stamp(runfolder.checkpoint_path(path, second)))

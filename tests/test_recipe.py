@@ -21,15 +21,15 @@ def test_parameters_counts_what_keras_builds():
 
 
 def test_a_budget_chooses_the_largest_shape_that_trains_on_enough_characters_per_parameter():
-    # 10 minutes, 70% of it in batches: 2 x 256 at 12,000 chars/s trains on 5.0 million characters, 5.7 per
-    # parameter; 2 x 512 at 3,500 on 1.5 million, 0.4 per parameter
+    # 10 minutes at the timed speed (EFFICIENCY 1.0): 2 x 256 at 12,000 chars/s trains on 7.2 million
+    # characters, 8.1 per parameter; 2 x 512 at 3,500 on 2.1 million, 0.6 per parameter
     r = choose(10, 500_000, speeds(30_000, 12_000, 3_500), vocab_size=90)
-    assert r.shape == SHAPES[1] and r.passes == pytest.approx(10.08)
-    assert r.sentence == ("2 × 256: about 10 passes over your text in 10 minutes; 2 × 512 would manage 2.9, too few "
+    assert r.shape == SHAPES[1] and r.passes == pytest.approx(14.4)
+    assert r.sentence == ("2 × 256: about 14 passes over your text in 10 minutes; 2 × 512 would manage 4.2, too few "
                           "for its 3.3 million parameters.")
     assert r.settings["units"] == 256 and r.settings["minutes"] == 10 and r.settings["epochs"] == 30
-    slower = choose(10, 500_000, speeds(30_000, 4_000, 1_000), vocab_size=90)  # 2 x 256: 1.9 per parameter
-    assert slower.shape == SHAPES[0] and "2 × 256 would manage 3.4, too few for its 0.9 million" in slower.sentence
+    slower = choose(10, 500_000, speeds(30_000, 4_000, 1_000), vocab_size=90)  # 2 x 256: 2.7 per parameter
+    assert slower.shape == SHAPES[0] and "2 × 256 would manage 4.8, too few for its 0.9 million" in slower.sentence
 
 
 def test_more_time_buys_a_larger_shape_and_too_little_the_one_that_comes_closest():

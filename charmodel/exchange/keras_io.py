@@ -46,7 +46,7 @@ def export_keras(run, out, checkpoint: str | None = None) -> tuple[Path, Path]:
 
     from charmodel.training import model as kmodel
 
-    inner = kmodel.build(len(chars), arch["layers"], arch["units"], arch["dropout"], arch["embedding"])
+    inner = kmodel.build(len(chars), arch["layers"], arch["units"], arch["dropout"], arch["embedding"], portable=True)
     kmodel.import_weights(inner, weights)
     probabilities = keras.layers.Softmax(name="probabilities")(inner.outputs[0])
     exported = keras.Model(inner.inputs, probabilities, name=f"charmodel_{Path(run).name}")

@@ -13,13 +13,18 @@ from charmodel.engine import weight_names
 
 
 def build(vocab_size: int, layers: int = 2, units: int = 512, dropout: float = 0.2, embedding: int = 64,
-          stateful_batch: int | None = None, recurrent_dropout: float = 0.0):
+          stateful_batch: int | None = None, recurrent_dropout: float = 0.0, portable: bool = False):
     """The model; with `stateful_batch`, LSTM state carries over from one batch to the next
     (fixed batch size, Keras `stateful=True`) until `reset_states` is called. Dropout and
-    `recurrent_dropout` act in training only; the weights are the same either way."""
+    `recurrent_dropout` act in training only; the weights are the same either way.
+    portable: Keras' own LSTM layer rather than fused.LSTM (the same weights), for a model saved
+    as a .keras file that plain Keras opens."""
     import keras
 
     from charmodel.training.fused import LSTM
+
+    if portable:
+        LSTM = keras.layers.LSTM  # noqa: N806
 
     if stateful_batch:
         inputs = keras.Input(batch_shape=(stateful_batch, None), dtype="int32", name="chars")

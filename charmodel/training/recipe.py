@@ -21,7 +21,7 @@ from charmodel.run.settings import DEFAULTS
 
 LOOP = "fused"  # which LSTM loop the speeds were timed with (fused.py): speeds of an older loop are not reused
 TIMED_BATCHES = 3  # timed after one untimed batch (which builds the graph)
-EFFICIENCY = 0.9  # the share of a budget spent in batches at the timed speed: 0.94 in six 3-minute runs (issue 37, docs/training.md)
+EFFICIENCY = 1.0  # a run's characters per budget second over the timed speed: 0.98-1.07 in 4 ten-minute runs (docs/training.md)
 MIN_CHARS_PER_PARAM = 3  # characters trained on per parameter: 0.6 lost, 8.5 and more won (docs/training.md)
 PARAMS_PER_CHAR = 8  # 2 x 256 at 6.8 per character still won; keeps 2 x 512 from texts under ~410,000 characters
 

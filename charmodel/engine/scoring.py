@@ -36,10 +36,10 @@ COMPRESSORS = {
 }
 
 
-def compressor_bpc(train: str, val: str) -> dict[str, float]:
-    """Conditional bits per character of gzip, bz2 and lzma for `val` after `train`."""
+def compressor_bpc(train: str, val: str, names=tuple(COMPRESSORS)) -> dict[str, float]:
+    """Conditional bits per character of each named compressor (gzip, bz2, lzma) for `val` after `train`."""
     a, ab = train.encode("utf-8"), (train + val).encode("utf-8")
-    return {name: (len(c(ab)) - len(c(a))) * 8 / len(val) for name, c in COMPRESSORS.items()}
+    return {name: (len(COMPRESSORS[name](ab)) - len(COMPRESSORS[name](a))) * 8 / len(val) for name in names}
 
 
 def ngram_bpc(train: str, val: str, orders=NGRAM_ORDERS) -> dict[str, float]:
@@ -113,9 +113,7 @@ def write_split_baselines(run) -> dict[str, float]:
     train_text, val_text = Run.open(run).split()
     found = {}
     if len(val_text) >= MIN_BASELINE_CHARS:
-        a, ab = train_text.encode("utf-8"), (train_text + val_text).encode("utf-8")
-        found["bz2"] = (len(COMPRESSORS["bz2"](ab)) - len(COMPRESSORS["bz2"](a))) * 8 / len(val_text)
-        found |= ngram_bpc(train_text, val_text, orders=(5,))
+        found = compressor_bpc(train_text, val_text, ("bz2",)) | ngram_bpc(train_text, val_text, orders=(5,))
     sha = runfolder.read_config(run)["corpus"]["sha256"]
     runfolder.atomic_write_json(Path(run) / BASELINES, {"sha256": sha, "bpc": found})
     return found
